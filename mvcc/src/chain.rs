@@ -1,0 +1,490 @@
+//! Version chains: lock-free, newest-first singly linked lists with a CAS on the head.
+//!
+//! ```text
+//!  Chain.head ──► [pending | aborted]? ──► committed(ts=9) ──► committed(ts=5) ──► … ──► null
+//!                  (at most one, and only                 (strictly decreasing
+//!                   ever at the head)                      commit timestamps)
+//! ```
+//!
+//! Invariants (checked by `debug_assert!` where cheap; argued in docs/design/mvcc.md):
+//! 1. Only the head may be uncommitted (pending or aborted): an installer replaces an aborted
+//!    head and refuses to install over a pending one, so everything below the head is committed.
+//! 2. Below the head, commit timestamps strictly decrease: an installer links over a head that
+//!    committed at `t <= read_ts`, and its own timestamp is taken later, so it is `> t`.
+//! 3. A version's `payload`, `writer` and the `next` it was published with never change while it
+//!    is reachable from the head, except that GC may cut `next` to null below a version that every
+//!    snapshot can see (`truncate_below`). `begin` goes once from 0 to the commit timestamp.
+//! 4. Every unlinked version is retired exactly once: whoever's CAS or swap removed the last link
+//!    to it retires it, through `crossbeam-epoch`, so a reader that loaded a pointer under its
+//!    guard never touches freed memory.
+//! 5. A chain whose head is a tombstone every snapshot can see may be *sealed* (tag bit on the
+//!    head). Nothing is installed on a sealed chain; the key index drops it and writers retry on a
+//!    fresh chain. Readers treat a sealed chain as "no row".
+//!
+//! Concurrency: any number of readers, installers and GC passes at once; no locks. A reader may
+//! wait (spin, then yield) only on a version whose writer is publishing (`Committing(lb)` with
+//! `lb <= read_ts`), which lasts one `fetch_add` and one store on the writer's side.
+
+use crate::state::{TxnState, TxnStatus};
+use crate::sync::{Arc, AtomicU64, Ordering, SpinWait};
+use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+use std::fmt;
+
+/// Tag bit on `Chain::head` marking a sealed chain (invariant 5).
+const SEALED: usize = 1;
+
+/// One version of one key.
+pub(crate) struct Version {
+    /// The commit timestamp once known, 0 while `writer` decides.
+    /// Release store in `publish`, Acquire load in `commit_status`.
+    begin: AtomicU64,
+    /// The writing txn's state word, for versions created pending. `None` means the version was
+    /// created already committed (`begin != 0` from the start).
+    writer: Option<Arc<TxnState>>,
+    /// `None` is a tombstone (delete).
+    payload: Option<Box<[u8]>>,
+    next: Atomic<Version>,
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Version")
+            .field("begin", &self.begin.load(Ordering::Relaxed))
+            .field("writer", &self.writer.as_ref().map(|w| w.id()))
+            .field("tombstone", &self.payload.is_none())
+            .finish()
+    }
+}
+
+/// How one version looks from a snapshot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Seen {
+    /// Committed at this timestamp (may still be above the caller's snapshot).
+    Committed(u64),
+    /// Its writer is running, or publishing a timestamp above the caller's snapshot.
+    Pending,
+    /// Its writer aborted: garbage that must be skipped.
+    Aborted,
+}
+
+impl Version {
+    /// A pending version owned by `writer` (used by commit).
+    pub(crate) fn pending(writer: Arc<TxnState>, payload: Option<Box<[u8]>>) -> Self {
+        Version { begin: AtomicU64::new(0), writer: Some(writer), payload, next: Atomic::null() }
+    }
+
+    /// A version committed at `ts` from birth (tests; recovery will use it).
+    #[cfg(test)]
+    pub(crate) fn committed(ts: u64, payload: Option<Box<[u8]>>) -> Self {
+        debug_assert!(ts > 0, "timestamp 0 is never a commit");
+        Version { begin: AtomicU64::new(ts), writer: None, payload, next: Atomic::null() }
+    }
+
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
+
+    /// Records the commit timestamp in the version itself, so later readers skip the state word.
+    /// Release: pairs with the Acquire in `seen_by`/`committed_ts`.
+    pub(crate) fn publish(&self, ts: u64) {
+        debug_assert_eq!(self.begin.load(Ordering::Relaxed), 0, "version published twice");
+        self.begin.store(ts, Ordering::Release);
+    }
+
+    /// The commit timestamp if the writer has finished committing; never waits.
+    pub(crate) fn committed_ts(&self) -> Option<u64> {
+        // Acquire: pairs with the Release in `publish`.
+        let begin = self.begin.load(Ordering::Acquire);
+        if begin != 0 {
+            return Some(begin);
+        }
+        match self.writer.as_ref().map(|w| w.status()) {
+            Some(TxnStatus::Committed { ts }) => Some(ts),
+            _ => None,
+        }
+    }
+
+    /// How this version looks from a snapshot at `read_ts`. Waits only while the writer is
+    /// publishing a timestamp that may be `<= read_ts` (the `lb` bound lets older snapshots skip
+    /// it at once) — the one wait DESIGN §3.2 allows.
+    pub(crate) fn seen_by(&self, read_ts: u64) -> Seen {
+        // Acquire: pairs with the Release in `publish`.
+        let begin = self.begin.load(Ordering::Acquire);
+        if begin != 0 {
+            return Seen::Committed(begin);
+        }
+        let Some(writer) = self.writer.as_ref() else {
+            debug_assert!(false, "a version with begin 0 always has a writer");
+            return Seen::Aborted;
+        };
+        let mut wait = SpinWait::default();
+        loop {
+            match writer.status() {
+                TxnStatus::Active => return Seen::Pending,
+                TxnStatus::Aborted => return Seen::Aborted,
+                TxnStatus::Committed { ts } => return Seen::Committed(ts),
+                TxnStatus::Committing { lb } if lb > read_ts => return Seen::Pending,
+                TxnStatus::Committing { .. } => wait.wait(),
+            }
+        }
+    }
+}
+
+/// Why an install failed.
+#[derive(Debug)]
+pub(crate) enum InstallError {
+    /// First-committer-wins: the head committed after the installer's snapshot (`Some(ts)`), or
+    /// is owned by a txn that is running or publishing past the snapshot (`None`).
+    Conflict { committed_ts: Option<u64> },
+    /// The chain was sealed: the caller must fetch a fresh chain; the version comes back.
+    Sealed(Owned<Version>),
+}
+
+/// What a snapshot read found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadOutcome<'g> {
+    /// The visible version's payload (`None` = tombstone).
+    Found(Option<&'g [u8]>),
+    /// No version is visible (or the chain is sealed).
+    Absent,
+}
+
+/// A version chain: the head pointer of a lock-free newest-first list.
+pub(crate) struct Chain {
+    head: Atomic<Version>,
+}
+
+impl fmt::Debug for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chain").finish_non_exhaustive()
+    }
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain::new()
+    }
+}
+
+impl Chain {
+    pub(crate) fn new() -> Self {
+        Chain { head: Atomic::null() }
+    }
+
+    /// Whether GC sealed this chain (writers must use a fresh one).
+    pub(crate) fn is_sealed(&self, guard: &Guard) -> bool {
+        // Acquire: pairs with the AcqRel CAS in `try_seal`.
+        self.head.load(Ordering::Acquire, guard).tag() == SEALED
+    }
+
+    /// The version a snapshot at `read_ts` sees: the newest committed at or below `read_ts`.
+    pub(crate) fn read<'g>(&self, read_ts: u64, guard: &'g Guard) -> ReadOutcome<'g> {
+        // Acquire: pairs with the Release CAS in `install`, so the version's fields are visible.
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            return ReadOutcome::Absent;
+        }
+        let mut cur = head;
+        // SAFETY: `cur` was loaded under `guard`; versions are retired through the epoch
+        // collector only after being unlinked, so they stay allocated while `guard` is pinned.
+        while let Some(version) = unsafe { cur.as_ref() } {
+            if let Seen::Committed(ts) = version.seen_by(read_ts) {
+                if ts <= read_ts {
+                    return ReadOutcome::Found(version.payload());
+                }
+            }
+            // Acquire: pairs with the Release CAS that published `next`'s target.
+            cur = version.next.load(Ordering::Acquire, guard);
+        }
+        ReadOutcome::Absent
+    }
+
+    /// Installs `version` as the new head if the current head allows it for a txn whose snapshot
+    /// is `read_ts` (DESIGN §3: first committer wins, no spurious conflicts). Replaces an aborted
+    /// head, retiring it. Returns the installed pointer.
+    pub(crate) fn install<'g>(
+        &self,
+        mut version: Owned<Version>,
+        read_ts: u64,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, InstallError> {
+        loop {
+            // Acquire: pairs with the Release CAS of the previous installer.
+            let head = self.head.load(Ordering::Acquire, guard);
+            if head.tag() == SEALED {
+                return Err(InstallError::Sealed(version));
+            }
+            // SAFETY: loaded under `guard` (see `read`).
+            let (next, replaces_aborted) = match unsafe { head.as_ref() } {
+                None => (Shared::null(), false),
+                Some(h) => match h.seen_by(read_ts) {
+                    Seen::Committed(ts) if ts <= read_ts => (head, false),
+                    Seen::Committed(ts) => {
+                        return Err(InstallError::Conflict { committed_ts: Some(ts) })
+                    }
+                    Seen::Pending => return Err(InstallError::Conflict { committed_ts: None }),
+                    // Acquire: `h.next` was published by the CAS that installed `h`.
+                    Seen::Aborted => (h.next.load(Ordering::Acquire, guard), true),
+                },
+            };
+            // Relaxed: published by the Release CAS below.
+            version.next.store(next, Ordering::Relaxed);
+            // Release on success: pairs with the Acquire head loads in `read`/`install`.
+            // Acquire on failure: the next iteration dereferences the new head.
+            match self.head.compare_exchange(
+                head,
+                version,
+                Ordering::Release,
+                Ordering::Acquire,
+                guard,
+            ) {
+                Ok(installed) => {
+                    if replaces_aborted {
+                        // SAFETY: our CAS removed the only link to the aborted head (invariant 1:
+                        // nothing is ever linked below an uncommitted version), so we retire it
+                        // exactly once; readers that loaded it are pinned.
+                        unsafe { guard.defer_destroy(head) };
+                    }
+                    return Ok(installed);
+                }
+                Err(err) => version = err.new,
+            }
+        }
+    }
+
+    /// Removes the caller's own aborted version from the head, if it is still there (an installer
+    /// may already have replaced it). Returns whether this call retired it.
+    pub(crate) fn unlink_aborted(&self, version: Shared<'_, Version>, guard: &Guard) -> bool {
+        // SAFETY: the caller installed `version` and is still pinned, so it is not yet freed.
+        let v = unsafe { version.deref() };
+        debug_assert_eq!(v.seen_by(0), Seen::Aborted, "only aborted versions are unlinked");
+        // Acquire: `next` was published by our own install CAS (same thread), kept for clarity.
+        let next = v.next.load(Ordering::Acquire, guard);
+        // Release/Acquire: same pairing as `install`.
+        let unlinked = self
+            .head
+            .compare_exchange(version, next, Ordering::Release, Ordering::Acquire, guard)
+            .is_ok();
+        if unlinked {
+            // SAFETY: our CAS removed the only link to `version`; retired once (invariant 4).
+            unsafe { guard.defer_destroy(version) };
+        }
+        unlinked
+    }
+
+    /// GC from `start` (the head, or a version the caller just published): finds the first
+    /// version that committed at or below `watermark` — the newest every snapshot can see — and
+    /// cuts everything older. Returns how many versions were retired.
+    pub(crate) fn truncate_below<'g>(start: Shared<'g, Version>, watermark: u64, guard: &'g Guard) -> u64 {
+        let mut cur = start.with_tag(0);
+        // SAFETY: loaded under `guard` (see `read`).
+        while let Some(v) = unsafe { cur.as_ref() } {
+            match v.committed_ts() {
+                Some(ts) if ts <= watermark => {
+                    // AcqRel: Acquire to read the tail we take over, Release so a racing GC that
+                    // swaps the same link sees null (only one of us gets the tail).
+                    let tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
+                    return retire_list(tail, guard);
+                }
+                _ => cur = v.next.load(Ordering::Acquire, guard),
+            }
+        }
+        0
+    }
+
+    /// GC: cuts old versions below the newest one every snapshot (all `>= watermark`) can see.
+    pub(crate) fn collect(&self, watermark: u64, guard: &Guard) -> u64 {
+        // Acquire: pairs with the Release CAS in `install`.
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            return 0;
+        }
+        Chain::truncate_below(head, watermark, guard)
+    }
+
+    /// Seals the chain if its head is a tombstone that committed at or below `watermark` (no
+    /// snapshot can see any row here). Retires the whole list. Returns the count retired, or
+    /// `None` if the chain was not sealed.
+    pub(crate) fn try_seal(&self, watermark: u64, guard: &Guard) -> Option<u64> {
+        // Acquire: pairs with the Release CAS in `install`.
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            return None;
+        }
+        // SAFETY: loaded under `guard`.
+        let h = unsafe { head.as_ref() }?;
+        if h.payload.is_some() || !matches!(h.committed_ts(), Some(ts) if ts <= watermark) {
+            return None;
+        }
+        // AcqRel: Release so installers that see the tag see a settled chain; Acquire to own it.
+        self.head
+            .compare_exchange(
+                head,
+                head.with_tag(SEALED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+                guard,
+            )
+            .ok()?;
+        // The head stays reachable only as a tagged pointer nobody dereferences; take its tail
+        // (racing truncations are settled by the swap) and retire the head itself.
+        let tail = h.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        let retired = retire_list(tail, guard);
+        // SAFETY: sealing removed the last dereferenceable link to the head; retired once.
+        unsafe { guard.defer_destroy(head) };
+        Some(retired + 1)
+    }
+
+    /// Length of the chain as seen now (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self, guard: &Guard) -> usize {
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            return 0;
+        }
+        let mut n = 0;
+        let mut cur = head;
+        // SAFETY: loaded under `guard`.
+        while let Some(v) = unsafe { cur.as_ref() } {
+            n += 1;
+            cur = v.next.load(Ordering::Acquire, guard);
+        }
+        n
+    }
+}
+
+/// Retires a detached list: for each node, takes its `next` by swap (so a racing truncation of
+/// the same list gets null) and defers its destruction. Returns the count.
+fn retire_list<'g>(mut cur: Shared<'g, Version>, guard: &'g Guard) -> u64 {
+    let mut n = 0;
+    while !cur.is_null() {
+        // SAFETY: `cur` came from a swap that detached it (we own the link to it); it is still
+        // allocated because it has not been retired yet and we are pinned.
+        let v = unsafe { cur.deref() };
+        let next = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        // SAFETY: the link we took was the only one to `cur` (invariant 4): retired exactly once.
+        unsafe { guard.defer_destroy(cur) };
+        n += 1;
+        cur = next;
+    }
+    n
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        // A dropped chain may still be referenced by a committer that installed into it and then
+        // lost the key-index entry (table purge): defer, never free in place.
+        let guard = crossbeam_epoch::pin();
+        let head = self.head.swap(Shared::null(), Ordering::AcqRel, &guard);
+        if head.tag() == SEALED {
+            return; // already retired by `try_seal`
+        }
+        let n = retire_list(head, &guard);
+        if n > 64 {
+            guard.flush();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::state::TxnId;
+
+    fn committed(chain: &Chain, ts: u64, val: &[u8], guard: &Guard) {
+        let v = Owned::new(Version::committed(ts, Some(val.into())));
+        chain.install(v, u64::MAX >> 2, guard).expect("install over committed head");
+    }
+
+    #[test]
+    fn reads_pick_newest_visible() {
+        let guard = crossbeam_epoch::pin();
+        let chain = Chain::new();
+        assert_eq!(chain.read(10, &guard), ReadOutcome::Absent);
+        committed(&chain, 2, b"a", &guard);
+        committed(&chain, 5, b"b", &guard);
+        assert_eq!(chain.read(1, &guard), ReadOutcome::Absent);
+        assert_eq!(chain.read(2, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        assert_eq!(chain.read(4, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        assert_eq!(chain.read(5, &guard), ReadOutcome::Found(Some(&b"b"[..])));
+    }
+
+    #[test]
+    fn pending_head_conflicts_and_is_invisible() {
+        let guard = crossbeam_epoch::pin();
+        let chain = Chain::new();
+        committed(&chain, 1, b"a", &guard);
+        let w = Arc::new(TxnState::new(TxnId(1)));
+        let p = chain
+            .install(Owned::new(Version::pending(w.clone(), Some(b"x".as_slice().into()))), 1, &guard)
+            .expect("install");
+        assert_eq!(chain.read(100, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        let other = Owned::new(Version::committed(3, None));
+        assert!(matches!(
+            chain.install(other, 5, &guard),
+            Err(InstallError::Conflict { committed_ts: None })
+        ));
+        // Committing above the snapshot is skipped without waiting, and conflicts.
+        w.set(TxnStatus::Committing { lb: 7 });
+        assert_eq!(chain.read(6, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        w.set(TxnStatus::Committed { ts: 7 });
+        assert_eq!(chain.read(7, &guard), ReadOutcome::Found(Some(&b"x"[..])));
+        // SAFETY: test owns p; still pinned.
+        unsafe { p.deref() }.publish(7);
+        let stale = Owned::new(Version::committed(9, None));
+        assert!(matches!(
+            chain.install(stale, 6, &guard),
+            Err(InstallError::Conflict { committed_ts: Some(7) })
+        ));
+    }
+
+    #[test]
+    fn aborted_head_is_replaced_or_unlinked() {
+        let guard = crossbeam_epoch::pin();
+        let chain = Chain::new();
+        committed(&chain, 1, b"a", &guard);
+        let w = Arc::new(TxnState::new(TxnId(1)));
+        let p = chain
+            .install(Owned::new(Version::pending(w.clone(), None)), 1, &guard)
+            .expect("install");
+        w.set(TxnStatus::Aborted);
+        assert_eq!(chain.read(9, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        assert!(chain.unlink_aborted(p, &guard));
+        assert_eq!(chain.len(&guard), 1);
+
+        let w2 = Arc::new(TxnState::new(TxnId(2)));
+        chain.install(Owned::new(Version::pending(w2.clone(), None)), 1, &guard).expect("install");
+        w2.set(TxnStatus::Aborted);
+        committed(&chain, 4, b"c", &guard);
+        assert_eq!(chain.len(&guard), 2, "the aborted head was replaced, not buried");
+    }
+
+    #[test]
+    fn truncate_keeps_newest_visible_at_watermark() {
+        let guard = crossbeam_epoch::pin();
+        let chain = Chain::new();
+        for ts in 1..=10 {
+            committed(&chain, ts, &ts.to_le_bytes(), &guard);
+        }
+        assert_eq!(chain.collect(6, &guard), 5);
+        assert_eq!(chain.len(&guard), 5);
+        assert_eq!(chain.read(6, &guard), ReadOutcome::Found(Some(&6u64.to_le_bytes()[..])));
+        assert_eq!(chain.read(5, &guard), ReadOutcome::Absent, "below the watermark is gone");
+        assert_eq!(chain.collect(6, &guard), 0, "idempotent");
+    }
+
+    #[test]
+    fn seal_only_a_visible_tombstone() {
+        let guard = crossbeam_epoch::pin();
+        let chain = Chain::new();
+        committed(&chain, 1, b"a", &guard);
+        assert!(chain.try_seal(5, &guard).is_none(), "a live row is never sealed");
+        chain.install(Owned::new(Version::committed(3, None)), 3, &guard).expect("tombstone");
+        assert!(chain.try_seal(2, &guard).is_none(), "a snapshot at 2 still sees the row");
+        assert_eq!(chain.try_seal(3, &guard), Some(2));
+        assert!(chain.is_sealed(&guard));
+        assert_eq!(chain.read(9, &guard), ReadOutcome::Absent);
+        let v = Owned::new(Version::committed(4, Some(b"b".as_slice().into())));
+        assert!(matches!(chain.install(v, 9, &guard), Err(InstallError::Sealed(_))));
+    }
+}

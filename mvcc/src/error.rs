@@ -1,0 +1,49 @@
+//! Errors of the MVCC layer. A conflict is an expected value, never a panic (STYLE §7).
+
+use crate::clock::Timestamp;
+use crate::key::TableId;
+use crate::state::TxnId;
+
+/// Bytes of a key kept in an error for context (errors carry small context, not rows).
+pub const ERROR_KEY_PREFIX_BYTES: usize = 16;
+
+/// An MVCC-layer error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MvccError {
+    /// First-committer-wins: another txn committed (or is committing) a write to a key this txn
+    /// wrote, after this txn's snapshot. Retryable. None of this txn's writes became visible.
+    #[error(
+        "write-write conflict: {txn} (snapshot {read_ts}) lost on {table} key {key_prefix:02x?}{}",
+        match committed_ts { Some(ts) => format!(" to a commit at {ts}"), None => " to a txn in progress".to_string() }
+    )]
+    Conflict {
+        txn: TxnId,
+        read_ts: Timestamp,
+        table: TableId,
+        key_prefix: Vec<u8>,
+        committed_ts: Option<Timestamp>,
+    },
+    /// A write through a read-only snapshot.
+    #[error("{txn} is read-only")]
+    ReadOnly { txn: TxnId },
+    /// Too many live snapshots (see `SNAPSHOT_SLOTS_MAX`).
+    #[error("too many live transactions (at most {max})")]
+    TooManySnapshots { max: usize },
+    /// A key longer than `KEY_BYTES_MAX`.
+    #[error("key of {len} bytes exceeds the limit of {max}")]
+    KeyTooLarge { len: usize, max: usize },
+    /// A value longer than `VALUE_BYTES_MAX`.
+    #[error("value of {len} bytes exceeds the limit of {max}")]
+    ValueTooLarge { len: usize, max: usize },
+    /// More distinct keys written than `TXN_WRITES_MAX`.
+    #[error("{txn} wrote more than {max} keys")]
+    TxnTooLarge { txn: TxnId, max: usize },
+}
+
+impl MvccError {
+    /// Whether running the txn again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MvccError::Conflict { .. })
+    }
+}

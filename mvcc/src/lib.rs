@@ -1,0 +1,251 @@
+//! `strata-mvcc`: multi-version concurrency control with lock-free version chains.
+//!
+//! The pieces, bottom up (each module's header gives its invariants):
+//! - [`clock`]: the monotonic commit clock (`Timestamp`s are dense).
+//! - [`state`]: one `AtomicU64` per write txn: `Active | Committing(lb) | Committed(ts) | Aborted`.
+//! - `chain`: lock-free newest-first version lists with CAS on the head, epoch reclamation.
+//! - [`registry`]: the snapshot registry and its begin/GC handshake; the low watermark.
+//! - `lockfree` / `baseline`: the two version stores behind one trait ([`StoreKind`]).
+//! - [`txn`]: snapshots, write buffering, commit and rollback.
+//!
+//! The protocol and why it is correct: `docs/design/mvcc.md`. It implements snapshot isolation
+//! with first-committer-wins; readers never take a lock and never abort, and wait only for a
+//! writer that is *publishing* a timestamp inside their snapshot.
+//!
+//! Knows nothing of files or SQL. Concurrency: `Mvcc` is `Clone + Send + Sync`; every method may
+//! be called from any thread at once.
+
+pub mod clock;
+pub mod error;
+pub mod key;
+pub mod registry;
+pub mod state;
+pub mod store;
+pub mod txn;
+
+mod baseline;
+mod chain;
+mod lockfree;
+mod stats;
+mod sync;
+
+pub use clock::{Clock, Timestamp};
+pub use error::MvccError;
+pub use key::TableId;
+pub use state::TxnId;
+pub use store::{GcReport, StoreKind};
+pub use txn::{Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
+
+use crate::registry::SnapshotRegistry;
+use crate::stats::{bump, Stats};
+use crate::store::VersionStore;
+use crate::sync::{Arc, AtomicU64, Ordering};
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::fmt;
+
+/// Commits between two inline refreshes of the cached GC watermark (one committer in this many
+/// scans the registry; the others reuse the cached value, which is always safe if stale).
+pub const WATERMARK_REFRESH_COMMITS: u64 = 32;
+
+/// The shared core of one database.
+pub(crate) struct Core {
+    pub(crate) clock: Clock,
+    pub(crate) registry: SnapshotRegistry,
+    pub(crate) store: Box<dyn VersionStore>,
+    pub(crate) stats: Stats,
+    /// The newest computed watermark. Relaxed is enough: any value ever computed stays a valid
+    /// lower bound of every present and future snapshot (see `registry`), and memory safety of
+    /// what GC frees comes from the epoch, not from this value.
+    watermark: AtomicU64,
+    gc_passes: AtomicU64,
+    dropped_tables: Mutex<Vec<TableId>>,
+}
+
+impl Core {
+    pub(crate) fn cached_watermark(&self) -> Timestamp {
+        Timestamp(self.watermark.load(Ordering::Relaxed))
+    }
+
+    fn refresh_watermark(&self) -> Timestamp {
+        let w = self.registry.watermark(&self.clock);
+        // Relaxed: see the field comment; fetch_max keeps it monotonic.
+        let prev = self.watermark.fetch_max(w.0, Ordering::Relaxed);
+        Timestamp(prev.max(w.0))
+    }
+
+    pub(crate) fn after_commit(&self, ts: Timestamp) {
+        if ts.0 % WATERMARK_REFRESH_COMMITS == 0 {
+            self.refresh_watermark();
+        }
+    }
+}
+
+fn next_txn_id() -> TxnId {
+    static THREADS: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NEXT: Cell<u64> = const { Cell::new(0) };
+    }
+    NEXT.with(|n| {
+        let mut v = n.get();
+        if v & 0xFFFF_FFFF == 0 {
+            // First use on this thread, or 2^32 txns later: take a fresh high half.
+            v = THREADS.fetch_add(1, Ordering::Relaxed) << 32;
+        }
+        n.set(v + 1);
+        TxnId(v + 1)
+    })
+}
+
+/// An MVCC database core: clock, snapshot registry, version store and GC.
+#[derive(Clone)]
+pub struct Mvcc {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for Mvcc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mvcc")
+            .field("store", &self.core.store.kind())
+            .field("clock", &self.core.clock.now_relaxed())
+            .finish()
+    }
+}
+
+/// A point-in-time view of the core's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MvccStats {
+    /// Which store.
+    pub store: StoreKind,
+    /// The clock: the newest commit timestamp.
+    pub clock: Timestamp,
+    /// Committed txns (read-only ones included).
+    pub commits: u64,
+    /// Commits that failed first-committer-wins validation.
+    pub conflicts: u64,
+    /// Txns rolled back explicitly or by drop.
+    pub rollbacks: u64,
+    /// Retries recorded by callers (`Mvcc::record_retry`).
+    pub retries: u64,
+    /// Versions installed by commits.
+    pub versions_installed: u64,
+    /// Versions unlinked and handed to the reclaimer (aborted ones included).
+    pub versions_reclaimed: u64,
+    /// Versions still linked in some chain.
+    pub live_versions: u64,
+    /// Keys in the index.
+    pub keys: u64,
+    /// Keys removed by GC (all-dead chains, dropped tables).
+    pub keys_removed: u64,
+    /// Live snapshots.
+    pub active_snapshots: u64,
+    /// How many commits behind the clock the oldest live snapshot is (0 if none).
+    pub oldest_snapshot_age: u64,
+    /// The newest GC watermark.
+    pub watermark: Timestamp,
+    /// How many commits the watermark trails the clock: versions newer than it are kept.
+    pub gc_lag: u64,
+    /// Full GC passes run.
+    pub gc_passes: u64,
+}
+
+impl Mvcc {
+    /// An empty in-memory core whose clock starts at `start` (0 for a new database).
+    pub fn new(kind: StoreKind, start: Timestamp) -> Self {
+        let store: Box<dyn VersionStore> = match kind {
+            StoreKind::LockFree => Box::new(lockfree::LockFreeStore::new()),
+            StoreKind::Baseline => Box::new(baseline::BaselineStore::new()),
+        };
+        Mvcc {
+            core: Arc::new(Core {
+                clock: Clock::new(start),
+                registry: SnapshotRegistry::new(),
+                store,
+                stats: Stats::new(),
+                watermark: AtomicU64::new(start.0),
+                gc_passes: AtomicU64::new(0),
+                dropped_tables: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Which store this core uses.
+    pub fn kind(&self) -> StoreKind {
+        self.core.store.kind()
+    }
+
+    /// Starts a txn whose snapshot is the clock's current value.
+    pub fn begin(&self, mode: TxnMode) -> Result<Txn, MvccError> {
+        let (slot, read_ts) = self
+            .core
+            .registry
+            .begin(&self.core.clock)
+            .map_err(|_| MvccError::TooManySnapshots { max: registry::SNAPSHOT_SLOTS_MAX })?;
+        Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode))
+    }
+
+    /// The newest commit timestamp.
+    pub fn now(&self) -> Timestamp {
+        self.core.clock.now()
+    }
+
+    /// Recomputes the GC watermark (the oldest snapshot any live or future txn can have).
+    pub fn refresh_watermark(&self) -> Timestamp {
+        self.core.refresh_watermark()
+    }
+
+    /// A full GC pass: cuts versions no snapshot can see from every chain, drops all-dead keys
+    /// and the keys of dropped tables, and flushes the epoch reclaimer.
+    pub fn collect_garbage(&self) -> GcReport {
+        let w = self.core.refresh_watermark();
+        let dropped = self.core.dropped_tables.lock().clone();
+        let report = self.core.store.collect(w, &dropped);
+        let stripe = self.core.stats.local();
+        bump(&stripe.versions_reclaimed, report.versions_reclaimed);
+        bump(&stripe.keys_removed, report.keys_removed);
+        // Relaxed: statistics.
+        self.core.gc_passes.fetch_add(1, Ordering::Relaxed);
+        report
+    }
+
+    /// Marks a table dropped: its keys are removed by the next GC pass (and any a racing commit
+    /// adds later, by the passes after it). Table ids are never reused.
+    pub fn drop_table(&self, table: TableId) {
+        let mut dropped = self.core.dropped_tables.lock();
+        if !dropped.contains(&table) {
+            dropped.push(table);
+        }
+    }
+
+    /// Records that a caller re-ran a txn after a retryable error (statistics only).
+    pub fn record_retry(&self) {
+        bump(&self.core.stats.local().retries, 1);
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> MvccStats {
+        let t = self.core.stats.totals();
+        let clock = self.core.clock.now();
+        let (active, oldest) = self.core.registry.live();
+        let watermark = self.core.cached_watermark();
+        MvccStats {
+            store: self.kind(),
+            clock,
+            commits: t.commits,
+            conflicts: t.conflicts,
+            rollbacks: t.rollbacks,
+            retries: t.retries,
+            versions_installed: t.versions_installed,
+            versions_reclaimed: t.versions_reclaimed,
+            live_versions: t.versions_installed.saturating_sub(t.versions_reclaimed),
+            keys: self.core.store.key_count() as u64,
+            keys_removed: t.keys_removed,
+            active_snapshots: active as u64,
+            oldest_snapshot_age: oldest.map_or(0, |o| clock.0.saturating_sub(o.0)),
+            watermark,
+            gc_lag: clock.0.saturating_sub(watermark.0),
+            gc_passes: self.core.gc_passes.load(Ordering::Relaxed),
+        }
+    }
+}

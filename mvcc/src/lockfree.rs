@@ -1,0 +1,207 @@
+//! Strata's store: lock-free version chains (`chain.rs`) in a sharded `DashMap`.
+//!
+//! The map is only the *index* from key to chain; every read and write of versions is a
+//! lock-free operation on the chain. A shard's lock is held only for the hash-table lookup (a
+//! shared read lock; a write lock the first time a key is written, and when GC drops dead keys),
+//! and never across another call into the map (STYLE: dashmap deadlocks otherwise).
+//!
+//! Commit protocol (DESIGN §3; the interleavings it guards against are in docs/design/mvcc.md):
+//! 1. For each written key in key order, install a pending version on the chain's head with a
+//!    CAS, if the head committed at or below `read_ts` (a `Committing` head whose `lb <= read_ts`
+//!    is waited on and then judged by its timestamp; a running head is a conflict).
+//! 2. `state = Committing(lb)` with `lb = clock + 1`; `ts = clock.advance()`;
+//!    `state = Committed(ts)`. All versions become visible at the instant the state word reads
+//!    `Committed`: readers resolve a pending version through that one word.
+//! 3. Stamp `ts` into each version (readers then skip the state word) and reclaim inline below
+//!    the newest version the cached watermark says every snapshot can see.
+//!
+//! On conflict: `state = Aborted` (readers skip the versions at once), then unlink them.
+
+use crate::chain::{Chain, InstallError, ReadOutcome, Version};
+use crate::clock::Timestamp;
+use crate::error::MvccError;
+use crate::key::{KeyView, StoredKey, TableId};
+use crate::stats::bump;
+use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore, WriteSet};
+use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
+use dashmap::DashMap;
+use std::fmt;
+
+/// GC re-pins its epoch guard after this many chains, so one pass never holds back reclamation.
+pub const GC_CHAINS_PER_PIN: usize = 256;
+/// A scan re-pins after this many chains, for the same reason.
+pub const SCAN_CHAINS_PER_PIN: usize = 1024;
+
+type Index = DashMap<StoredKey, Chain, foldhash::fast::RandomState>;
+
+/// Lock-free chains in a sharded hash index.
+pub(crate) struct LockFreeStore {
+    index: Index,
+}
+
+impl fmt::Debug for LockFreeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockFreeStore").field("keys", &self.index.len()).finish()
+    }
+}
+
+impl LockFreeStore {
+    pub(crate) fn new() -> Self {
+        LockFreeStore { index: DashMap::with_hasher(foldhash::fast::RandomState::default()) }
+    }
+
+    /// Installs one version on `key`'s chain, creating the chain (or replacing a sealed one).
+    fn install<'g>(
+        &self,
+        ctx: &CommitCtx<'_>,
+        key: &StoredKey,
+        mut version: Owned<Version>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, MvccError> {
+        loop {
+            let chain = match self.index.get(key.as_view()) {
+                Some(chain) => chain,
+                None => self.index.entry(key.clone()).or_default().downgrade(),
+            };
+            match chain.install(version, ctx.read_ts.0, guard) {
+                Ok(installed) => return Ok(installed),
+                Err(InstallError::Conflict { committed_ts }) => {
+                    return Err(ctx.conflict(key, committed_ts))
+                }
+                Err(InstallError::Sealed(v)) => {
+                    version = v;
+                    drop(chain); // never hold a shard guard across another map call
+                    self.index.remove_if(key.as_view(), |_, c| c.is_sealed(guard));
+                }
+            }
+        }
+    }
+
+    /// Undoes a failed commit: marks it aborted (readers skip its versions from now on), then
+    /// unlinks the versions it installed.
+    fn abort(&self, ctx: &CommitCtx<'_>, installed: &[(&StoredKey, Shared<'_, Version>)], guard: &Guard) {
+        ctx.state.set(crate::state::TxnStatus::Aborted);
+        let mut reclaimed = 0;
+        for (key, version) in installed {
+            // A chain holding our pending head is never sealed (only tombstones that committed
+            // are), so it is still in the index unless its table was purged (then Chain::drop
+            // retired the version).
+            if let Some(chain) = self.index.get(key.as_view()) {
+                reclaimed += u64::from(chain.unlink_aborted(*version, guard));
+            }
+        }
+        bump(&ctx.stats.local().versions_reclaimed, reclaimed);
+    }
+}
+
+impl VersionStore for LockFreeStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::LockFree
+    }
+
+    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>> {
+        let chain = self.index.get(key)?;
+        let guard = epoch::pin();
+        match chain.read(read_ts.0, &guard) {
+            ReadOutcome::Found(Some(payload)) => Some(payload.to_vec()),
+            ReadOutcome::Found(None) | ReadOutcome::Absent => None,
+        }
+    }
+
+    fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut guard = epoch::pin();
+        for (i, entry) in self.index.iter().enumerate() {
+            if i % SCAN_CHAINS_PER_PIN == SCAN_CHAINS_PER_PIN - 1 {
+                guard.repin();
+            }
+            if entry.key().table() != table {
+                continue;
+            }
+            if let ReadOutcome::Found(Some(payload)) = entry.value().read(read_ts.0, &guard) {
+                out.push((entry.key().bytes().to_vec(), payload.to_vec()));
+            }
+        }
+    }
+
+    fn commit(&self, ctx: &CommitCtx<'_>, mut writes: WriteSet) -> Result<Timestamp, MvccError> {
+        let guard = epoch::pin();
+        let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
+        for (key, payload) in writes.iter_mut() {
+            let version = Owned::new(Version::pending(ctx.state.clone(), payload.take()));
+            match self.install(ctx, key, version, &guard) {
+                Ok(v) => installed.push((key, v)),
+                Err(e) => {
+                    self.abort(ctx, &installed, &guard);
+                    return Err(e);
+                }
+            }
+        }
+        let stripe = ctx.stats.local();
+        bump(&stripe.versions_installed, installed.len() as u64);
+
+        // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
+        // because the clock only grows; readers whose snapshot is below it skip us at once.
+        let lb = ctx.clock.now_relaxed().0 + 1;
+        ctx.state.set(crate::state::TxnStatus::Committing { lb });
+        let ts = ctx.clock.advance();
+        ctx.state.set(crate::state::TxnStatus::Committed { ts: ts.0 });
+
+        // Step 3: stamp and reclaim. Our guard keeps every installed version allocated even if
+        // a racing GC already cut it off below a newer version.
+        let mut reclaimed = 0;
+        for (_, v) in &installed {
+            // SAFETY: installed by us under `guard`, which is still pinned.
+            unsafe { v.deref() }.publish(ts.0);
+            reclaimed += Chain::truncate_below(*v, ctx.watermark.0, &guard);
+        }
+        bump(&stripe.versions_reclaimed, reclaimed);
+        drop(installed);
+        drop(writes);
+        Ok(ts)
+    }
+
+    fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport {
+        let mut report = GcReport { watermark, ..GcReport::default() };
+        let mut guard = epoch::pin();
+        let mut sealed = Vec::new();
+        for (i, entry) in self.index.iter().enumerate() {
+            if i % GC_CHAINS_PER_PIN == GC_CHAINS_PER_PIN - 1 {
+                guard.repin();
+            }
+            if dropped.contains(&entry.key().table()) {
+                continue;
+            }
+            report.versions_reclaimed += entry.value().collect(watermark.0, &guard);
+            if let Some(n) = entry.value().try_seal(watermark.0, &guard) {
+                report.versions_reclaimed += n;
+                sealed.push(entry.key().clone());
+            }
+        }
+        // Removal needs shard write locks: only after the iteration released its read locks.
+        for key in sealed {
+            if self.index.remove_if(key.as_view(), |_, c| c.is_sealed(&guard)).is_some() {
+                report.keys_removed += 1;
+            }
+        }
+        if !dropped.is_empty() {
+            let before = self.index.len();
+            self.index.retain(|k, _| !dropped.contains(&k.table()));
+            report.keys_removed += (before.saturating_sub(self.index.len())) as u64;
+        }
+        guard.flush();
+        report
+    }
+
+    fn key_count(&self) -> usize {
+        self.index.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl LockFreeStore {
+    /// Total versions in all chains (tests).
+    pub(crate) fn chain_versions(&self) -> usize {
+        let guard = epoch::pin();
+        self.index.iter().map(|e| e.value().len(&guard)).sum()
+    }
+}

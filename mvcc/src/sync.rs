@@ -1,0 +1,48 @@
+//! The one place this crate takes its synchronisation primitives from (STYLE §2).
+//!
+//! Under `cfg(loom)` the atomics, `Arc` and the spin/yield hints come from `loom`, so loom models
+//! run the real kernel code (`chain`, `registry`, `clock`, `state`) rather than a copy of it.
+//! Locks for the *baseline* store and the key index come from `parking_lot` / `dashmap`, which
+//! loom cannot see; they stay outside the modelled kernel (DESIGN §3.8).
+#![allow(clippy::disallowed_types)]
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+
+/// A bounded spin-then-yield wait used while another txn is *publishing* its commit
+/// (between `Committing` and `Committed`: one `fetch_add` and one store).
+#[derive(Debug, Default)]
+pub(crate) struct SpinWait {
+    step: u32,
+}
+
+/// Spins this many times (doubling) before yielding the CPU on every further step.
+const SPIN_STEPS_MAX: u32 = 6;
+
+impl SpinWait {
+    pub(crate) fn wait(&mut self) {
+        #[cfg(loom)]
+        {
+            loom::thread::yield_now();
+        }
+        #[cfg(not(loom))]
+        {
+            if self.step < SPIN_STEPS_MAX {
+                for _ in 0..(1u32 << self.step) {
+                    std::hint::spin_loop();
+                }
+                self.step += 1;
+            } else {
+                // Oversubscribed machines: the publisher may be descheduled; give it the core.
+                std::thread::yield_now();
+            }
+        }
+    }
+}
