@@ -1,1 +1,43 @@
-//! placeholder
+//! # Strata
+//!
+//! An embeddable multi-version storage engine for programs where many threads write at once.
+//! Version chains are lock-free linked lists (CAS on the head) in a sharded hash index, reclaimed
+//! through `crossbeam-epoch`; the commit protocol takes no global lock. Txns run under snapshot
+//! isolation with first-committer-wins: readers never block and never abort, and a write-write
+//! conflict is a retryable [`Error::Conflict`].
+//!
+//! ```
+//! use strata::{Database, Result};
+//!
+//! fn main() -> Result<()> {
+//!     let db = Database::in_memory();
+//!     let accounts = db.create_table("accounts")?;
+//!     db.transaction(|txn| txn.put(&accounts, b"alice", 100u64.to_le_bytes()))?;
+//!     let balance = db.transaction(|txn| {
+//!         let old = txn.get(&accounts, b"alice")?.expect("alice exists");
+//!         let new = u64::from_le_bytes(old.try_into().expect("8 bytes")) + 5;
+//!         txn.put(&accounts, b"alice", new.to_le_bytes())?;
+//!         Ok(new)
+//!     })?;
+//!     assert_eq!(balance, 105);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Design and invariants: `docs/ARCHITECTURE.md` and `docs/design/mvcc.md` in the repository.
+#![forbid(unsafe_code)]
+
+mod db;
+mod error;
+mod retry;
+mod sync;
+mod txn;
+
+pub use db::{Database, Options, Table, TABLE_NAME_BYTES_MAX};
+pub use error::{Error, ErrorKind, Result};
+pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
+pub use strata_mvcc::{
+    GcReport, MvccStats as Stats, StoreKind, TableId, Timestamp, TxnId, KEY_BYTES_MAX,
+    TXN_WRITES_MAX, VALUE_BYTES_MAX,
+};
+pub use txn::{Snapshot, Txn};

@@ -124,7 +124,7 @@ pub struct MvccStats {
     pub commits: u64,
     /// Commits that failed first-committer-wins validation.
     pub conflicts: u64,
-    /// Txns rolled back explicitly or by drop.
+    /// Read-write txns rolled back explicitly or by drop (closing a snapshot is not one).
     pub rollbacks: u64,
     /// Retries recorded by callers (`Mvcc::record_retry`).
     pub retries: u64,

@@ -193,7 +193,9 @@ impl Txn {
 
     fn abandon(&mut self) {
         if self.slot.is_some() {
-            bump(&self.core.stats.local().rollbacks, 1);
+            if self.mode == TxnMode::ReadWrite {
+                bump(&self.core.stats.local().rollbacks, 1);
+            }
             self.writes.clear();
             self.end();
         }

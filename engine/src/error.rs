@@ -1,0 +1,130 @@
+//! `strata::Error`: the one error type of the embedding API (STYLE §7).
+//!
+//! Callers branch on [`Error::kind`] and loop on [`Error::is_retryable`]; the variants carry
+//! small context (txn id, table name, a key prefix), never whole rows.
+
+use strata_mvcc::{MvccError, TxnId};
+
+/// Convenience alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, coarsely, for callers that branch on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A write-write conflict (first committer wins). Retryable.
+    Conflict,
+    /// A named table does not exist (or was dropped).
+    NotFound,
+    /// A table or key that must not exist already does.
+    AlreadyExists,
+    /// A write through a read-only snapshot.
+    ReadOnly,
+    /// `Database::transaction` gave up.
+    RetryLimitExceeded,
+    /// User code panicked inside `Database::transaction`.
+    Panicked,
+    /// An argument was invalid (table name, key or value size).
+    InvalidInput,
+    /// An engine limit was reached (live snapshots, keys per txn).
+    LimitExceeded,
+}
+
+/// An engine error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// First-committer-wins: another txn wrote the same key after this txn's snapshot.
+    /// Nothing this txn wrote became visible; run it again on a fresh snapshot.
+    #[error(transparent)]
+    Conflict(MvccError),
+    /// No table of this name.
+    #[error("table {name:?} does not exist")]
+    TableNotFound { name: String },
+    /// A table of this name already exists.
+    #[error("table {name:?} already exists")]
+    TableExists { name: String },
+    /// The table was dropped after this handle was opened.
+    #[error("table {name:?} was dropped")]
+    TableDropped { name: String },
+    /// `insert` of a key that is present in the txn's view.
+    #[error("key {key_prefix:02x?} already exists in table {table:?}")]
+    KeyExists { table: String, key_prefix: Vec<u8> },
+    /// A write through a read-only snapshot.
+    #[error("{txn} is a read-only snapshot")]
+    ReadOnly { txn: TxnId },
+    /// `Database::transaction` hit a retryable error on every one of `attempts` runs.
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    RetryLimitExceeded { attempts: u32, last: Box<Error> },
+    /// User code panicked inside `Database::transaction`; the txn was rolled back.
+    #[error("transaction body panicked (rolled back): {message}")]
+    Panicked { message: String },
+    /// A table name that is empty, too long, or not valid.
+    #[error("invalid table name {name:?}: {reason}")]
+    InvalidTableName { name: String, reason: &'static str },
+    /// A key or value over its size limit, or a txn over its key limit.
+    #[error(transparent)]
+    InvalidInput(MvccError),
+    /// Too many live snapshots.
+    #[error(transparent)]
+    Limit(MvccError),
+}
+
+impl Error {
+    /// The coarse kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::TableNotFound { .. } | Error::TableDropped { .. } => ErrorKind::NotFound,
+            Error::TableExists { .. } | Error::KeyExists { .. } => ErrorKind::AlreadyExists,
+            Error::ReadOnly { .. } => ErrorKind::ReadOnly,
+            Error::RetryLimitExceeded { .. } => ErrorKind::RetryLimitExceeded,
+            Error::Panicked { .. } => ErrorKind::Panicked,
+            Error::InvalidTableName { .. } | Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Limit(_) => ErrorKind::LimitExceeded,
+        }
+    }
+
+    /// Whether running the same txn again may succeed (a conflict). `transaction` retries
+    /// exactly these.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == ErrorKind::Conflict
+    }
+}
+
+impl From<MvccError> for Error {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Conflict { .. } => Error::Conflict(e),
+            MvccError::ReadOnly { txn } => Error::ReadOnly { txn },
+            MvccError::TooManySnapshots { .. } => Error::Limit(e),
+            _ => Error::InvalidInput(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_mvcc::{TableId, Timestamp};
+
+    #[test]
+    fn only_conflicts_are_retryable() {
+        let conflict = Error::from(MvccError::Conflict {
+            txn: TxnId(1),
+            read_ts: Timestamp(3),
+            table: TableId(1),
+            key_prefix: vec![1, 2],
+            committed_ts: Some(Timestamp(4)),
+        });
+        assert_eq!(conflict.kind(), ErrorKind::Conflict);
+        assert!(conflict.is_retryable());
+        assert!(conflict.to_string().contains("conflict"), "{conflict}");
+        let gave_up = Error::RetryLimitExceeded { attempts: 3, last: Box::new(conflict) };
+        assert!(!gave_up.is_retryable());
+        assert_eq!(gave_up.kind(), ErrorKind::RetryLimitExceeded);
+        let big = Error::from(MvccError::KeyTooLarge { len: 10, max: 5 });
+        assert_eq!(big.kind(), ErrorKind::InvalidInput);
+        assert!(!Error::TableNotFound { name: "t".into() }.is_retryable());
+    }
+}

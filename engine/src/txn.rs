@@ -1,0 +1,149 @@
+//! `Txn` (read-write) and `Snapshot` (read-only): owned, `Send` handles over an MVCC txn.
+//!
+//! A txn sees the database as of its snapshot (taken at `begin`) plus its own writes, which are
+//! buffered until `commit`. `commit` consumes the txn, so a txn that failed can never report
+//! success later; dropping an uncommitted txn rolls it back (also during a panic's unwinding).
+//! No epoch guard or lock is held between calls: a long-lived txn holds back GC only through its
+//! snapshot timestamp, never by pinning the reclaimer.
+
+use crate::db::Table;
+use crate::error::{Error, Result};
+use std::fmt;
+use strata_mvcc::{Timestamp, TxnId};
+
+/// A read-write transaction.
+pub struct Txn {
+    inner: strata_mvcc::Txn,
+    /// Tables this txn wrote, checked at commit (a drop in between fails the commit).
+    written: Vec<Table>,
+}
+
+impl fmt::Debug for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Txn").field("inner", &self.inner).finish()
+    }
+}
+
+impl Txn {
+    pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
+        Txn { inner, written: Vec::new() }
+    }
+
+    /// This txn's id (appears in errors).
+    pub fn id(&self) -> TxnId {
+        self.inner.id()
+    }
+
+    /// The snapshot timestamp: this txn sees exactly the commits at or below it.
+    pub fn read_ts(&self) -> Timestamp {
+        self.inner.read_ts()
+    }
+
+    /// The value of `key`, seeing this txn's own writes.
+    pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        table.check_live()?;
+        Ok(self.inner.get(table.id, key.as_ref()))
+    }
+
+    /// Whether `key` has a value in this txn's view.
+    pub fn contains(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.get(table, key).map(|v| v.is_some())
+    }
+
+    /// Sets `key` to `value` (insert or overwrite).
+    pub fn put(&mut self, table: &Table, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.write(table, key.as_ref(), Some(value.as_ref()))
+    }
+
+    /// Inserts `key`; fails with `KeyExists` if it has a value in this txn's view. (A concurrent
+    /// insert of the same key by another txn is caught at commit as a conflict.)
+    pub fn insert(&mut self, table: &Table, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        if self.get(table, key)?.is_some() {
+            return Err(Error::KeyExists {
+                table: table.name().to_string(),
+                key_prefix: key[..key.len().min(strata_mvcc::error::ERROR_KEY_PREFIX_BYTES)].to_vec(),
+            });
+        }
+        self.write(table, key, Some(value.as_ref()))
+    }
+
+    /// Deletes `key`. Returns whether it had a value in this txn's view.
+    pub fn delete(&mut self, table: &Table, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        let existed = self.get(table, key)?.is_some();
+        self.write(table, key, None)?;
+        Ok(existed)
+    }
+
+    /// All rows of `table` in key order, as this txn sees them (own writes merged in).
+    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        table.check_live()?;
+        Ok(self.inner.scan(table.id))
+    }
+
+    /// Commits. On success every write became visible at one instant, at the returned
+    /// timestamp (for a txn that wrote nothing: its snapshot). On `Error::Conflict` none did.
+    pub fn commit(self) -> Result<Timestamp> {
+        for table in &self.written {
+            table.check_live()?; // dropping `self` rolls back
+        }
+        Ok(self.inner.commit()?)
+    }
+
+    /// Discards every write and ends the snapshot.
+    pub fn rollback(self) {
+        self.inner.rollback();
+    }
+
+    fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        table.check_live()?;
+        self.inner.write(table.id, key, value)?;
+        if !self.written.iter().any(|t| t.id == table.id) {
+            self.written.push(table.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A read-only snapshot. Never conflicts, never blocks anyone.
+pub struct Snapshot {
+    inner: strata_mvcc::Txn,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot").field("inner", &self.inner).finish()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
+        Snapshot { inner }
+    }
+
+    /// This snapshot's txn id.
+    pub fn id(&self) -> TxnId {
+        self.inner.id()
+    }
+
+    /// The snapshot timestamp.
+    pub fn read_ts(&self) -> Timestamp {
+        self.inner.read_ts()
+    }
+
+    /// The value of `key` at the snapshot.
+    pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
+        table.check_live()?;
+        Ok(self.inner.get(table.id, key.as_ref()))
+    }
+
+    /// All rows of `table` at the snapshot, in key order.
+    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        table.check_live()?;
+        Ok(self.inner.scan(table.id))
+    }
+
+    /// Ends the snapshot (same as dropping it).
+    pub fn close(self) {}
+}

@@ -1,0 +1,153 @@
+//! Multi-threaded invariants on both stores, oversubscribed (more threads than this machine's 2
+//! cores): counters — every committed increment is counted exactly once (final SUM equals the
+//! number of successful commits); bank — concurrent snapshot readers always see the same total.
+//! Bounded by operation counts, so they take seconds whatever the machine does.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use strata::{Database, Options, StoreKind, Table};
+
+fn dbs() -> Vec<Database> {
+    [StoreKind::LockFree, StoreKind::Baseline]
+        .into_iter()
+        .map(|s| Database::with_options(Options::default().store(s)))
+        .collect()
+}
+
+fn read_u64(v: Option<Vec<u8>>) -> u64 {
+    v.map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8-byte counter")))
+}
+
+fn counters(db: &Database, threads: u64, keys: u64, increments_per_thread: u64) {
+    let t = db.create_table("counters").unwrap();
+    let committed = AtomicU64::new(0);
+    let conflicts = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for th in 0..threads {
+            let (t, committed, conflicts) = (&t, &committed, &conflicts);
+            s.spawn(move || {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ th;
+                for _ in 0..increments_per_thread {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let key = (rng % keys).to_be_bytes();
+                    // A raw begin/commit loop (not the helper) so each outcome is counted here.
+                    loop {
+                        let mut txn = db.begin().unwrap();
+                        let v = read_u64(txn.get(t, key).unwrap());
+                        txn.put(t, key, (v + 1).to_le_bytes()).unwrap();
+                        match txn.commit() {
+                            Ok(_) => {
+                                committed.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Err(e) => {
+                                assert!(e.is_retryable(), "{e}");
+                                conflicts.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let rows = db.begin_read().unwrap().scan(&t).unwrap();
+    let sum: u64 = rows.into_iter().map(|(_, v)| read_u64(Some(v))).sum();
+    let committed = committed.load(Ordering::Relaxed);
+    assert_eq!(committed, threads * increments_per_thread);
+    assert_eq!(sum, committed, "{:?}: lost or duplicated increments", db.options().store);
+    let stats = db.stats();
+    assert_eq!(stats.conflicts, conflicts.load(Ordering::Relaxed), "{stats:?}");
+    assert_eq!(stats.active_snapshots, 0);
+}
+
+#[test]
+fn counters_hot_keys_oversubscribed() {
+    for db in dbs() {
+        counters(&db, 16, 10, 1500);
+    }
+}
+
+#[test]
+fn counters_many_keys() {
+    for db in dbs() {
+        counters(&db, 4, 1000, 10_000);
+    }
+}
+
+fn bank(db: &Database, writers: u64, readers: usize, transfers_per_writer: u64) {
+    const ACCOUNTS: u64 = 64;
+    const START: u64 = 1000;
+    let t: Table = db.create_table("bank").unwrap();
+    db.transaction(|txn| {
+        for a in 0..ACCOUNTS {
+            txn.put(&t, a.to_be_bytes(), START.to_le_bytes())?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let done = AtomicBool::new(false);
+    let checks = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..writers {
+            let t = &t;
+            handles.push(s.spawn(move || {
+                let mut rng = 0xDEAD_BEEF_u64.wrapping_mul(w + 1);
+                for _ in 0..transfers_per_writer {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let from = (rng % ACCOUNTS).to_be_bytes();
+                    let to = ((rng >> 20) % ACCOUNTS).to_be_bytes();
+                    let amount = (rng >> 40) % 50;
+                    db.transaction(|txn| {
+                        let a = read_u64(txn.get(t, from)?);
+                        if a < amount || from == to {
+                            return Ok(());
+                        }
+                        let b = read_u64(txn.get(t, to)?);
+                        txn.put(t, from, (a - amount).to_le_bytes())?;
+                        txn.put(t, to, (b + amount).to_le_bytes())?;
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            }));
+        }
+        for r in 0..readers {
+            let (t, done, checks) = (&t, &done, &checks);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let snap = db.begin_read().unwrap();
+                    let total: u64 = if r % 2 == 0 {
+                        snap.scan(t).unwrap().into_iter().map(|(_, v)| read_u64(Some(v))).sum()
+                    } else {
+                        (0..ACCOUNTS).map(|a| read_u64(snap.get(t, a.to_be_bytes()).unwrap())).sum()
+                    };
+                    assert_eq!(total, ACCOUNTS * START, "snapshot at {:?} saw a broken total", snap.read_ts());
+                    checks.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert!(checks.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn bank_total_is_invariant_under_concurrent_readers() {
+    for db in dbs() {
+        bank(&db, 4, 4, 10_000);
+    }
+}
+
+#[test]
+fn bank_oversubscribed() {
+    for db in dbs() {
+        bank(&db, 12, 4, 1500);
+    }
+}
