@@ -186,8 +186,7 @@ impl Database {
         }
         // Relaxed: ids only need uniqueness; the catalog lock orders publication.
         let id = TableId(self.inner.next_table.fetch_add(1, Ordering::Relaxed));
-        let table =
-            Table { id, name: Arc::from(name), dropped: Arc::new(AtomicBool::new(false)) };
+        let table = Table { id, name: Arc::from(name), dropped: Arc::new(AtomicBool::new(false)) };
         catalog.insert(name.to_string(), table.clone());
         Ok(table)
     }
@@ -307,21 +306,19 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 fn spawn_gc(mvcc: Mvcc, interval: Duration) -> GcThread {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let signal = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("strata-gc".into())
-        .spawn(move || {
-            let (lock, cv) = &*signal;
-            let mut stopped = lock.lock();
-            while !*stopped {
-                cv.wait_for(&mut stopped, interval);
-                if *stopped {
-                    break;
-                }
-                drop(stopped);
-                mvcc.collect_garbage();
-                stopped = lock.lock();
+    let handle = std::thread::Builder::new().name("strata-gc".into()).spawn(move || {
+        let (lock, cv) = &*signal;
+        let mut stopped = lock.lock();
+        while !*stopped {
+            cv.wait_for(&mut stopped, interval);
+            if *stopped {
+                break;
             }
-        });
+            drop(stopped);
+            mvcc.collect_garbage();
+            stopped = lock.lock();
+        }
+    });
     // If the thread cannot be spawned (resource exhaustion), run without background GC rather
     // than fail: inline GC on commit and `collect_garbage` still reclaim.
     GcThread { stop, handle: handle.ok() }

@@ -51,18 +51,29 @@ impl Txn {
     }
 
     /// Sets `key` to `value` (insert or overwrite).
-    pub fn put(&mut self, table: &Table, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+    pub fn put(
+        &mut self,
+        table: &Table,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
         self.write(table, key.as_ref(), Some(value.as_ref()))
     }
 
     /// Inserts `key`; fails with `KeyExists` if it has a value in this txn's view. (A concurrent
     /// insert of the same key by another txn is caught at commit as a conflict.)
-    pub fn insert(&mut self, table: &Table, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+    pub fn insert(
+        &mut self,
+        table: &Table,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<()> {
         let key = key.as_ref();
         if self.get(table, key)?.is_some() {
             return Err(Error::KeyExists {
                 table: table.name().to_string(),
-                key_prefix: key[..key.len().min(strata_mvcc::error::ERROR_KEY_PREFIX_BYTES)].to_vec(),
+                key_prefix: key[..key.len().min(strata_mvcc::error::ERROR_KEY_PREFIX_BYTES)]
+                    .to_vec(),
             });
         }
         self.write(table, key, Some(value.as_ref()))

@@ -2,6 +2,7 @@
 //! cores): counters — every committed increment is counted exactly once (final SUM equals the
 //! number of successful commits); bank — concurrent snapshot readers always see the same total.
 //! Bounded by operation counts, so they take seconds whatever the machine does.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use strata::{Database, Options, StoreKind, Table};
@@ -125,7 +126,12 @@ fn bank(db: &Database, writers: u64, readers: usize, transfers_per_writer: u64) 
                     } else {
                         (0..ACCOUNTS).map(|a| read_u64(snap.get(t, a.to_be_bytes()).unwrap())).sum()
                     };
-                    assert_eq!(total, ACCOUNTS * START, "snapshot at {:?} saw a broken total", snap.read_ts());
+                    assert_eq!(
+                        total,
+                        ACCOUNTS * START,
+                        "snapshot at {:?} saw a broken total",
+                        snap.read_ts()
+                    );
                     checks.fetch_add(1, Ordering::Relaxed);
                 }
             });

@@ -1,6 +1,7 @@
 //! First-committer-wins through the public API, on both stores: the second writer of a key
 //! fails with a retryable conflict and none of its writes appear; a txn whose snapshot already
 //! includes a commit does not conflict with it; concurrent inserts of one key admit one.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata::{Database, Error, ErrorKind, Options, StoreKind};
 

@@ -1,6 +1,7 @@
 //! Txn and table lifecycles through the public API: rollback, drop without commit, a panic
 //! inside `transaction`, the retry bound, tables (create/open/drop/list), and txns that move
 //! between threads. Every path must leave the snapshot registry empty afterwards.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::time::Duration;
 use strata::{Database, Error, ErrorKind, Options, RetryPolicy, StoreKind};

@@ -1,6 +1,7 @@
 //! Memory stays bounded: 1M single-key updates over 1,000 keys with no long reader leave at most
 //! a few thousand live versions (inline GC on commit keeps chains short); with one reader held
 //! open, every version it can see survives GC, and all of them are reclaimed once it ends.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata::{Database, Options, StoreKind};
 
@@ -50,8 +51,9 @@ fn a_held_reader_keeps_what_it_sees_until_it_ends() {
         let reader = db.begin_read().unwrap();
         update_all(&db, &t, 100_000, 2);
         db.collect_garbage();
-        let expected: Vec<(Vec<u8>, Vec<u8>)> =
-            (0..KEYS).map(|k| (k.to_be_bytes().to_vec(), u64::MAX.to_le_bytes().to_vec())).collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = (0..KEYS)
+            .map(|k| (k.to_be_bytes().to_vec(), u64::MAX.to_le_bytes().to_vec()))
+            .collect();
         assert_eq!(reader.scan(&t).unwrap(), expected, "{store:?}: the reader's versions survive");
         let held = db.stats();
         assert!(held.live_versions >= 2 * KEYS, "{store:?}: {held:?}");

@@ -1,6 +1,7 @@
 //! Snapshot visibility through the public API, on both stores: a snapshot never changes while
 //! others commit, a txn reads its own writes, deletes and re-inserts are versioned, scans merge
 //! own writes in key order, and a multi-key commit is seen whole or not at all.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata::{Database, Options, StoreKind};
 
@@ -29,7 +30,12 @@ fn snapshot_never_changes_while_others_commit() {
             assert_eq!(snap.get(&t, i.to_be_bytes()).unwrap(), None);
         }
         db.collect_garbage();
-        assert_eq!(snap.scan(&t).unwrap(), old_rows, "{:?}: GC must keep what the snapshot sees", db.options().store);
+        assert_eq!(
+            snap.scan(&t).unwrap(),
+            old_rows,
+            "{:?}: GC must keep what the snapshot sees",
+            db.options().store
+        );
         let fresh = db.begin_read().unwrap();
         assert_eq!(fresh.get(&t, b"k").unwrap(), Some(49u32.to_le_bytes().to_vec()));
         assert_eq!(fresh.scan(&t).unwrap().len(), 51);
@@ -121,10 +127,11 @@ fn scan_is_ordered_and_merges_own_writes() {
         txn.delete(&t, b"f").unwrap();
         txn.put(&t, b"z", b"new").unwrap();
         let rows = txn.scan(&t).unwrap();
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = [("a", "new"), ("b", "old"), ("d", "new"), ("z", "new")]
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect();
+        let expect: Vec<(Vec<u8>, Vec<u8>)> =
+            [("a", "new"), ("b", "old"), ("d", "new"), ("z", "new")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
         assert_eq!(rows, expect);
         txn.rollback();
         assert_eq!(db.begin_read().unwrap().scan(&t).unwrap().len(), 3);

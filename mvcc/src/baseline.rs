@@ -16,10 +16,9 @@ use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore, WriteSet};
-use parking_lot::{Mutex, RwLock};
+use crate::sync::{Mutex, RwLock, StdArc};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc as StdArc;
 
 #[derive(Debug)]
 struct BVersion {
@@ -94,7 +93,9 @@ impl VersionStore for BaselineStore {
             .collect();
         for (key, chain) in chains {
             let row = chain.read();
-            if let Some(payload) = visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_deref()) {
+            if let Some(payload) =
+                visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_deref())
+            {
                 out.push((key, payload.to_vec()));
             }
         }

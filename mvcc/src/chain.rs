@@ -275,7 +275,11 @@ impl Chain {
     /// GC from `start` (the head, or a version the caller just published): finds the first
     /// version that committed at or below `watermark` — the newest every snapshot can see — and
     /// cuts everything older. Returns how many versions were retired.
-    pub(crate) fn truncate_below<'g>(start: Shared<'g, Version>, watermark: u64, guard: &'g Guard) -> u64 {
+    pub(crate) fn truncate_below<'g>(
+        start: Shared<'g, Version>,
+        watermark: u64,
+        guard: &'g Guard,
+    ) -> u64 {
         let mut cur = start.with_tag(0);
         // SAFETY: loaded under `guard` (see `read`).
         while let Some(v) = unsafe { cur.as_ref() } {
@@ -416,7 +420,11 @@ mod tests {
         committed(&chain, 1, b"a", &guard);
         let w = Arc::new(TxnState::new(TxnId(1)));
         let p = chain
-            .install(Owned::new(Version::pending(w.clone(), Some(b"x".as_slice().into()))), 1, &guard)
+            .install(
+                Owned::new(Version::pending(w.clone(), Some(b"x".as_slice().into()))),
+                1,
+                &guard,
+            )
             .expect("install");
         assert_eq!(chain.read(100, &guard), ReadOutcome::Found(Some(&b"a"[..])));
         let other = Owned::new(Version::committed(3, None));

@@ -39,8 +39,7 @@ pub use txn::{Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
 use crate::store::VersionStore;
-use crate::sync::{Arc, AtomicU64, Ordering};
-use parking_lot::Mutex;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use std::cell::Cell;
 use std::fmt;
 

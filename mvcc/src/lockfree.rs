@@ -79,7 +79,12 @@ impl LockFreeStore {
 
     /// Undoes a failed commit: marks it aborted (readers skip its versions from now on), then
     /// unlinks the versions it installed.
-    fn abort(&self, ctx: &CommitCtx<'_>, installed: &[(&StoredKey, Shared<'_, Version>)], guard: &Guard) {
+    fn abort(
+        &self,
+        ctx: &CommitCtx<'_>,
+        installed: &[(&StoredKey, Shared<'_, Version>)],
+        guard: &Guard,
+    ) {
         ctx.state.set(crate::state::TxnStatus::Aborted);
         let mut reclaimed = 0;
         for (key, version) in installed {
@@ -125,7 +130,8 @@ impl VersionStore for LockFreeStore {
 
     fn commit(&self, ctx: &CommitCtx<'_>, mut writes: WriteSet) -> Result<Timestamp, MvccError> {
         let guard = epoch::pin();
-        let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
+        let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> =
+            Vec::with_capacity(writes.len());
         for (key, payload) in writes.iter_mut() {
             let version = Owned::new(Version::pending(ctx.state.clone(), payload.take()));
             match self.install(ctx, key, version, &guard) {
@@ -203,5 +209,49 @@ impl LockFreeStore {
     pub(crate) fn chain_versions(&self) -> usize {
         let guard = epoch::pin();
         self.index.iter().map(|e| e.value().len(&guard)).sum()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::state::{TxnId, TxnState, TxnStatus};
+    use crate::stats::Stats;
+    use crate::sync::Arc;
+
+    fn writes(keys: &[&[u8]]) -> WriteSet {
+        keys.iter().map(|k| (StoredKey::new(TableId(1), k), Some(Box::from(&b"v"[..])))).collect()
+    }
+
+    #[test]
+    fn a_failed_commit_unlinks_what_it_installed() {
+        let store = LockFreeStore::new();
+        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
+        let commit = |id: u64, read_ts: u64, keys: &[&[u8]]| {
+            let state = Arc::new(TxnState::new(TxnId(id)));
+            let ctx = CommitCtx {
+                clock: &clock,
+                state: &state,
+                read_ts: Timestamp(read_ts),
+                watermark: Timestamp::ZERO,
+                stats: &stats,
+            };
+            (store.commit(&ctx, writes(keys)), state.status())
+        };
+        let (first, _) = commit(1, 0, &[b"b"]);
+        assert_eq!(first, Ok(Timestamp(1)));
+        // "a" installs first (key order), then "b" conflicts: "a" must be unlinked again.
+        let (second, status) = commit(2, 0, &[b"a", b"b"]);
+        assert!(matches!(second, Err(MvccError::Conflict { .. })), "{second:?}");
+        assert_eq!(status, TxnStatus::Aborted);
+        assert_eq!(store.chain_versions(), 1);
+        assert_eq!(store.read(&(TableId(1), &b"a"[..]), Timestamp(9)), None);
+        // A later snapshot commits over both.
+        let (third, _) = commit(3, 1, &[b"a", b"b"]);
+        assert_eq!(third, Ok(Timestamp(2)));
+        assert_eq!(store.chain_versions(), 3);
+        let report = store.collect(Timestamp(2), &[]);
+        assert_eq!((report.versions_reclaimed, store.chain_versions()), (1, 2));
     }
 }

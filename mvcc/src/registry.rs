@@ -292,16 +292,16 @@ mod tests {
     fn grows_past_one_block_and_reuses_slots() {
         let clock = Clock::new(Timestamp(1));
         let reg = SnapshotRegistry::new();
-        let held: Vec<_> = (0..SLOTS_PER_BLOCK * 3 + 5)
-            .map(|_| reg.begin(&clock).expect("slot").0)
-            .collect();
+        let held: Vec<_> =
+            (0..SLOTS_PER_BLOCK * 3 + 5).map(|_| reg.begin(&clock).expect("slot").0).collect();
         assert_eq!(reg.live().0, held.len());
         assert_eq!(reg.blocks.load(Ordering::Relaxed), 4);
         for s in held {
             reg.release(s);
         }
         assert_eq!(reg.live().0, 0);
-        let again: Vec<_> = (0..SLOTS_PER_BLOCK * 2).map(|_| reg.begin(&clock).expect("slot").0).collect();
+        let again: Vec<_> =
+            (0..SLOTS_PER_BLOCK * 2).map(|_| reg.begin(&clock).expect("slot").0).collect();
         assert_eq!(reg.blocks.load(Ordering::Relaxed), 4, "freed slots are reused before growing");
         for s in again {
             reg.release(s);
@@ -313,12 +313,10 @@ mod tests {
         let clock = Clock::new(Timestamp(1));
         let reg = SnapshotRegistry::new();
         let mut held = Vec::new();
-        loop {
-            match reg.begin(&clock) {
-                Ok((s, _)) => held.push(s),
-                Err(RegistryFull) => break,
-            }
+        while let Ok((s, _)) = reg.begin(&clock) {
+            held.push(s);
         }
+        assert_eq!(reg.begin(&clock).map(|_| ()), Err(RegistryFull));
         assert_eq!(held.len(), SNAPSHOT_SLOTS_MAX);
         for s in held {
             reg.release(s);

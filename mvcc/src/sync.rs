@@ -16,6 +16,10 @@ pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Or
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
+/// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
+pub(crate) use parking_lot::{Mutex, RwLock};
+pub(crate) use std::sync::Arc as StdArc;
+
 /// A bounded spin-then-yield wait used while another txn is *publishing* its commit
 /// (between `Committing` and `Committed`: one `fetch_add` and one store).
 #[derive(Debug, Default)]

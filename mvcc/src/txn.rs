@@ -11,12 +11,12 @@
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::registry::SlotRef;
 use crate::state::{TxnId, TxnState};
 use crate::stats::bump;
 use crate::store::{CommitCtx, WriteSet};
 use crate::sync::Arc;
 use crate::Core;
-use crate::registry::SlotRef;
 use std::fmt;
 
 /// Longest key accepted, in bytes.
@@ -57,7 +57,13 @@ impl fmt::Debug for Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(core: Arc<Core>, slot: SlotRef, read_ts: Timestamp, id: TxnId, mode: TxnMode) -> Self {
+    pub(crate) fn new(
+        core: Arc<Core>,
+        slot: SlotRef,
+        read_ts: Timestamp,
+        id: TxnId,
+        mode: TxnMode,
+    ) -> Self {
         Txn { core, slot: Some(slot), id, read_ts, mode, writes: WriteSet::new() }
     }
 
@@ -94,7 +100,12 @@ impl Txn {
     }
 
     /// Buffers a write (`None` deletes).
-    pub fn write(&mut self, table: TableId, key: &[u8], value: Option<&[u8]>) -> Result<(), MvccError> {
+    pub fn write(
+        &mut self,
+        table: TableId,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), MvccError> {
         if self.mode == TxnMode::ReadOnly {
             return Err(MvccError::ReadOnly { txn: self.id });
         }

@@ -1,0 +1,466 @@
+//! `strata bench`: workloads against Strata, the baseline store and the plain-map limit.
+//!
+//! Engines (each behind the `Engine` trait, here in the CLI and never in the library):
+//! - `strata`: the lock-free store, through the public API (`Database::transaction`);
+//! - `baseline`: the mutex-per-chain store of SQLRite's shape, through the same API;
+//! - `map`: the *limit* — a plain `DashMap<u64, u64>` read-then-insert, no versions, no txns
+//!   (it loses updates under concurrency; its gate reports how many, as `n/a: ...`).
+//!
+//! Workloads: `counters-1k`, `counters-1m` (k uniform over 1,000 / 1,000,000 keys) and
+//! `counters-hot` (uniform over a hot set of 10): each op is `begin; v = get(k); put(k, v+1);
+//! commit`, retried on conflict by `Database::transaction` (bounded jittered backoff). The gate:
+//! the SUM of all counters equals the number of committed increments.
+//!
+//! Each (engine, workload) pair gets one fresh database, preloaded, then runs every thread count
+//! in turn; the gate is checked after each run against the cumulative committed count. Key
+//! streams come from a fixed seed per thread. Latency is per committed increment, retries
+//! included (what the caller waits for), recorded in an HDR histogram.
+
+use clap::Args;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table as Grid};
+use dashmap::DashMap;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata::{Database, Options, StoreKind, Table};
+
+/// Keys inserted per preload txn.
+const PRELOAD_KEYS_PER_TXN: u64 = 10_000;
+/// Highest latency the histogram tracks (longer ones are clamped), in nanoseconds.
+const LATENCY_NS_MAX: u64 = 60_000_000_000;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Engines, comma-separated: strata, baseline, map (the plain-DashMap limit).
+    #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map")]
+    pub engine: Vec<String>,
+    /// Workloads, comma-separated: counters-1k, counters-1m, counters-hot, counters (uniform
+    /// over --keys).
+    #[arg(long, value_delimiter = ',', default_value = "counters-1k,counters-1m,counters-hot")]
+    pub workload: Vec<String>,
+    /// Thread counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,16")]
+    pub threads: Vec<usize>,
+    /// Seconds per (engine, workload, threads) run.
+    #[arg(long, default_value_t = 1.0)]
+    pub duration: f64,
+    /// Key count; overrides every workload's own.
+    #[arg(long)]
+    pub keys: Option<u64>,
+    /// Seed of the key streams.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the rows as a JSON array to this file (schema: docs/benchmarks.md).
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs {
+            engine: vec!["strata".into(), "baseline".into(), "map".into()],
+            workload: vec!["counters-1k".into(), "counters-1m".into(), "counters-hot".into()],
+            threads: vec![1, 2, 4, 16],
+            duration: 1.0,
+            keys: None,
+            seed: 42,
+            json: None,
+        }
+    }
+}
+
+/// One result row. Field names are a stable schema: later workloads add fields, never rename.
+#[derive(Serialize, Debug, Clone)]
+pub struct Row {
+    pub engine: String,
+    pub workload: String,
+    pub threads: usize,
+    pub keys: u64,
+    pub duration_s: f64,
+    pub commits: u64,
+    pub aborts: u64,
+    pub commits_per_s: f64,
+    pub aborts_per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub gate: String,
+}
+
+/// An engine under test. `increment` runs one counter txn to completion (retrying conflicts)
+/// and returns how many attempts aborted.
+trait Engine: Send + Sync {
+    fn increment(&self, key: u64) -> Result<u64, String>;
+    /// Sum of all counters (the gate).
+    fn sum(&self) -> Result<u64, String>;
+    /// Whether the engine isolates txns (the `map` limit does not).
+    fn transactional(&self) -> bool {
+        true
+    }
+}
+
+struct StrataEngine {
+    db: Database,
+    table: Table,
+}
+
+impl StrataEngine {
+    fn new(store: StoreKind, keys: u64) -> Result<Self, String> {
+        let db = Database::with_options(Options::default().store(store));
+        let table = db.create_table("counters").map_err(|e| e.to_string())?;
+        let mut start = 0;
+        while start < keys {
+            let end = (start + PRELOAD_KEYS_PER_TXN).min(keys);
+            db.transaction(|txn| {
+                for k in start..end {
+                    txn.put(&table, k.to_be_bytes(), 0u64.to_le_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            start = end;
+        }
+        db.collect_garbage();
+        Ok(StrataEngine { db, table })
+    }
+}
+
+fn decode(v: &[u8]) -> Result<u64, String> {
+    v.try_into().map(u64::from_le_bytes).map_err(|_| format!("counter of {} bytes", v.len()))
+}
+
+impl Engine for StrataEngine {
+    fn increment(&self, key: u64) -> Result<u64, String> {
+        let mut runs = 0u64;
+        let mut bad_value = None;
+        let key = key.to_be_bytes();
+        self.db
+            .transaction(|txn| {
+                runs += 1;
+                match txn.get(&self.table, key)?.map_or(Ok(0), |v| decode(&v)) {
+                    Ok(v) => txn.put(&self.table, key, (v + 1).to_le_bytes()),
+                    Err(e) => {
+                        bad_value = Some(e);
+                        Ok(()) // commit nothing; reported below
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        match bad_value {
+            Some(e) => Err(e),
+            None => Ok(runs - 1),
+        }
+    }
+
+    fn sum(&self) -> Result<u64, String> {
+        let snap = self.db.begin_read().map_err(|e| e.to_string())?;
+        let rows = snap.scan(&self.table).map_err(|e| e.to_string())?;
+        rows.iter().try_fold(0u64, |acc, (_, v)| Ok(acc.wrapping_add(decode(v)?)))
+    }
+}
+
+struct MapEngine {
+    map: DashMap<u64, u64, foldhash::fast::RandomState>,
+}
+
+impl Engine for MapEngine {
+    fn increment(&self, key: u64) -> Result<u64, String> {
+        let v = self.map.get(&key).map_or(0, |r| *r);
+        self.map.insert(key, v + 1);
+        Ok(0)
+    }
+
+    fn sum(&self) -> Result<u64, String> {
+        Ok(self.map.iter().map(|e| *e.value()).sum())
+    }
+
+    fn transactional(&self) -> bool {
+        false
+    }
+}
+
+fn make_engine(name: &str, keys: u64) -> Result<Box<dyn Engine>, String> {
+    Ok(match name {
+        "strata" => Box::new(StrataEngine::new(StoreKind::LockFree, keys)?),
+        "baseline" => Box::new(StrataEngine::new(StoreKind::Baseline, keys)?),
+        "map" => {
+            let map = DashMap::with_capacity_and_hasher(keys as usize, Default::default());
+            for k in 0..keys {
+                map.insert(k, 0);
+            }
+            Box::new(MapEngine { map })
+        }
+        other => return Err(format!("unknown engine {other:?} (strata, baseline, map)")),
+    })
+}
+
+fn workload_keys(name: &str, keys: Option<u64>) -> Result<u64, String> {
+    let default = match name {
+        "counters-1k" | "counters" => 1_000,
+        "counters-1m" => 1_000_000,
+        "counters-hot" => 10,
+        other => {
+            return Err(format!(
+                "unknown workload {other:?} (counters-1k, counters-1m, counters-hot, counters)"
+            ))
+        }
+    };
+    Ok(keys.unwrap_or(default).max(1))
+}
+
+/// SplitMix64: a fixed-seed key stream per thread.
+struct KeyStream(u64);
+
+impl KeyStream {
+    fn next(&mut self, keys: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % keys
+    }
+}
+
+struct ThreadResult {
+    commits: u64,
+    aborts: u64,
+    latency: Histogram<u64>,
+    error: Option<String>,
+}
+
+fn run_one(
+    engine: &Arc<dyn Engine>,
+    threads: usize,
+    keys: u64,
+    duration: Duration,
+    seed: u64,
+) -> Vec<ThreadResult> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..threads)
+        .map(|th| {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut stream = KeyStream(seed ^ (th as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+                let mut result = ThreadResult {
+                    commits: 0,
+                    aborts: 0,
+                    latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2)
+                        .expect("valid bounds"),
+                    error: None,
+                };
+                let mut t0 = Instant::now();
+                // Relaxed: a stop flag; the join orders everything that matters.
+                while !stop.load(Ordering::Relaxed) {
+                    match engine.increment(stream.next(keys)) {
+                        Ok(aborts) => {
+                            result.commits += 1;
+                            result.aborts += aborts;
+                        }
+                        Err(e) => {
+                            result.error = Some(e);
+                            break;
+                        }
+                    }
+                    let t1 = Instant::now();
+                    let ns = (t1 - t0).as_nanos().min(u128::from(LATENCY_NS_MAX)) as u64;
+                    result.latency.saturating_record(ns.max(1));
+                    t0 = t1;
+                }
+                result
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join().unwrap_or_else(|_| ThreadResult {
+                commits: 0,
+                aborts: 0,
+                latency: Histogram::new(2).expect("valid"),
+                error: Some("worker thread panicked".into()),
+            })
+        })
+        .collect()
+}
+
+/// Runs the suite; returns whether every gate passed.
+pub fn run(args: &BenchArgs) -> Result<bool, String> {
+    if args.duration <= 0.0 || !args.duration.is_finite() {
+        return Err(format!("--duration must be positive, got {}", args.duration));
+    }
+    if args.threads.is_empty() || args.threads.contains(&0) {
+        return Err("--threads needs positive counts".into());
+    }
+    let duration = Duration::from_secs_f64(args.duration);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "strata bench: {} core(s); {:.1}s per run; seed {}; in memory; threads beyond {cores} are oversubscribed",
+        cores, args.duration, args.seed
+    );
+    let mut rows = Vec::new();
+    for workload in &args.workload {
+        let keys = workload_keys(workload, args.keys)?;
+        for engine_name in &args.engine {
+            let setup = Instant::now();
+            let engine: Arc<dyn Engine> = Arc::from(make_engine(engine_name, keys)?);
+            eprintln!(
+                "  {engine_name}/{workload}: preloaded {keys} keys in {:.2?}",
+                setup.elapsed()
+            );
+            let mut committed_total = 0u64;
+            for &threads in &args.threads {
+                let results = run_one(&engine, threads, keys, duration, args.seed);
+                let elapsed = duration.as_secs_f64();
+                let mut latency =
+                    Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
+                let (mut commits, mut aborts, mut error) = (0, 0, None);
+                for r in &results {
+                    commits += r.commits;
+                    aborts += r.aborts;
+                    latency.add(&r.latency).map_err(|e| e.to_string())?;
+                    if error.is_none() {
+                        error.clone_from(&r.error);
+                    }
+                }
+                committed_total += commits;
+                let gate = gate(engine.as_ref(), committed_total, error);
+                let row = Row {
+                    engine: engine_name.clone(),
+                    workload: workload.clone(),
+                    threads,
+                    keys,
+                    duration_s: elapsed,
+                    commits,
+                    aborts,
+                    commits_per_s: commits as f64 / elapsed,
+                    aborts_per_s: aborts as f64 / elapsed,
+                    p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
+                    p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
+                    gate,
+                };
+                eprintln!(
+                    "  {engine_name}/{workload}/{threads}t: {:.0} commits/s, gate {}",
+                    row.commits_per_s, row.gate
+                );
+                rows.push(row);
+            }
+        }
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("wrote {} rows to {}", rows.len(), path.display());
+    }
+    Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
+}
+
+fn gate(engine: &dyn Engine, committed: u64, error: Option<String>) -> String {
+    if let Some(e) = error {
+        return format!("FAILED: {e}");
+    }
+    match engine.sum() {
+        Err(e) => format!("FAILED: reading counters: {e}"),
+        Ok(sum) if !engine.transactional() => {
+            format!("n/a: limit (no txns), lost {} updates", committed.saturating_sub(sum))
+        }
+        Ok(sum) if sum == committed => "pass".to_string(),
+        Ok(sum) => format!("FAILED: sum {sum} != {committed} committed increments"),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let mut grid = Grid::new();
+    grid.load_preset(UTF8_BORDERS_ONLY);
+    grid.set_header(vec![
+        "engine",
+        "workload",
+        "threads",
+        "commits/s",
+        "aborts/s",
+        "p50 µs",
+        "p99 µs",
+        "gate",
+    ]);
+    for r in rows {
+        grid.add_row(vec![
+            Cell::new(&r.engine),
+            Cell::new(&r.workload),
+            Cell::new(r.threads).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.0}", r.commits_per_s)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.0}", r.aborts_per_s)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", r.p50_us)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", r.p99_us)).set_alignment(CellAlignment::Right),
+            Cell::new(&r.gate),
+        ]);
+    }
+    println!("{grid}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_run_passes_every_gate_and_writes_json() {
+        let dir = std::env::temp_dir().join(format!("strata-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("rows.json");
+        let args = BenchArgs {
+            workload: vec!["counters".into(), "counters-hot".into()],
+            threads: vec![1, 3],
+            duration: 0.05,
+            keys: Some(50),
+            json: Some(json.clone()),
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap());
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(rows.len(), 2 * 3 * 2);
+        for r in &rows {
+            for field in [
+                "engine",
+                "workload",
+                "threads",
+                "commits_per_s",
+                "aborts_per_s",
+                "p50_us",
+                "p99_us",
+                "gate",
+            ] {
+                assert!(r.get(field).is_some(), "missing {field} in {r}");
+            }
+            if r["engine"] != "map" {
+                assert_eq!(r["gate"], "pass", "{r}");
+                assert!(r["commits_per_s"].as_f64().unwrap() > 0.0);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        let bad = |f: fn(&mut BenchArgs)| {
+            let mut a = BenchArgs { duration: 0.01, ..BenchArgs::default() };
+            f(&mut a);
+            run(&a).unwrap_err()
+        };
+        assert!(bad(|a| a.engine = vec!["nope".into()]).contains("unknown engine"));
+        assert!(bad(|a| a.workload = vec!["nope".into()]).contains("unknown workload"));
+        assert!(bad(|a| a.threads = vec![0]).contains("positive"));
+        assert!(bad(|a| a.duration = -1.0).contains("positive"));
+    }
+
+    #[test]
+    fn gate_catches_a_lost_update() {
+        let engine = StrataEngine::new(StoreKind::LockFree, 4).unwrap();
+        engine.increment(1).unwrap();
+        assert_eq!(gate(&engine, 1, None), "pass");
+        assert!(gate(&engine, 2, None).starts_with("FAILED"));
+    }
+}
