@@ -2,8 +2,8 @@
 //!
 //! Two implementations share the clock, snapshot registry, txn buffering and GC scheduling
 //! (`Mvcc`/`Txn` in `lib.rs`/`txn.rs`) and differ only in the chain representation:
-//! - [`crate::lockfree::LockFreeStore`]: lock-free chains in a sharded `DashMap` (Strata);
-//! - [`crate::baseline::BaselineStore`]: SQLRite's shape, `Mutex<HashMap<Key,
+//! - `lockfree::LockFreeStore`: lock-free chains in a sharded `DashMap` (Strata);
+//! - `baseline::BaselineStore`: SQLRite's shape, `Mutex<HashMap<Key,
 //!   Arc<RwLock<Vec<Version>>>>>`, with the same visibility and conflict rules, kept for
 //!   side-by-side benchmarks and as a second implementation for the model-based tests.
 
