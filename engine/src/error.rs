@@ -44,7 +44,8 @@ pub enum Error {
     /// A table of this name already exists.
     #[error("table {name:?} already exists")]
     TableExists { name: String },
-    /// The table was dropped after this handle was opened.
+    /// The table was dropped after this handle was opened (or, at commit, after the txn began;
+    /// then `name` is the table's id, e.g. `table#3`).
     #[error("table {name:?} was dropped")]
     TableDropped { name: String },
     /// `insert` of a key that is present in the txn's view.
@@ -98,6 +99,9 @@ impl From<MvccError> for Error {
             MvccError::Conflict { .. } => Error::Conflict(e),
             MvccError::ReadOnly { txn } => Error::ReadOnly { txn },
             MvccError::TooManySnapshots { .. } => Error::Limit(e),
+            MvccError::TableDropped { table, .. } => {
+                Error::TableDropped { name: table.to_string() }
+            }
             _ => Error::InvalidInput(e),
         }
     }

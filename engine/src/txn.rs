@@ -14,8 +14,6 @@ use strata_mvcc::{Timestamp, TxnId};
 /// A read-write transaction.
 pub struct Txn {
     inner: strata_mvcc::Txn,
-    /// Tables this txn wrote, checked at commit (a drop in between fails the commit).
-    written: Vec<Table>,
 }
 
 impl fmt::Debug for Txn {
@@ -26,7 +24,7 @@ impl fmt::Debug for Txn {
 
 impl Txn {
     pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
-        Txn { inner, written: Vec::new() }
+        Txn { inner }
     }
 
     /// This txn's id (appears in errors).
@@ -96,9 +94,7 @@ impl Txn {
     /// Commits. On success every write became visible at one instant, at the returned
     /// timestamp (for a txn that wrote nothing: its snapshot). On `Error::Conflict` none did.
     pub fn commit(self) -> Result<Timestamp> {
-        for table in &self.written {
-            table.check_live()?; // dropping `self` rolls back
-        }
+        // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
         Ok(self.inner.commit()?)
     }
 
@@ -109,11 +105,7 @@ impl Txn {
 
     fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         table.check_live()?;
-        self.inner.write(table.id, key, value)?;
-        if !self.written.iter().any(|t| t.id == table.id) {
-            self.written.push(table.clone());
-        }
-        Ok(())
+        Ok(self.inner.write(table.id, key, value)?)
     }
 }
 

@@ -11,19 +11,21 @@
 //! the commit or (if `read_ts < ts`) ignores it by timestamp. Readers take the global mutex (to
 //! find the chain) and the chain's read lock — the costs Strata's design removes.
 
+use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore, WriteSet};
+use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
 use crate::sync::{Mutex, RwLock, StdArc};
+use crate::writeset::Write;
 use std::collections::HashMap;
 use std::fmt;
 
 #[derive(Debug)]
 struct BVersion {
     ts: u64,
-    payload: Option<Box<[u8]>>,
+    payload: Option<Bytes>,
 }
 
 /// A row's versions, oldest first. `removed` is set (under the write lock) when GC drops the
@@ -80,7 +82,7 @@ impl VersionStore for BaselineStore {
     fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>> {
         let chain = self.chain(key)?;
         let row = chain.read();
-        visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_deref().map(<[u8]>::to_vec))
+        visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_ref().map(|p| p.to_vec()))
     }
 
     fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
@@ -101,11 +103,11 @@ impl VersionStore for BaselineStore {
         }
     }
 
-    fn commit(&self, ctx: &CommitCtx<'_>, writes: WriteSet) -> Result<Timestamp, MvccError> {
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
         let chains: Vec<BChain> = loop {
             let chains: Vec<BChain> = {
                 let mut rows = self.rows.lock();
-                writes.keys().map(|k| rows.entry(k.clone()).or_default().clone()).collect()
+                writes.iter().map(|(k, _)| rows.entry(k.clone()).or_default().clone()).collect()
             };
             // GC may have dropped a dead row between the lookup and our lock: look up again.
             if chains.iter().all(|c| !c.read().removed) {
@@ -119,7 +121,7 @@ impl VersionStore for BaselineStore {
             drop(locked);
             return self.commit(ctx, writes);
         }
-        for (row, key) in locked.iter().zip(writes.keys()) {
+        for (row, (key, _)) in locked.iter().zip(&writes) {
             if let Some(newest) = row.versions.last() {
                 if newest.ts > ctx.read_ts.0 {
                     return Err(ctx.conflict(key, Some(newest.ts)));

@@ -25,6 +25,7 @@
 //! wait (spin, then yield) only on a version whose writer is publishing (`Committing(lb)` with
 //! `lb <= read_ts`), which lasts one `fetch_add` and one store on the writer's side.
 
+use crate::bytes::Bytes;
 use crate::state::{TxnState, TxnStatus};
 use crate::sync::{Arc, AtomicU64, Ordering, SpinWait};
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
@@ -42,7 +43,7 @@ pub(crate) struct Version {
     /// created already committed (`begin != 0` from the start).
     writer: Option<Arc<TxnState>>,
     /// `None` is a tombstone (delete).
-    payload: Option<Box<[u8]>>,
+    payload: Option<Bytes>,
     next: Atomic<Version>,
 }
 
@@ -69,19 +70,19 @@ pub(crate) enum Seen {
 
 impl Version {
     /// A pending version owned by `writer` (used by commit).
-    pub(crate) fn pending(writer: Arc<TxnState>, payload: Option<Box<[u8]>>) -> Self {
+    pub(crate) fn pending(writer: Arc<TxnState>, payload: Option<Bytes>) -> Self {
         Version { begin: AtomicU64::new(0), writer: Some(writer), payload, next: Atomic::null() }
     }
 
     /// A version committed at `ts` from birth (tests; recovery will use it).
     #[cfg(test)]
-    pub(crate) fn committed(ts: u64, payload: Option<Box<[u8]>>) -> Self {
+    pub(crate) fn committed(ts: u64, payload: Option<Bytes>) -> Self {
         debug_assert!(ts > 0, "timestamp 0 is never a commit");
         Version { begin: AtomicU64::new(ts), writer: None, payload, next: Atomic::null() }
     }
 
     pub(crate) fn payload(&self) -> Option<&[u8]> {
-        self.payload.as_deref()
+        self.payload.as_ref().map(Bytes::as_slice)
     }
 
     /// Records the commit timestamp in the version itself, so later readers skip the state word.
@@ -396,7 +397,7 @@ mod tests {
     use crate::state::TxnId;
 
     fn committed(chain: &Chain, ts: u64, val: &[u8], guard: &Guard) {
-        let v = Owned::new(Version::committed(ts, Some(val.into())));
+        let v = Owned::new(Version::committed(ts, Some(Bytes::new(val))));
         chain.install(v, u64::MAX >> 2, guard).expect("install over committed head");
     }
 
@@ -420,11 +421,7 @@ mod tests {
         committed(&chain, 1, b"a", &guard);
         let w = Arc::new(TxnState::new(TxnId(1)));
         let p = chain
-            .install(
-                Owned::new(Version::pending(w.clone(), Some(b"x".as_slice().into()))),
-                1,
-                &guard,
-            )
+            .install(Owned::new(Version::pending(w.clone(), Some(Bytes::new(b"x")))), 1, &guard)
             .expect("install");
         assert_eq!(chain.read(100, &guard), ReadOutcome::Found(Some(&b"a"[..])));
         let other = Owned::new(Version::committed(3, None));
@@ -492,7 +489,7 @@ mod tests {
         assert_eq!(chain.try_seal(3, &guard), Some(2));
         assert!(chain.is_sealed(&guard));
         assert_eq!(chain.read(9, &guard), ReadOutcome::Absent);
-        let v = Owned::new(Version::committed(4, Some(b"b".as_slice().into())));
+        let v = Owned::new(Version::committed(4, Some(Bytes::new(b"b"))));
         assert!(matches!(chain.install(v, 9, &guard), Err(InstallError::Sealed(_))));
     }
 }

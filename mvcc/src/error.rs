@@ -36,6 +36,9 @@ pub enum MvccError {
     /// A value longer than `VALUE_BYTES_MAX`.
     #[error("value of {len} bytes exceeds the limit of {max}")]
     ValueTooLarge { len: usize, max: usize },
+    /// The txn wrote to a table that was dropped before it committed; nothing was written.
+    #[error("{txn} wrote to {table}, which was dropped before it committed")]
+    TableDropped { txn: TxnId, table: TableId },
     /// More distinct keys written than `TXN_WRITES_MAX`.
     #[error("{txn} wrote more than {max} keys")]
     TxnTooLarge { txn: TxnId, max: usize },

@@ -5,6 +5,7 @@
 //! `StoredKey` delegates to them, so `Borrow`'s contract (equal hashes and order) holds by
 //! construction.
 
+use crate::bytes::Bytes;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
@@ -66,12 +67,12 @@ impl Ord for dyn KeyView + '_ {
 #[derive(Clone)]
 pub struct StoredKey {
     table: TableId,
-    bytes: Box<[u8]>,
+    bytes: Bytes,
 }
 
 impl StoredKey {
     pub fn new(table: TableId, bytes: &[u8]) -> Self {
-        StoredKey { table, bytes: bytes.into() }
+        StoredKey { table, bytes: Bytes::new(bytes) }
     }
 
     pub fn as_view(&self) -> &(dyn KeyView + '_) {
@@ -84,13 +85,14 @@ impl KeyView for StoredKey {
         self.table
     }
     fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_slice()
     }
 }
 
 impl fmt::Debug for StoredKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{:02x?}", self.table, &self.bytes[..self.bytes.len().min(16)])
+        let b = self.bytes.as_slice();
+        write!(f, "{}:{:02x?}", self.table, &b[..b.len().min(16)])
     }
 }
 

@@ -23,6 +23,9 @@ pub mod state;
 pub mod store;
 pub mod txn;
 
+mod bytes;
+mod writeset;
+
 mod baseline;
 mod chain;
 mod lockfree;
@@ -35,6 +38,7 @@ pub use key::TableId;
 pub use state::TxnId;
 pub use store::{GcReport, StoreKind};
 pub use txn::{Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
+pub use writeset::WRITESET_SMALL_MAX;
 
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
@@ -59,6 +63,8 @@ pub(crate) struct Core {
     watermark: AtomicU64,
     gc_passes: AtomicU64,
     dropped_tables: Mutex<Vec<TableId>>,
+    /// Bumped by every `drop_table`; txns compare it at commit (one shared read, no RMW).
+    table_drops: AtomicU64,
 }
 
 impl Core {
@@ -71,6 +77,16 @@ impl Core {
         // Relaxed: see the field comment; fetch_max keeps it monotonic.
         let prev = self.watermark.fetch_max(w.0, Ordering::Relaxed);
         Timestamp(prev.max(w.0))
+    }
+
+    pub(crate) fn table_drops(&self) -> u64 {
+        // Acquire: pairs with the Release in `Mvcc::drop_table`, so a txn that sees the new
+        // count also sees the dropped id in the list.
+        self.table_drops.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_dropped(&self, table: TableId) -> bool {
+        self.dropped_tables.lock().contains(&table)
     }
 
     pub(crate) fn after_commit(&self, ts: Timestamp) {
@@ -165,6 +181,7 @@ impl Mvcc {
                 watermark: AtomicU64::new(start.0),
                 gc_passes: AtomicU64::new(0),
                 dropped_tables: Mutex::new(Vec::new()),
+                table_drops: AtomicU64::new(0),
             }),
         }
     }
@@ -208,12 +225,16 @@ impl Mvcc {
         report
     }
 
-    /// Marks a table dropped: its keys are removed by the next GC pass (and any a racing commit
+    /// Marks a table dropped: txns that wrote to it fail to commit with `TableDropped` (a commit
+    /// racing the drop itself may still land; its rows are garbage), and its keys are removed by
+    /// the next GC pass (and any a racing commit
     /// adds later, by the passes after it). Table ids are never reused.
     pub fn drop_table(&self, table: TableId) {
         let mut dropped = self.core.dropped_tables.lock();
         if !dropped.contains(&table) {
             dropped.push(table);
+            // Release: pairs with the Acquire in `Core::table_drops`.
+            self.core.table_drops.fetch_add(1, Ordering::Release);
         }
     }
 

@@ -22,7 +22,8 @@ use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore, WriteSet};
+use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
+use crate::writeset::Write;
 use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
 use dashmap::DashMap;
 use std::fmt;
@@ -128,7 +129,7 @@ impl VersionStore for LockFreeStore {
         }
     }
 
-    fn commit(&self, ctx: &CommitCtx<'_>, mut writes: WriteSet) -> Result<Timestamp, MvccError> {
+    fn commit(&self, ctx: &CommitCtx<'_>, mut writes: Vec<Write>) -> Result<Timestamp, MvccError> {
         let guard = epoch::pin();
         let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> =
             Vec::with_capacity(writes.len());
@@ -220,8 +221,10 @@ mod tests {
     use crate::stats::Stats;
     use crate::sync::Arc;
 
-    fn writes(keys: &[&[u8]]) -> WriteSet {
-        keys.iter().map(|k| (StoredKey::new(TableId(1), k), Some(Box::from(&b"v"[..])))).collect()
+    fn writes(keys: &[&[u8]]) -> Vec<Write> {
+        keys.iter()
+            .map(|k| (StoredKey::new(TableId(1), k), Some(crate::bytes::Bytes::new(b"v"))))
+            .collect()
     }
 
     #[test]

@@ -13,11 +13,8 @@ use crate::key::{KeyView, StoredKey, TableId};
 use crate::state::TxnState;
 use crate::stats::Stats;
 use crate::sync::Arc;
-use std::collections::BTreeMap;
+use crate::writeset::Write;
 use std::fmt;
-
-/// A txn's buffered writes in canonical (key) order; `None` is a delete.
-pub(crate) type WriteSet = BTreeMap<StoredKey, Option<Box<[u8]>>>;
 
 /// Which chain representation a database uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
@@ -84,9 +81,9 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     /// Every row of `table` a snapshot at `read_ts` sees, in no particular order.
     fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>);
 
-    /// Validates and publishes `writes` atomically (first committer wins), returning the commit
+    /// Validates and publishes `writes` (sorted by key, no duplicates) atomically (first committer wins), returning the commit
     /// timestamp. On conflict none of the writes ever becomes visible.
-    fn commit(&self, ctx: &CommitCtx<'_>, writes: WriteSet) -> Result<Timestamp, MvccError>;
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError>;
 
     /// Reclaims versions no snapshot at or above `watermark` can see, removes all-dead keys and
     /// the keys of `dropped` tables.

@@ -8,14 +8,16 @@
 //! uncommitted txn is invisible by construction and rollback is just dropping the buffer and the
 //! slot. `Drop` rolls back: a txn abandoned by an early return or a panic leaves the registry.
 
+use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::registry::SlotRef;
 use crate::state::{TxnId, TxnState};
 use crate::stats::bump;
-use crate::store::{CommitCtx, WriteSet};
+use crate::store::CommitCtx;
 use crate::sync::Arc;
+use crate::writeset::WriteSet;
 use crate::Core;
 use std::fmt;
 
@@ -43,6 +45,8 @@ pub struct Txn {
     read_ts: Timestamp,
     mode: TxnMode,
     writes: WriteSet,
+    /// `Core::table_drops` at begin: if it moved by commit, check the written tables.
+    drops_at_begin: u64,
 }
 
 impl fmt::Debug for Txn {
@@ -64,7 +68,16 @@ impl Txn {
         id: TxnId,
         mode: TxnMode,
     ) -> Self {
-        Txn { core, slot: Some(slot), id, read_ts, mode, writes: WriteSet::new() }
+        let drops_at_begin = core.table_drops();
+        Txn {
+            core,
+            slot: Some(slot),
+            id,
+            read_ts,
+            mode,
+            writes: WriteSet::default(),
+            drops_at_begin,
+        }
     }
 
     /// This txn's id.
@@ -93,7 +106,7 @@ impl Txn {
         let view: &dyn KeyView = &probe;
         if !self.writes.is_empty() {
             if let Some(own) = self.writes.get(view) {
-                return own.as_deref().map(<[u8]>::to_vec);
+                return own.as_ref().map(|b| b.to_vec());
             }
         }
         self.core.store.read(view, self.read_ts)
@@ -118,14 +131,11 @@ impl Txn {
             }
         }
         let probe: (TableId, &[u8]) = (table, key);
-        if let Some(slot) = self.writes.get_mut(&probe as &dyn KeyView) {
-            *slot = value.map(Into::into);
-            return Ok(());
-        }
-        if self.writes.len() >= TXN_WRITES_MAX {
+        let view: &dyn KeyView = &probe;
+        if self.writes.len() >= TXN_WRITES_MAX && self.writes.get(view).is_none() {
             return Err(MvccError::TxnTooLarge { txn: self.id, max: TXN_WRITES_MAX });
         }
-        self.writes.insert(StoredKey::new(table, key), value.map(Into::into));
+        self.writes.put(view, value.map(Bytes::new));
         Ok(())
     }
 
@@ -134,7 +144,7 @@ impl Txn {
         let mut rows = Vec::new();
         self.core.store.scan(table, self.read_ts, &mut rows);
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let own: Vec<(&StoredKey, &Option<Box<[u8]>>)> =
+        let own: Vec<(&StoredKey, &Option<Bytes>)> =
             self.writes.iter().filter(|(k, _)| k.table() == table).collect();
         if own.is_empty() {
             return rows;
@@ -172,7 +182,15 @@ impl Txn {
             bump(&stats.commits, 1);
             return Ok(self.read_ts);
         }
-        let writes = std::mem::take(&mut self.writes);
+        let writes = std::mem::take(&mut self.writes).into_sorted_vec();
+        if core.table_drops() != self.drops_at_begin {
+            if let Some(table) = writes.iter().map(|(k, _)| k.table()).find(|t| core.is_dropped(*t))
+            {
+                self.end();
+                bump(&stats.rollbacks, 1);
+                return Err(MvccError::TableDropped { txn: self.id, table });
+            }
+        }
         let state = Arc::new(TxnState::new(self.id));
         let ctx = CommitCtx {
             clock: &core.clock,
