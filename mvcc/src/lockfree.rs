@@ -17,7 +17,7 @@
 //!
 //! On conflict: `state = Aborted` (readers skip the versions at once), then unlink them.
 
-use crate::chain::{Chain, InstallError, ReadOutcome, Version};
+use crate::chain::{Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
@@ -159,7 +159,7 @@ impl VersionStore for LockFreeStore {
         for (_, v) in &installed {
             // SAFETY: installed by us under `guard`, which is still pinned.
             unsafe { v.deref() }.publish(ts.0);
-            reclaimed += Chain::truncate_below(*v, ctx.watermark.0, &guard);
+            reclaimed += Chain::truncate_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
         }
         bump(&stripe.versions_reclaimed, reclaimed);
         drop(installed);
