@@ -27,7 +27,7 @@
 
 use crate::bytes::Bytes;
 use crate::state::{TxnState, TxnStatus};
-use crate::sync::{Arc, AtomicU64, Ordering, SpinWait};
+use crate::sync::{AtomicU64, Ordering, SpinWait};
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 use std::fmt;
 
@@ -46,9 +46,13 @@ pub(crate) struct Version {
     /// The commit timestamp once known, 0 while `writer` decides.
     /// Release store in `publish`, Acquire load in `commit_status`.
     begin: AtomicU64,
-    /// The writing txn's state word, for versions created pending. `None` means the version was
-    /// created already committed (`begin != 0` from the start).
-    writer: Option<Arc<TxnState>>,
+    /// The writing txn's state word, for versions created pending; null for versions created
+    /// already committed (`begin != 0` from the start). Not reference-counted: the committer
+    /// retires the state word through the epoch collector only after every version of its txn
+    /// has `begin != 0` (published) or is unlinked (aborted), so any reader that can still see
+    /// `begin == 0` is pinned from before that retirement and finds the state allocated. (A
+    /// refcount here cost a cache miss on a cold, foreign line per version freed.)
+    writer: *const TxnState,
     /// `None` is a tombstone (delete).
     payload: Option<Bytes>,
     next: Atomic<Version>,
@@ -58,7 +62,7 @@ impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Version")
             .field("begin", &self.begin.load(Ordering::Relaxed))
-            .field("writer", &self.writer.as_ref().map(|w| w.id()))
+            .field("pending", &!self.writer.is_null())
             .field("tombstone", &self.payload.is_none())
             .finish()
     }
@@ -75,17 +79,41 @@ pub(crate) enum Seen {
     Aborted,
 }
 
+// SAFETY: all shared mutation goes through atomics; `writer` is only read, and points to a
+// `TxnState` (itself `Sync`) that outlives every access (see the field's comment).
+unsafe impl Send for Version {}
+// SAFETY: as above.
+unsafe impl Sync for Version {}
+
 impl Version {
-    /// A pending version owned by `writer` (used by commit).
-    pub(crate) fn pending(writer: Arc<TxnState>, payload: Option<Bytes>) -> Self {
-        Version { begin: AtomicU64::new(0), writer: Some(writer), payload, next: Atomic::null() }
+    /// A pending version owned by the txn whose state word is `writer`.
+    ///
+    /// # Safety
+    /// `writer` must stay allocated until this version is published (`publish`) or unlinked, and
+    /// then until every thread pinned at that moment has unpinned (retire it through the epoch
+    /// collector after the last `publish`/unlink of its txn).
+    pub(crate) unsafe fn pending(writer: *const TxnState, payload: Option<Bytes>) -> Self {
+        debug_assert!(!writer.is_null());
+        Version { begin: AtomicU64::new(0), writer, payload, next: Atomic::null() }
+    }
+
+    /// The writer's state word, while the version may still be unpublished.
+    fn writer(&self) -> Option<&TxnState> {
+        // SAFETY: `pending`'s contract: the state outlives every reader that can observe
+        // `begin == 0`, and callers only ask after observing `begin == 0` under a guard.
+        unsafe { self.writer.as_ref() }
     }
 
     /// A version committed at `ts` from birth (tests; recovery will use it).
     #[cfg(test)]
     pub(crate) fn committed(ts: u64, payload: Option<Bytes>) -> Self {
         debug_assert!(ts > 0, "timestamp 0 is never a commit");
-        Version { begin: AtomicU64::new(ts), writer: None, payload, next: Atomic::null() }
+        Version {
+            begin: AtomicU64::new(ts),
+            writer: std::ptr::null(),
+            payload,
+            next: Atomic::null(),
+        }
     }
 
     pub(crate) fn payload(&self) -> Option<&[u8]> {
@@ -106,7 +134,7 @@ impl Version {
         if begin != 0 {
             return Some(begin);
         }
-        match self.writer.as_ref().map(|w| w.status()) {
+        match self.writer().map(TxnState::status) {
             Some(TxnStatus::Committed { ts }) => Some(ts),
             _ => None,
         }
@@ -121,7 +149,7 @@ impl Version {
         if begin != 0 {
             return Seen::Committed(begin);
         }
-        let Some(writer) = self.writer.as_ref() else {
+        let Some(writer) = self.writer() else {
             debug_assert!(false, "a version with begin 0 always has a writer");
             return Seen::Aborted;
         };
@@ -433,9 +461,16 @@ mod tests {
         let guard = crossbeam_epoch::pin();
         let chain = Chain::new();
         committed(&chain, 1, b"a", &guard);
-        let w = Arc::new(TxnState::new(TxnId(1)));
+        let w = TxnState::new(TxnId(1));
         let p = chain
-            .install(Owned::new(Version::pending(w.clone(), Some(Bytes::new(b"x")))), 1, &guard)
+            .install(
+                Owned::new(
+                    // SAFETY: `w` outlives the chain's use of it in this test (no reads after it drops).
+                    unsafe { Version::pending(&w, Some(Bytes::new(b"x"))) },
+                ),
+                1,
+                &guard,
+            )
             .expect("install");
         assert_eq!(chain.read(100, &guard), ReadOutcome::Found(Some(&b"a"[..])));
         let other = Owned::new(Version::committed(3, None));
@@ -462,17 +497,33 @@ mod tests {
         let guard = crossbeam_epoch::pin();
         let chain = Chain::new();
         committed(&chain, 1, b"a", &guard);
-        let w = Arc::new(TxnState::new(TxnId(1)));
+        let w = TxnState::new(TxnId(1));
         let p = chain
-            .install(Owned::new(Version::pending(w.clone(), None)), 1, &guard)
+            .install(
+                Owned::new(
+                    // SAFETY: `w` outlives the chain's use of it in this test (no reads after it drops).
+                    unsafe { Version::pending(&w, None) },
+                ),
+                1,
+                &guard,
+            )
             .expect("install");
         w.set(TxnStatus::Aborted);
         assert_eq!(chain.read(9, &guard), ReadOutcome::Found(Some(&b"a"[..])));
         assert!(chain.unlink_aborted(p, &guard));
         assert_eq!(chain.len(&guard), 1);
 
-        let w2 = Arc::new(TxnState::new(TxnId(2)));
-        chain.install(Owned::new(Version::pending(w2.clone(), None)), 1, &guard).expect("install");
+        let w2 = TxnState::new(TxnId(2));
+        chain
+            .install(
+                Owned::new(
+                    // SAFETY: `w2` outlives the chain's use of it in this test (no reads after it drops).
+                    unsafe { Version::pending(&w2, None) },
+                ),
+                1,
+                &guard,
+            )
+            .expect("install");
         w2.set(TxnStatus::Aborted);
         committed(&chain, 4, b"c", &guard);
         assert_eq!(chain.len(&guard), 2, "the aborted head was replaced, not buried");

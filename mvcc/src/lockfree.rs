@@ -21,6 +21,7 @@ use crate::chain::{Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MA
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
 use crate::writeset::Write;
@@ -82,21 +83,22 @@ impl LockFreeStore {
     /// unlinks the versions it installed.
     fn abort(
         &self,
-        ctx: &CommitCtx<'_>,
+        state: &TxnState,
         installed: &[(&StoredKey, Shared<'_, Version>)],
+        stats: &crate::stats::Stats,
         guard: &Guard,
     ) {
-        ctx.state.set(crate::state::TxnStatus::Aborted);
+        state.set(TxnStatus::Aborted);
         let mut reclaimed = 0;
         for (key, version) in installed {
             // A chain holding our pending head is never sealed (only tombstones that committed
             // are), so it is still in the index unless its table was purged (then Chain::drop
-            // retired the version).
+            // retired the version). If an installer already replaced it, it also retired it.
             if let Some(chain) = self.index.get(key.as_view()) {
                 reclaimed += u64::from(chain.unlink_aborted(*version, guard));
             }
         }
-        bump(&ctx.stats.local().versions_reclaimed, reclaimed);
+        bump(&stats.local().versions_reclaimed, reclaimed);
     }
 }
 
@@ -131,14 +133,24 @@ impl VersionStore for LockFreeStore {
 
     fn commit(&self, ctx: &CommitCtx<'_>, mut writes: Vec<Write>) -> Result<Timestamp, MvccError> {
         let guard = epoch::pin();
+        // The state word every pending version points to. Retired (not freed) at the end, once
+        // every version is published or unlinked: see `Version::pending`'s contract.
+        let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
+        // SAFETY: just allocated, retired only at the end of this function.
+        let st = unsafe { state.deref() };
         let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> =
             Vec::with_capacity(writes.len());
         for (key, payload) in writes.iter_mut() {
-            let version = Owned::new(Version::pending(ctx.state.clone(), payload.take()));
+            // SAFETY: `state` outlives the version as `pending` requires: it is retired through
+            // the epoch collector below, after the version is published or unlinked.
+            let version = Owned::new(unsafe { Version::pending(st, payload.take()) });
             match self.install(ctx, key, version, &guard) {
                 Ok(v) => installed.push((key, v)),
                 Err(e) => {
-                    self.abort(ctx, &installed, &guard);
+                    self.abort(st, &installed, ctx.stats, &guard);
+                    // SAFETY: every version pointing at `state` is unlinked (by us or by the
+                    // installer that replaced it); readers that saw one are pinned.
+                    unsafe { guard.defer_destroy(state) };
                     return Err(e);
                 }
             }
@@ -149,16 +161,21 @@ impl VersionStore for LockFreeStore {
         // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
         // because the clock only grows; readers whose snapshot is below it skip us at once.
         let lb = ctx.clock.now_relaxed().0 + 1;
-        ctx.state.set(crate::state::TxnStatus::Committing { lb });
+        st.set(TxnStatus::Committing { lb });
         let ts = ctx.clock.advance();
-        ctx.state.set(crate::state::TxnStatus::Committed { ts: ts.0 });
+        st.set(TxnStatus::Committed { ts: ts.0 });
 
-        // Step 3: stamp and reclaim. Our guard keeps every installed version allocated even if
+        // Step 3: stamp, then reclaim. Our guard keeps every installed version allocated even if
         // a racing GC already cut it off below a newer version.
-        let mut reclaimed = 0;
         for (_, v) in &installed {
             // SAFETY: installed by us under `guard`, which is still pinned.
             unsafe { v.deref() }.publish(ts.0);
+        }
+        // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
+        // `begin == 0` earlier is pinned, so the deferred free waits for it.
+        unsafe { guard.defer_destroy(state) };
+        let mut reclaimed = 0;
+        for (_, v) in &installed {
             reclaimed += Chain::truncate_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
         }
         bump(&stripe.versions_reclaimed, reclaimed);
@@ -217,9 +234,8 @@ impl LockFreeStore {
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::state::{TxnId, TxnState, TxnStatus};
+    use crate::state::TxnId;
     use crate::stats::Stats;
-    use crate::sync::Arc;
 
     fn writes(keys: &[&[u8]]) -> Vec<Write> {
         keys.iter()
@@ -232,26 +248,24 @@ mod tests {
         let store = LockFreeStore::new();
         let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
         let commit = |id: u64, read_ts: u64, keys: &[&[u8]]| {
-            let state = Arc::new(TxnState::new(TxnId(id)));
             let ctx = CommitCtx {
                 clock: &clock,
-                state: &state,
+                txn: TxnId(id),
                 read_ts: Timestamp(read_ts),
                 watermark: Timestamp::ZERO,
                 stats: &stats,
             };
-            (store.commit(&ctx, writes(keys)), state.status())
+            store.commit(&ctx, writes(keys))
         };
-        let (first, _) = commit(1, 0, &[b"b"]);
+        let first = commit(1, 0, &[b"b"]);
         assert_eq!(first, Ok(Timestamp(1)));
         // "a" installs first (key order), then "b" conflicts: "a" must be unlinked again.
-        let (second, status) = commit(2, 0, &[b"a", b"b"]);
+        let second = commit(2, 0, &[b"a", b"b"]);
         assert!(matches!(second, Err(MvccError::Conflict { .. })), "{second:?}");
-        assert_eq!(status, TxnStatus::Aborted);
         assert_eq!(store.chain_versions(), 1);
         assert_eq!(store.read(&(TableId(1), &b"a"[..]), Timestamp(9)), None);
         // A later snapshot commits over both.
-        let (third, _) = commit(3, 1, &[b"a", b"b"]);
+        let third = commit(3, 1, &[b"a", b"b"]);
         assert_eq!(third, Ok(Timestamp(2)));
         assert_eq!(store.chain_versions(), 3);
         let report = store.collect(Timestamp(2), &[]);

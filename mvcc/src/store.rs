@@ -10,9 +10,8 @@
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::state::TxnState;
+use crate::state::TxnId;
 use crate::stats::Stats;
-use crate::sync::Arc;
 use crate::writeset::Write;
 use std::fmt;
 
@@ -40,7 +39,7 @@ impl StoreKind {
 /// What a commit needs from the shared core.
 pub(crate) struct CommitCtx<'a> {
     pub(crate) clock: &'a Clock,
-    pub(crate) state: &'a Arc<TxnState>,
+    pub(crate) txn: TxnId,
     pub(crate) read_ts: Timestamp,
     /// A (possibly stale, always safe) GC watermark for inline reclamation.
     pub(crate) watermark: Timestamp,
@@ -51,7 +50,7 @@ impl CommitCtx<'_> {
     pub(crate) fn conflict(&self, key: &StoredKey, committed_ts: Option<u64>) -> MvccError {
         let bytes = key.bytes();
         MvccError::Conflict {
-            txn: self.state.id(),
+            txn: self.txn,
             read_ts: self.read_ts,
             table: key.table(),
             key_prefix: bytes[..bytes.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec(),

@@ -13,7 +13,7 @@ use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::registry::SlotRef;
-use crate::state::{TxnId, TxnState};
+use crate::state::TxnId;
 use crate::stats::bump;
 use crate::store::CommitCtx;
 use crate::sync::Arc;
@@ -191,10 +191,9 @@ impl Txn {
                 return Err(MvccError::TableDropped { txn: self.id, table });
             }
         }
-        let state = Arc::new(TxnState::new(self.id));
         let ctx = CommitCtx {
             clock: &core.clock,
-            state: &state,
+            txn: self.id,
             read_ts: self.read_ts,
             watermark: core.cached_watermark(),
             stats: &core.stats,
