@@ -41,3 +41,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The allocator of the `strata` binary (not of the library: embedders choose their own).
+/// Versions are allocated by one thread and freed through the epoch collector by another;
+/// glibc's malloc serialises such cross-thread frees on the allocating arena's lock, mimalloc
+/// frees them lock-free. Every engine in `strata bench` runs under this same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
