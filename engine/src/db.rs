@@ -26,8 +26,9 @@ pub const TABLE_NAME_BYTES_MAX: usize = 255;
 pub struct Options {
     /// Version store: Strata's lock-free chains, or the mutex-per-chain baseline.
     pub store: StoreKind,
-    /// How often the background GC pass runs; `None` disables the thread (inline GC on commit
-    /// and `Database::collect_garbage` still work).
+    /// How often the background GC thread wakes to consider a full pass (it runs one only when
+    /// enough is reclaimable: `strata_mvcc::Mvcc::maybe_collect_garbage`); `None` disables the
+    /// thread (inline GC on commit and `Database::collect_garbage` still work).
     pub gc_interval: Option<Duration>,
     /// Retry policy of `Database::transaction`.
     pub retry: RetryPolicy,
@@ -315,7 +316,7 @@ fn spawn_gc(mvcc: Mvcc, interval: Duration) -> GcThread {
                 break;
             }
             drop(stopped);
-            mvcc.collect_garbage();
+            mvcc.maybe_collect_garbage();
             stopped = lock.lock();
         }
     });

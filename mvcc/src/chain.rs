@@ -328,6 +328,10 @@ impl Chain {
             }
             match v.committed_ts() {
                 Some(ts) if ts <= watermark => {
+                    // Nothing below: skip the RMW (a full GC pass visits every chain).
+                    if v.next.load(Ordering::Relaxed, guard).is_null() {
+                        return 0;
+                    }
                     // AcqRel: Acquire to read the tail we take over, Release so a racing GC that
                     // swaps the same link sees null (only one of us gets the tail).
                     let tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);

@@ -21,6 +21,7 @@ pub(crate) struct Stripe {
     pub(crate) versions_installed: AtomicU64,
     pub(crate) versions_reclaimed: AtomicU64,
     pub(crate) keys_removed: AtomicU64,
+    pub(crate) tombstones_installed: AtomicU64,
 }
 
 /// Adds to one counter of the caller's stripe. Relaxed: counters order nothing.
@@ -57,6 +58,7 @@ pub(crate) struct Totals {
     pub(crate) versions_installed: u64,
     pub(crate) versions_reclaimed: u64,
     pub(crate) keys_removed: u64,
+    pub(crate) tombstones_installed: u64,
 }
 
 impl Stats {
@@ -80,6 +82,7 @@ impl Stats {
             t.versions_installed += s.versions_installed.load(Ordering::Relaxed);
             t.versions_reclaimed += s.versions_reclaimed.load(Ordering::Relaxed);
             t.keys_removed += s.keys_removed.load(Ordering::Relaxed);
+            t.tombstones_installed += s.tombstones_installed.load(Ordering::Relaxed);
         }
         t
     }

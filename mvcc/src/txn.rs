@@ -198,12 +198,16 @@ impl Txn {
             watermark: core.cached_watermark(),
             stats: &core.stats,
         };
+        let tombstones = writes.iter().filter(|(_, v)| v.is_none()).count() as u64;
         let result = core.store.commit(&ctx, writes);
         // The snapshot is no longer needed once our versions are published or unlinked.
         self.end();
         match result {
             Ok(ts) => {
                 bump(&stats.commits, 1);
+                if tombstones > 0 {
+                    bump(&stats.tombstones_installed, tombstones);
+                }
                 core.after_commit(ts);
                 Ok(ts)
             }
