@@ -44,6 +44,7 @@ use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
 use crate::store::VersionStore;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
 
@@ -58,15 +59,20 @@ pub const GC_GARBAGE_PER_KEYS: u64 = 16;
 pub const WATERMARK_REFRESH_COMMITS: u64 = 32;
 
 /// The shared core of one database.
+///
+/// Layout matters: the clock (written by every commit) and the cached watermark (written every
+/// `WATERMARK_REFRESH_COMMITS`) each get their own cache lines, apart from the `Arc` counts in
+/// front of the struct (bumped by every begin) and from the read-mostly fields below them.
+/// Sharing one line made every begin and every commit invalidate everyone's copy of the clock.
 pub(crate) struct Core {
-    pub(crate) clock: Clock,
+    pub(crate) clock: CachePadded<Clock>,
     pub(crate) registry: SnapshotRegistry,
     pub(crate) store: Box<dyn VersionStore>,
     pub(crate) stats: Stats,
     /// The newest computed watermark. Relaxed is enough: any value ever computed stays a valid
     /// lower bound of every present and future snapshot (see `registry`), and memory safety of
     /// what GC frees comes from the epoch, not from this value.
-    watermark: AtomicU64,
+    watermark: CachePadded<AtomicU64>,
     gc_passes: AtomicU64,
     /// `tombstones_installed` and `table_drops` as of the last full pass (GC policy).
     gc_seen: Mutex<(u64, u64)>,
@@ -182,11 +188,11 @@ impl Mvcc {
         };
         Mvcc {
             core: Arc::new(Core {
-                clock: Clock::new(start),
+                clock: CachePadded::new(Clock::new(start)),
                 registry: SnapshotRegistry::new(),
                 store,
                 stats: Stats::new(),
-                watermark: AtomicU64::new(start.0),
+                watermark: CachePadded::new(AtomicU64::new(start.0)),
                 gc_passes: AtomicU64::new(0),
                 gc_seen: Mutex::new((0, 0)),
                 dropped_tables: Mutex::new(Vec::new()),
