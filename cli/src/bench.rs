@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Seconds per (engine, workload, threads) run.
     #[arg(long, default_value_t = 1.0)]
     pub duration: f64,
+    /// Runs per configuration; the row reported is the median by throughput (a shared 2-core
+    /// machine drifts by tens of percent between runs).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
     /// Key count; overrides every workload's own.
     #[arg(long)]
     pub keys: Option<u64>,
@@ -64,6 +68,7 @@ impl Default for BenchArgs {
             workload: vec!["counters-1k".into(), "counters-1m".into(), "counters-hot".into()],
             threads: vec![1, 2, 4, 16],
             duration: 1.0,
+            repeat: 1,
             keys: None,
             seed: 42,
             json: None,
@@ -79,6 +84,8 @@ pub struct Row {
     pub threads: usize,
     pub keys: u64,
     pub duration_s: f64,
+    /// Runs of this configuration; the row is the one with the median `commits_per_s`.
+    pub runs: u32,
     pub commits: u64,
     pub aborts: u64,
     pub commits_per_s: f64,
@@ -313,38 +320,15 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
             );
             let mut committed_total = 0u64;
             for &threads in &args.threads {
-                let results = run_one(&engine, threads, keys, duration, args.seed);
-                let elapsed = duration.as_secs_f64();
-                let mut latency =
-                    Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
-                let (mut commits, mut aborts, mut error) = (0, 0, None);
-                for r in &results {
-                    commits += r.commits;
-                    aborts += r.aborts;
-                    latency.add(&r.latency).map_err(|e| e.to_string())?;
-                    if error.is_none() {
-                        error.clone_from(&r.error);
-                    }
+                let mut runs = Vec::with_capacity(args.repeat as usize);
+                for _ in 0..args.repeat.max(1) {
+                    let run = Run { engine: &engine, name: engine_name, workload, threads, keys };
+                    runs.push(run.measure(duration, args.seed, &mut committed_total)?);
                 }
-                committed_total += commits;
-                let gate = gate(engine.as_ref(), committed_total, error);
-                let row = Row {
-                    engine: engine_name.clone(),
-                    workload: workload.clone(),
-                    threads,
-                    keys,
-                    duration_s: elapsed,
-                    commits,
-                    aborts,
-                    commits_per_s: commits as f64 / elapsed,
-                    aborts_per_s: aborts as f64 / elapsed,
-                    p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
-                    p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
-                    gate,
-                };
+                let row = median(runs);
                 eprintln!(
-                    "  {engine_name}/{workload}/{threads}t: {:.0} commits/s, gate {}",
-                    row.commits_per_s, row.gate
+                    "  {engine_name}/{workload}/{threads}t: {:.0} commits/s (median of {}), gate {}",
+                    row.commits_per_s, row.runs, row.gate
                 );
                 rows.push(row);
             }
@@ -357,6 +341,67 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         println!("wrote {} rows to {}", rows.len(), path.display());
     }
     Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
+}
+
+/// One (engine, workload, threads) configuration.
+struct Run<'a> {
+    engine: &'a Arc<dyn Engine>,
+    name: &'a str,
+    workload: &'a str,
+    threads: usize,
+    keys: u64,
+}
+
+impl Run<'_> {
+    /// Runs once for `duration` and checks the gate against the cumulative committed count.
+    fn measure(
+        &self,
+        duration: Duration,
+        seed: u64,
+        committed_total: &mut u64,
+    ) -> Result<Row, String> {
+        let results = run_one(self.engine, self.threads, self.keys, duration, seed);
+        let elapsed = duration.as_secs_f64();
+        let mut latency = Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
+        let (mut commits, mut aborts, mut error) = (0, 0, None);
+        for r in &results {
+            commits += r.commits;
+            aborts += r.aborts;
+            latency.add(&r.latency).map_err(|e| e.to_string())?;
+            if error.is_none() {
+                error.clone_from(&r.error);
+            }
+        }
+        *committed_total += commits;
+        Ok(Row {
+            engine: self.name.to_string(),
+            workload: self.workload.to_string(),
+            threads: self.threads,
+            keys: self.keys,
+            duration_s: elapsed,
+            runs: 1,
+            commits,
+            aborts,
+            commits_per_s: commits as f64 / elapsed,
+            aborts_per_s: aborts as f64 / elapsed,
+            p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
+            p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
+            gate: gate(self.engine.as_ref(), *committed_total, error),
+        })
+    }
+}
+
+/// The run with the median throughput; a failed gate in any run fails the row.
+fn median(mut runs: Vec<Row>) -> Row {
+    let failed = runs.iter().find(|r| r.gate.starts_with("FAILED")).map(|r| r.gate.clone());
+    let n = runs.len() as u32;
+    runs.sort_by(|a, b| a.commits_per_s.total_cmp(&b.commits_per_s));
+    let mut row = runs.swap_remove(runs.len() / 2);
+    row.runs = n;
+    if let Some(gate) = failed {
+        row.gate = gate;
+    }
+    row
 }
 
 fn gate(engine: &dyn Engine, committed: u64, error: Option<String>) -> String {
@@ -391,6 +436,7 @@ fn print_table(rows: &[Row]) {
             Cell::new(&r.engine),
             Cell::new(&r.workload),
             Cell::new(r.threads).set_alignment(CellAlignment::Right),
+            Cell::new(r.runs).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.0}", r.commits_per_s)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.0}", r.aborts_per_s)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.2}", r.p50_us)).set_alignment(CellAlignment::Right),
@@ -414,6 +460,7 @@ mod tests {
             workload: vec!["counters".into(), "counters-hot".into()],
             threads: vec![1, 3],
             duration: 0.05,
+            repeat: 3,
             keys: Some(50),
             json: Some(json.clone()),
             ..BenchArgs::default()
