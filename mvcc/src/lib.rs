@@ -56,7 +56,7 @@ pub const GC_GARBAGE_PER_KEYS: u64 = 16;
 
 /// Commits between two inline refreshes of the cached GC watermark (one committer in this many
 /// scans the registry; the others reuse the cached value, which is always safe if stale).
-pub const WATERMARK_REFRESH_COMMITS: u64 = 32;
+pub const WATERMARK_REFRESH_COMMITS: u64 = 8;
 
 /// The shared core of one database.
 ///

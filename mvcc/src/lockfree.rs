@@ -221,6 +221,14 @@ impl VersionStore for LockFreeStore {
     }
 }
 
+impl Drop for LockFreeStore {
+    fn drop(&mut self) {
+        for mut chain in self.index.iter_mut() {
+            chain.free_now();
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 impl LockFreeStore {
     /// Total versions in all chains (tests).
