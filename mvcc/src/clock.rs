@@ -69,7 +69,15 @@ impl Clock {
     /// (On x86 any RMW is a full barrier, so AcqRel would cost nothing more; Release is the
     /// weakest ordering the loom models accept.)
     pub fn advance(&self) -> Timestamp {
-        let prev = self.now.fetch_add(1, Ordering::Release);
+        #[cfg(loom)]
+        let ordering = if crate::canary::active(crate::canary::Canary::RelaxedAdvance) {
+            Ordering::Relaxed
+        } else {
+            Ordering::Release
+        };
+        #[cfg(not(loom))]
+        let ordering = Ordering::Release;
+        let prev = self.now.fetch_add(1, ordering);
         debug_assert!(prev < u64::MAX >> 2, "clock overflowed the 62-bit timestamp space");
         Timestamp(prev + 1)
     }

@@ -26,8 +26,12 @@ pub mod txn;
 mod bytes;
 mod writeset;
 
+#[cfg(loom)]
+pub mod canary;
+
 mod baseline;
 mod chain;
+mod index;
 mod lockfree;
 mod stats;
 mod sync;
@@ -111,7 +115,7 @@ impl Core {
 }
 
 fn next_txn_id() -> TxnId {
-    static THREADS: AtomicU64 = AtomicU64::new(1);
+    static THREADS: sync::unmodelled::AtomicU64 = sync::unmodelled::AtomicU64::new(1);
     thread_local! {
         static NEXT: Cell<u64> = const { Cell::new(0) };
     }

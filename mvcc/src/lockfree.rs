@@ -20,21 +20,19 @@
 use crate::chain::{Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
 use crate::clock::Timestamp;
 use crate::error::MvccError;
+use crate::index::Index;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
+use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::writeset::Write;
-use crossbeam_epoch::{self as epoch, Guard, Owned, Shared};
-use dashmap::DashMap;
 use std::fmt;
 
 /// GC re-pins its epoch guard after this many chains, so one pass never holds back reclamation.
 pub const GC_CHAINS_PER_PIN: usize = 256;
 /// A scan re-pins after this many chains, for the same reason.
 pub const SCAN_CHAINS_PER_PIN: usize = 1024;
-
-type Index = DashMap<StoredKey, Chain, foldhash::fast::RandomState>;
 
 /// Lock-free chains in a sharded hash index.
 pub(crate) struct LockFreeStore {
@@ -49,7 +47,7 @@ impl fmt::Debug for LockFreeStore {
 
 impl LockFreeStore {
     pub(crate) fn new() -> Self {
-        LockFreeStore { index: DashMap::with_hasher(foldhash::fast::RandomState::default()) }
+        LockFreeStore { index: Index::new() }
     }
 
     /// Installs one version on `key`'s chain, creating the chain (or replacing a sealed one).
@@ -61,10 +59,7 @@ impl LockFreeStore {
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, MvccError> {
         loop {
-            let chain = match self.index.get(key.as_view()) {
-                Some(chain) => chain,
-                None => self.index.entry(key.clone()).or_default().downgrade(),
-            };
+            let chain = self.index.get_or_create(key);
             match chain.install(version, ctx.read_ts.0, guard) {
                 Ok(installed) => return Ok(installed),
                 Err(InstallError::Conflict { committed_ts }) => {
@@ -73,7 +68,7 @@ impl LockFreeStore {
                 Err(InstallError::Sealed(v)) => {
                     version = v;
                     drop(chain); // never hold a shard guard across another map call
-                    self.index.remove_if(key.as_view(), |_, c| c.is_sealed(guard));
+                    self.index.remove_if_sealed(key, guard);
                 }
             }
         }
@@ -118,17 +113,19 @@ impl VersionStore for LockFreeStore {
 
     fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
         let mut guard = epoch::pin();
-        for (i, entry) in self.index.iter().enumerate() {
-            if i % SCAN_CHAINS_PER_PIN == SCAN_CHAINS_PER_PIN - 1 {
+        let mut i = 0;
+        self.index.for_each(|key, chain| {
+            i += 1;
+            if i % SCAN_CHAINS_PER_PIN == 0 {
                 guard.repin();
             }
-            if entry.key().table() != table {
-                continue;
+            if key.table() != table {
+                return;
             }
-            if let ReadOutcome::Found(Some(payload)) = entry.value().read(read_ts.0, &guard) {
-                out.push((entry.key().bytes().to_vec(), payload.to_vec()));
+            if let ReadOutcome::Found(Some(payload)) = chain.read(read_ts.0, &guard) {
+                out.push((key.bytes().to_vec(), payload.to_vec()));
             }
-        }
+        });
     }
 
     fn commit(&self, ctx: &CommitCtx<'_>, mut writes: Vec<Write>) -> Result<Timestamp, MvccError> {
@@ -161,7 +158,13 @@ impl VersionStore for LockFreeStore {
         // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
         // because the clock only grows; readers whose snapshot is below it skip us at once.
         let lb = ctx.clock.now_relaxed().0 + 1;
-        st.set(TxnStatus::Committing { lb });
+        #[cfg(loom)]
+        let publish_committing = !crate::canary::active(crate::canary::Canary::NoCommitting);
+        #[cfg(not(loom))]
+        let publish_committing = true;
+        if publish_committing {
+            st.set(TxnStatus::Committing { lb });
+        }
         let ts = ctx.clock.advance();
         st.set(TxnStatus::Committed { ts: ts.0 });
 
@@ -188,28 +191,30 @@ impl VersionStore for LockFreeStore {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut guard = epoch::pin();
         let mut sealed = Vec::new();
-        for (i, entry) in self.index.iter().enumerate() {
-            if i % GC_CHAINS_PER_PIN == GC_CHAINS_PER_PIN - 1 {
+        let mut i = 0;
+        self.index.for_each(|key, chain| {
+            i += 1;
+            if i % GC_CHAINS_PER_PIN == 0 {
                 guard.repin();
             }
-            if dropped.contains(&entry.key().table()) {
-                continue;
+            if dropped.contains(&key.table()) {
+                return;
             }
-            report.versions_reclaimed += entry.value().collect(watermark.0, &guard);
-            if let Some(n) = entry.value().try_seal(watermark.0, &guard) {
+            report.versions_reclaimed += chain.collect(watermark.0, &guard);
+            if let Some(n) = chain.try_seal(watermark.0, &guard) {
                 report.versions_reclaimed += n;
-                sealed.push(entry.key().clone());
+                sealed.push(key.clone());
             }
-        }
+        });
         // Removal needs shard write locks: only after the iteration released its read locks.
         for key in sealed {
-            if self.index.remove_if(key.as_view(), |_, c| c.is_sealed(&guard)).is_some() {
+            if self.index.remove_if_sealed(&key, &guard) {
                 report.keys_removed += 1;
             }
         }
         if !dropped.is_empty() {
             let before = self.index.len();
-            self.index.retain(|k, _| !dropped.contains(&k.table()));
+            self.index.retain(|k| !dropped.contains(&k.table()));
             report.keys_removed += (before.saturating_sub(self.index.len())) as u64;
         }
         guard.flush();
@@ -223,9 +228,7 @@ impl VersionStore for LockFreeStore {
 
 impl Drop for LockFreeStore {
     fn drop(&mut self) {
-        for mut chain in self.index.iter_mut() {
-            chain.free_now();
-        }
+        self.index.free_all();
     }
 }
 
@@ -234,7 +237,9 @@ impl LockFreeStore {
     /// Total versions in all chains (tests).
     pub(crate) fn chain_versions(&self) -> usize {
         let guard = epoch::pin();
-        self.index.iter().map(|e| e.value().len(&guard)).sum()
+        let mut n = 0;
+        self.index.for_each(|_, c| n += c.len(&guard));
+        n
     }
 }
 

@@ -112,6 +112,10 @@ impl SnapshotRegistry {
     pub fn begin(&self, clock: &Clock) -> Result<(SlotRef, Timestamp), RegistryFull> {
         let s = clock.now();
         let slot = self.claim(s.0)?;
+        #[cfg(loom)]
+        if crate::canary::active(crate::canary::Canary::UnfencedBegin) {
+            return Ok((slot, s)); // the naive begin: publish, no fence, use the pre-publish read
+        }
         // SeqCst fence: orders the slot publication before the re-read against GC's fence
         // between its clock read and its slot scan (`watermark`).
         fence(Ordering::SeqCst);
@@ -167,6 +171,11 @@ impl SnapshotRegistry {
     }
 
     fn claim(&self, value: u64) -> Result<SlotRef, RegistryFull> {
+        // Under loom the hint would carry over from one explored execution to the next (it is a
+        // std thread-local) and make the model non-deterministic: always scan from slot 0.
+        #[cfg(loom)]
+        let hint = 0;
+        #[cfg(not(loom))]
         let hint = SLOT_HINT.with(|h| h.get());
         let blocks = self.blocks.load(Ordering::Relaxed);
         let total = blocks * SLOTS_PER_BLOCK;

@@ -103,6 +103,9 @@ impl TxnState {
                 (TxnStatus::Active, TxnStatus::Committing { .. }) => true,
                 (TxnStatus::Active, TxnStatus::Aborted) => true,
                 (TxnStatus::Committing { lb }, TxnStatus::Committed { ts }) => lb <= ts,
+                #[cfg(loom)]
+                (TxnStatus::Active, TxnStatus::Committed { .. }) =>
+                    crate::canary::active(crate::canary::Canary::NoCommitting),
                 _ => false,
             },
             "illegal txn state transition {:?} -> {:?} for {}",

@@ -4,7 +4,8 @@
 //! Counts are exact once the threads that bumped them are quiescent; while they run, a snapshot
 //! of the counters is a consistent-enough sum of stripes (each stripe is monotonic).
 
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::unmodelled::AtomicUsize as StdAtomicUsize;
+use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 use std::fmt;
 
@@ -30,7 +31,7 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 }
 
 fn stripe_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STATS_STRIPES;
     }

@@ -16,6 +16,18 @@ pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Or
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
+#[cfg(not(loom))]
+pub(crate) use crossbeam_epoch as epoch;
+#[cfg(loom)]
+pub(crate) mod epoch;
+
+/// Std atomics for process-wide statics that are ids or hints, never part of the protocol (loom
+/// atomics cannot live in statics).
+pub(crate) mod unmodelled {
+    #![allow(clippy::disallowed_types)]
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+}
+
 /// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
 pub(crate) use parking_lot::{Mutex, RwLock};
 pub(crate) use std::sync::Arc as StdArc;
@@ -23,11 +35,13 @@ pub(crate) use std::sync::Arc as StdArc;
 /// A bounded spin-then-yield wait used while another txn is *publishing* its commit
 /// (between `Committing` and `Committed`: one `fetch_add` and one store).
 #[derive(Debug, Default)]
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct SpinWait {
     step: u32,
 }
 
 /// Spins this many times (doubling) before yielding the CPU on every further step.
+#[cfg_attr(loom, allow(dead_code))]
 const SPIN_STEPS_MAX: u32 = 6;
 
 impl SpinWait {
