@@ -1,4 +1,10 @@
-//! `strata-verification`: reference model, history checker, loom and shuttle models, proptest
-//! state machines and crash tests. Issue #3 builds it out; this first increment holds nothing yet
-//! beyond the crate, the engine's own invariant tests live in `engine/tests/`.
+//! `strata-verification`: checks of Strata's claims beyond unit tests (publish = false).
+//!
+//! - [`model`]: a reference model of snapshot isolation, driven against the engine by the
+//!   proptest state machine in `tests/model_si.rs`.
+//! - `tests/loom_protocol.rs`: loom models of the commit protocol with canaries.
+//!
+//! What each layer proves and how to run it longer: `docs/design/verification.md`.
 #![forbid(unsafe_code)]
+
+pub mod model;

@@ -1,0 +1,178 @@
+//! Model-based test: random interleavings of up to four txns on one thread — begin (read-write
+//! or read-only), get, put, insert, delete, scan, commit, rollback, drop, full GC — run against
+//! the reference model (`strata_verification::model`) and against the engine on both stores,
+//! comparing every result. Shrinking reduces a failure to a short, readable op list.
+//! `PROPTEST_CASES=N` runs more cases (default 256 per store).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use proptest::prelude::*;
+use strata::{Database, ErrorKind, Options, StoreKind, Table};
+use strata_verification::model::{Key, ModelCommit, ModelTxn, SiModel, Value};
+
+const SLOTS: usize = 4;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Begin { slot: usize, read_only: bool },
+    Get { slot: usize, key: Key },
+    Put { slot: usize, key: Key, value: Value },
+    Insert { slot: usize, key: Key, value: Value },
+    Delete { slot: usize, key: Key },
+    Scan { slot: usize },
+    Commit { slot: usize },
+    Rollback { slot: usize },
+    Drop { slot: usize },
+    Gc,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = 0..SLOTS;
+    let key = 0u8..5;
+    prop_oneof![
+        3 => (slot.clone(), any::<bool>()).prop_map(|(slot, r)| Op::Begin { slot, read_only: r && slot % 2 == 1 }),
+        4 => (slot.clone(), key.clone()).prop_map(|(slot, key)| Op::Get { slot, key }),
+        4 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Put { slot, key, value }),
+        1 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Insert { slot, key, value }),
+        2 => (slot.clone(), key).prop_map(|(slot, key)| Op::Delete { slot, key }),
+        1 => slot.clone().prop_map(|slot| Op::Scan { slot }),
+        3 => slot.clone().prop_map(|slot| Op::Commit { slot }),
+        1 => slot.clone().prop_map(|slot| Op::Rollback { slot }),
+        1 => slot.prop_map(|slot| Op::Drop { slot }),
+        1 => Just(Op::Gc),
+    ]
+}
+
+enum Handle {
+    Rw(strata::Txn),
+    Ro(strata::Snapshot),
+}
+
+impl Handle {
+    fn get(&self, t: &Table, key: Key) -> Option<Value> {
+        let v = match self {
+            Handle::Rw(x) => x.get(t, [key]).unwrap(),
+            Handle::Ro(x) => x.get(t, [key]).unwrap(),
+        };
+        v.map(|v| v[0])
+    }
+
+    fn scan(&self, t: &Table) -> Vec<(Key, Value)> {
+        let rows = match self {
+            Handle::Rw(x) => x.scan(t).unwrap(),
+            Handle::Ro(x) => x.scan(t).unwrap(),
+        };
+        rows.into_iter().map(|(k, v)| (k[0], v[0])).collect()
+    }
+}
+
+fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
+    let db = Database::with_options(Options::default().store(store).gc_interval(None));
+    let t = db.create_table("t").unwrap();
+    let mut model = SiModel::default();
+    let mut open: Vec<Option<(Handle, ModelTxn)>> = (0..SLOTS).map(|_| None).collect();
+    for (i, op) in ops.iter().enumerate() {
+        let ctx = || format!("op #{i} {op:?} on {store:?}");
+        match *op {
+            Op::Begin { slot, read_only } => {
+                let m = model.begin(read_only);
+                let h = if read_only {
+                    Handle::Ro(db.begin_read().unwrap())
+                } else {
+                    Handle::Rw(db.begin().unwrap())
+                };
+                let ts = match &h {
+                    Handle::Rw(x) => x.read_ts(),
+                    Handle::Ro(x) => x.read_ts(),
+                };
+                prop_assert_eq!(ts.get(), m.read_ts, "{}", ctx());
+                open[slot] = Some((h, m)); // replacing drops (rolls back) the old txn
+            }
+            Op::Get { slot, key } => {
+                if let Some((h, m)) = &open[slot] {
+                    prop_assert_eq!(h.get(&t, key), model.get(m, key), "{}", ctx());
+                }
+            }
+            Op::Scan { slot } => {
+                if let Some((h, m)) = &open[slot] {
+                    prop_assert_eq!(h.scan(&t), model.scan(m), "{}", ctx());
+                }
+            }
+            Op::Put { slot, key, value } | Op::Insert { slot, key, value } => {
+                if let Some((Handle::Rw(h), m)) = &mut open[slot] {
+                    let insert = matches!(op, Op::Insert { .. });
+                    let exists = model.get(m, key).is_some();
+                    let r = if insert {
+                        h.insert(&t, [key], [value])
+                    } else {
+                        h.put(&t, [key], [value])
+                    };
+                    if insert && exists {
+                        prop_assert_eq!(
+                            r.unwrap_err().kind(),
+                            ErrorKind::AlreadyExists,
+                            "{}",
+                            ctx()
+                        );
+                    } else {
+                        r.unwrap();
+                        m.writes.insert(key, Some(value));
+                    }
+                }
+            }
+            Op::Delete { slot, key } => {
+                if let Some((Handle::Rw(h), m)) = &mut open[slot] {
+                    let existed = h.delete(&t, [key]).unwrap();
+                    prop_assert_eq!(existed, model.get(m, key).is_some(), "{}", ctx());
+                    m.writes.insert(key, None);
+                }
+            }
+            Op::Commit { slot } => {
+                if let Some((h, m)) = open[slot].take() {
+                    let got = match h {
+                        Handle::Rw(x) => x.commit(),
+                        Handle::Ro(x) => Ok(x.read_ts()),
+                    };
+                    match (got, model.commit(m)) {
+                        (Ok(ts), ModelCommit::Committed(mts)) => {
+                            prop_assert_eq!(ts.get(), mts, "{}", ctx())
+                        }
+                        (Err(e), ModelCommit::Conflict) => {
+                            prop_assert_eq!(e.kind(), ErrorKind::Conflict, "{}", ctx())
+                        }
+                        (got, want) => {
+                            prop_assert!(false, "{}: engine {:?}, model {:?}", ctx(), got, want)
+                        }
+                    }
+                }
+            }
+            Op::Rollback { slot } => {
+                if let Some((h, _)) = open[slot].take() {
+                    if let Handle::Rw(x) = h {
+                        x.rollback();
+                    }
+                }
+            }
+            Op::Drop { slot } => drop(open[slot].take()),
+            Op::Gc => {
+                db.collect_garbage();
+            }
+        }
+        let live = open.iter().filter(|o| o.is_some()).count() as u64;
+        prop_assert_eq!(db.stats().active_snapshots, live, "{}: registry leak", ctx());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lockfree_store_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(StoreKind::LockFree, &ops)?;
+    }
+
+    #[test]
+    fn baseline_store_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(StoreKind::Baseline, &ops)?;
+    }
+}
