@@ -2,9 +2,12 @@
 //!
 //! - [`model`]: a reference model of snapshot isolation, driven against the engine by the
 //!   proptest state machine in `tests/model_si.rs`.
+//! - [`history`]: the history recorder types and the isolation-anomaly checker, run over real
+//!   threads by `tests/history_si.rs`.
 //! - `tests/loom_protocol.rs`: loom models of the commit protocol with canaries.
 //!
 //! What each layer proves and how to run it longer: `docs/design/verification.md`.
 #![forbid(unsafe_code)]
 
+pub mod history;
 pub mod model;

@@ -146,10 +146,8 @@ fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::Rollback { slot } => {
-                if let Some((h, _)) = open[slot].take() {
-                    if let Handle::Rw(x) = h {
-                        x.rollback();
-                    }
+                if let Some((Handle::Rw(x), _)) = open[slot].take() {
+                    x.rollback(); // a read-only snapshot in the slot is simply dropped
                 }
             }
             Op::Drop { slot } => drop(open[slot].take()),
