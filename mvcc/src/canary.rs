@@ -1,5 +1,5 @@
 //! Canaries: deliberately broken variants of the protocol, switched on per test under `cfg(loom)`
-//! only, so the loom models can show they *detect* each bug. A model whose canaries pass proves
+//! or `cfg(shuttle)` only, so the loom models can show they *detect* each bug. A model whose canaries pass proves
 //! nothing (loom 0.7's DPOR can miss "A loads X; B loads X, then CASes X" interleavings, exactly
 //! the shape of this protocol — DESIGN §3).
 //!
@@ -27,6 +27,9 @@ pub enum Canary {
     /// The naive begin: publish the slot and use that pre-publish clock read as the snapshot,
     /// with no fence: GC can free what the snapshot needs.
     UnfencedBegin = 5,
+    /// Validation off by one: an installer links over a head committed at `read_ts + 1` (one
+    /// commit after its snapshot) instead of failing: lost updates.
+    ValidationOffByOne = 6,
 }
 
 thread_local! {

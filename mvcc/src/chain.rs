@@ -105,7 +105,7 @@ impl Version {
     }
 
     /// A version committed at `ts` from birth (tests; recovery will use it).
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(any(loom, shuttle))))]
     pub(crate) fn committed(ts: u64, payload: Option<Bytes>) -> Self {
         debug_assert!(ts > 0, "timestamp 0 is never a commit");
         Version {
@@ -160,7 +160,7 @@ impl Version {
                 TxnStatus::Aborted => return Seen::Aborted,
                 TxnStatus::Committed { ts } => return Seen::Committed(ts),
                 TxnStatus::Committing { lb } if lb > read_ts => return Seen::Pending,
-                #[cfg(loom)]
+                #[cfg(any(loom, shuttle))]
                 TxnStatus::Committing { .. }
                     if crate::canary::active(crate::canary::Canary::CommittingInvisible) =>
                 {
@@ -261,10 +261,17 @@ impl Chain {
                 None => (Shared::null(), false),
                 Some(h) => match h.seen_by(read_ts) {
                     Seen::Committed(ts) if ts <= read_ts => (head, false),
+                    #[cfg(any(loom, shuttle))]
+                    Seen::Committed(ts)
+                        if ts == read_ts + 1
+                            && crate::canary::active(crate::canary::Canary::ValidationOffByOne) =>
+                    {
+                        (head, false)
+                    }
                     Seen::Committed(ts) => {
                         return Err(InstallError::Conflict { committed_ts: Some(ts) })
                     }
-                    #[cfg(loom)]
+                    #[cfg(any(loom, shuttle))]
                     Seen::Pending
                         if crate::canary::active(crate::canary::Canary::WriterSkipsActive) =>
                     {
@@ -399,7 +406,7 @@ impl Chain {
     }
 
     /// Length of the chain as seen now (tests).
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(any(loom, shuttle))))]
     pub(crate) fn len(&self, guard: &Guard) -> usize {
         let head = self.head.load(Ordering::Acquire, guard);
         if head.tag() == SEALED {
@@ -439,7 +446,7 @@ impl Chain {
     /// Deferring instead queued one destructor per version of the whole database on the global
     /// collector, which later callers then paid for (measured: a benchmark run after dropping a
     /// 1M-key database lost ~40% throughput).
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
     pub(crate) fn free_now(&mut self) {
         // SAFETY: `&mut self` and the caller's guarantee above: nothing else can reach this chain.
         let guard = unsafe { epoch::unprotected() };
@@ -472,7 +479,7 @@ impl Drop for Chain {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 mod tests {
     use super::*;
     use crate::state::TxnId;

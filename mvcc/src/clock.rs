@@ -69,13 +69,13 @@ impl Clock {
     /// (On x86 any RMW is a full barrier, so AcqRel would cost nothing more; Release is the
     /// weakest ordering the loom models accept.)
     pub fn advance(&self) -> Timestamp {
-        #[cfg(loom)]
+        #[cfg(any(loom, shuttle))]
         let ordering = if crate::canary::active(crate::canary::Canary::RelaxedAdvance) {
             Ordering::Relaxed
         } else {
             Ordering::Release
         };
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, shuttle)))]
         let ordering = Ordering::Release;
         let prev = self.now.fetch_add(1, ordering);
         debug_assert!(prev < u64::MAX >> 2, "clock overflowed the 62-bit timestamp space");
@@ -83,7 +83,7 @@ impl Clock {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 mod tests {
     use super::*;
 

@@ -4,7 +4,7 @@
 //! lock is held only for the lookup (a read lock; a write lock the first time a key is written or
 //! when GC drops a dead chain), never across another call into the map.
 //!
-//! Under `cfg(loom)` the `DashMap` is replaced by a `loom::sync::RwLock<Vec<(key, Arc<Chain>)>>`:
+//! Under `cfg(any(loom, shuttle))` the `DashMap` is replaced by a `loom::sync::RwLock<Vec<(key, Arc<Chain>)>>`:
 //! loom cannot run `DashMap` (its shard lock parks the one OS thread loom schedules on, and the
 //! model hangs). The chains, and every atomic of the protocol, are the same code either way.
 
@@ -13,7 +13,7 @@ use crate::key::{KeyView, StoredKey};
 use crate::sync::epoch::Guard;
 use std::ops::Deref;
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 mod imp {
     use super::*;
     use dashmap::DashMap;
@@ -70,11 +70,10 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 mod imp {
     use super::*;
-    use crate::sync::Arc;
-    use loom::sync::RwLock;
+    use crate::sync::{Arc, ModelRwLock as RwLock};
 
     pub(crate) type ChainRef<'a> = LoomRef<'a>;
 

@@ -26,7 +26,7 @@ pub mod txn;
 mod bytes;
 mod writeset;
 
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 pub mod canary;
 
 mod baseline;

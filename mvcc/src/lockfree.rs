@@ -158,9 +158,9 @@ impl VersionStore for LockFreeStore {
         // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
         // because the clock only grows; readers whose snapshot is below it skip us at once.
         let lb = ctx.clock.now_relaxed().0 + 1;
-        #[cfg(loom)]
+        #[cfg(any(loom, shuttle))]
         let publish_committing = !crate::canary::active(crate::canary::Canary::NoCommitting);
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, shuttle)))]
         let publish_committing = true;
         if publish_committing {
             st.set(TxnStatus::Committing { lb });
@@ -232,7 +232,7 @@ impl Drop for LockFreeStore {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 impl LockFreeStore {
     /// Total versions in all chains (tests).
     pub(crate) fn chain_versions(&self) -> usize {
@@ -243,7 +243,7 @@ impl LockFreeStore {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 mod tests {
     use super::*;
     use crate::clock::Clock;

@@ -112,7 +112,7 @@ impl SnapshotRegistry {
     pub fn begin(&self, clock: &Clock) -> Result<(SlotRef, Timestamp), RegistryFull> {
         let s = clock.now();
         let slot = self.claim(s.0)?;
-        #[cfg(loom)]
+        #[cfg(any(loom, shuttle))]
         if crate::canary::active(crate::canary::Canary::UnfencedBegin) {
             return Ok((slot, s)); // the naive begin: publish, no fence, use the pre-publish read
         }
@@ -173,9 +173,9 @@ impl SnapshotRegistry {
     fn claim(&self, value: u64) -> Result<SlotRef, RegistryFull> {
         // Under loom the hint would carry over from one explored execution to the next (it is a
         // std thread-local) and make the model non-deterministic: always scan from slot 0.
-        #[cfg(loom)]
+        #[cfg(any(loom, shuttle))]
         let hint = 0;
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, shuttle)))]
         let hint = SLOT_HINT.with(|h| h.get());
         let blocks = self.blocks.load(Ordering::Relaxed);
         let total = blocks * SLOTS_PER_BLOCK;
@@ -275,7 +275,7 @@ impl Drop for SnapshotRegistry {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 mod tests {
     use super::*;
 

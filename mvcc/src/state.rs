@@ -103,7 +103,7 @@ impl TxnState {
                 (TxnStatus::Active, TxnStatus::Committing { .. }) => true,
                 (TxnStatus::Active, TxnStatus::Aborted) => true,
                 (TxnStatus::Committing { lb }, TxnStatus::Committed { ts }) => lb <= ts,
-                #[cfg(loom)]
+                #[cfg(any(loom, shuttle))]
                 (TxnStatus::Active, TxnStatus::Committed { .. }) =>
                     crate::canary::active(crate::canary::Canary::NoCommitting),
                 _ => false,
@@ -117,7 +117,7 @@ impl TxnState {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(any(loom, shuttle))))]
 mod tests {
     use super::*;
 

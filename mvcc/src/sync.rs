@@ -1,24 +1,35 @@
 //! The one place this crate takes its synchronisation primitives from (STYLE §2).
 //!
-//! Under `cfg(loom)` the atomics, `Arc` and the spin/yield hints come from `loom`, so loom models
+//! Under `cfg(loom)` the atomics, `Arc` and the spin/yield hints come from `loom` (and under
+//! `cfg(shuttle)` from `shuttle`, the randomized/exhaustive scheduler), so the models
 //! run the real kernel code (`chain`, `registry`, `clock`, `state`) rather than a copy of it.
 //! Locks for the *baseline* store and the key index come from `parking_lot` / `dashmap`, which
 //! loom cannot see; they stay outside the modelled kernel (DESIGN §3.8).
 #![allow(clippy::disallowed_types)]
 
-#[cfg(not(loom))]
+#[cfg(all(loom, shuttle))]
+compile_error!("cfg(loom) and cfg(shuttle) are separate model-checking builds; pick one");
+
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::RwLock as ModelRwLock;
+#[cfg(shuttle)]
+pub(crate) use shuttle::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+#[cfg(shuttle)]
+pub(crate) use shuttle::sync::{Arc, RwLock as ModelRwLock};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use crossbeam_epoch as epoch;
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 pub(crate) mod epoch;
 
 /// Std atomics for process-wide statics that are ids or hints, never part of the protocol (loom
@@ -35,13 +46,13 @@ pub(crate) use std::sync::Arc as StdArc;
 /// A bounded spin-then-yield wait used while another txn is *publishing* its commit
 /// (between `Committing` and `Committed`: one `fetch_add` and one store).
 #[derive(Debug, Default)]
-#[cfg_attr(loom, allow(dead_code))]
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 pub(crate) struct SpinWait {
     step: u32,
 }
 
 /// Spins this many times (doubling) before yielding the CPU on every further step.
-#[cfg_attr(loom, allow(dead_code))]
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 const SPIN_STEPS_MAX: u32 = 6;
 
 impl SpinWait {
@@ -50,7 +61,11 @@ impl SpinWait {
         {
             loom::thread::yield_now();
         }
-        #[cfg(not(loom))]
+        #[cfg(shuttle)]
+        {
+            shuttle::thread::yield_now();
+        }
+        #[cfg(not(any(loom, shuttle)))]
         {
             if self.step < SPIN_STEPS_MAX {
                 for _ in 0..(1u32 << self.step) {
