@@ -30,6 +30,9 @@ pub enum Canary {
     /// Validation off by one: an installer links over a head committed at `read_ts + 1` (one
     /// commit after its snapshot) instead of failing: lost updates.
     ValidationOffByOne = 6,
+    /// GC frees a detached version at once instead of deferring it through the epoch collector:
+    /// a reader still walking the chain touches freed memory.
+    FreeImmediately = 7,
 }
 
 thread_local! {
@@ -39,6 +42,12 @@ thread_local! {
 /// Switches a canary on for the calling thread (`Canary::None` switches it off).
 pub fn set(canary: Canary) {
     ACTIVE.with(|a| a.set(canary as u8));
+}
+
+/// Whether any reclaimed version was accessed since the last call (reclamation model only).
+#[cfg(all(loom, crossbeam_loom))]
+pub fn take_use_after_free() -> bool {
+    crate::sync::freed::take_violation()
 }
 
 /// Whether `canary` is on.

@@ -79,6 +79,13 @@ pub(crate) enum Seen {
     Aborted,
 }
 
+#[cfg(all(loom, crossbeam_loom))]
+impl Drop for Version {
+    fn drop(&mut self) {
+        crate::sync::freed::mark(self as *const Version as usize);
+    }
+}
+
 // SAFETY: all shared mutation goes through atomics; `writer` is only read, and points to a
 // `TxnState` (itself `Sync`) that outlives every access (see the field's comment).
 unsafe impl Send for Version {}
@@ -95,6 +102,21 @@ impl Version {
     pub(crate) unsafe fn pending(writer: *const TxnState, payload: Option<Bytes>) -> Self {
         debug_assert!(!writer.is_null());
         Version { begin: AtomicU64::new(0), writer, payload, next: Atomic::null() }
+    }
+
+    /// Boxes a version for installation.
+    pub(crate) fn boxed(self) -> Owned<Version> {
+        let owned = Owned::new(self);
+        #[cfg(all(loom, crossbeam_loom))]
+        crate::sync::freed::unmark(&*owned as *const Version as usize);
+        owned
+    }
+
+    /// Use-after-free check of the reclamation model (a no-op otherwise).
+    #[inline(always)]
+    fn check_alive(&self) {
+        #[cfg(all(loom, crossbeam_loom))]
+        crate::sync::freed::check(self as *const Version as usize);
     }
 
     /// The writer's state word, while the version may still be unpublished.
@@ -129,6 +151,7 @@ impl Version {
 
     /// The commit timestamp if the writer has finished committing; never waits.
     pub(crate) fn committed_ts(&self) -> Option<u64> {
+        self.check_alive();
         // Acquire: pairs with the Release in `publish`.
         let begin = self.begin.load(Ordering::Acquire);
         if begin != 0 {
@@ -144,6 +167,7 @@ impl Version {
     /// publishing a timestamp that may be `<= read_ts` (the `lb` bound lets older snapshots skip
     /// it at once) — the one wait DESIGN §3.2 allows.
     pub(crate) fn seen_by(&self, read_ts: u64) -> Seen {
+        self.check_alive();
         // Acquire: pairs with the Release in `publish`.
         let begin = self.begin.load(Ordering::Acquire);
         if begin != 0 {
@@ -432,6 +456,15 @@ fn retire_list<'g>(mut cur: Shared<'g, Version>, guard: &'g Guard) -> u64 {
         // allocated because it has not been retired yet and we are pinned.
         let v = unsafe { cur.deref() };
         let next = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
+        #[cfg(all(loom, crossbeam_loom))]
+        if crate::canary::active(crate::canary::Canary::FreeImmediately) {
+            // SAFETY: none — this is the deliberately broken variant the reclamation model must
+            // catch (a pinned reader may still hold `cur`).
+            drop(unsafe { cur.into_owned() });
+            n += 1;
+            cur = next;
+            continue;
+        }
         // SAFETY: the link we took was the only one to `cur` (invariant 4): retired exactly once.
         unsafe { guard.defer_destroy(cur) };
         n += 1;

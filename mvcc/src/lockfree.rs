@@ -140,7 +140,7 @@ impl VersionStore for LockFreeStore {
         for (key, payload) in writes.iter_mut() {
             // SAFETY: `state` outlives the version as `pending` requires: it is retired through
             // the epoch collector below, after the version is published or unlinked.
-            let version = Owned::new(unsafe { Version::pending(st, payload.take()) });
+            let version = unsafe { Version::pending(st, payload.take()) }.boxed();
             match self.install(ctx, key, version, &guard) {
                 Ok(v) => installed.push((key, v)),
                 Err(e) => {

@@ -27,9 +27,12 @@ pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Or
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
-#[cfg(not(any(loom, shuttle)))]
+/// Epoch reclamation: crossbeam-epoch, except in the protocol models, which use a leak-only
+/// stand-in (`epoch.rs`). `--cfg loom --cfg crossbeam_loom` keeps the real collector (built on
+/// loom atomics) for the reclamation model.
+#[cfg(any(not(any(loom, shuttle)), all(loom, crossbeam_loom)))]
 pub(crate) use crossbeam_epoch as epoch;
-#[cfg(any(loom, shuttle))]
+#[cfg(any(all(loom, not(crossbeam_loom)), shuttle))]
 pub(crate) mod epoch;
 
 /// Std atomics for process-wide statics that are ids or hints, never part of the protocol (loom
@@ -37,6 +40,45 @@ pub(crate) mod epoch;
 pub(crate) mod unmodelled {
     #![allow(clippy::disallowed_types)]
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+}
+
+/// Use-after-free detection for the reclamation model (`--cfg loom --cfg crossbeam_loom`): loom
+/// cannot see accesses to freed plain memory, so a dropped version records its address here and
+/// every version access checks it (an allocation at a reused address clears the mark).
+#[cfg(all(loom, crossbeam_loom))]
+pub(crate) mod freed {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    static FREED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+    fn with<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+        let mut guard = FREED.lock().unwrap_or_else(|e| e.into_inner());
+        f(guard.get_or_insert_with(HashSet::new))
+    }
+
+    pub(crate) fn mark(addr: usize) {
+        with(|s| s.insert(addr));
+    }
+
+    pub(crate) fn unmark(addr: usize) {
+        with(|s| s.remove(&addr));
+    }
+
+    static VIOLATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Records (rather than panics on) an access to a reclaimed version: a panic in the middle of
+    /// an epoch-pinned section would unwind through crossbeam's loom state and abort the test.
+    /// The model asserts `take_violation() == false` at its end.
+    pub(crate) fn check(addr: usize) {
+        if with(|s| s.contains(&addr)) {
+            VIOLATION.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn take_violation() -> bool {
+        VIOLATION.swap(false, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
