@@ -5,47 +5,84 @@
 //! success later; dropping an uncommitted txn rolls it back (also during a panic's unwinding).
 //! No epoch guard or lock is held between calls: a long-lived txn holds back GC only through its
 //! snapshot timestamp, never by pinning the reclaimer.
+//!
+//! A `Txn` *is* a snapshot plus writes: it derefs to `Snapshot` for every read (`get`, `contains`,
+//! `scan`, `id`, `read_ts`), which therefore sees the txn's own writes.
 
 use crate::db::Table;
 use crate::error::{Error, Result};
 use std::fmt;
+use std::ops::Deref;
 use strata_mvcc::{Timestamp, TxnId};
 
-/// A read-write transaction.
-pub struct Txn {
+/// A read-only snapshot. Never conflicts, never blocks anyone.
+pub struct Snapshot {
     inner: strata_mvcc::Txn,
 }
 
-impl fmt::Debug for Txn {
+impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Txn").field("inner", &self.inner).finish()
+        f.debug_struct("Snapshot").field("inner", &self.inner).finish()
     }
 }
 
-impl Txn {
+impl Snapshot {
     pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
-        Txn { inner }
+        Snapshot { inner }
     }
 
-    /// This txn's id (appears in errors).
+    /// The txn id (appears in errors).
     pub fn id(&self) -> TxnId {
         self.inner.id()
     }
 
-    /// The snapshot timestamp: this txn sees exactly the commits at or below it.
+    /// The snapshot timestamp: exactly the commits at or below it are visible.
     pub fn read_ts(&self) -> Timestamp {
         self.inner.read_ts()
     }
 
-    /// The value of `key`, seeing this txn's own writes.
+    /// The value of `key` (for a `Txn`: seeing its own writes).
     pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         table.check_live()?;
         Ok(self.inner.get(table.id, key.as_ref()))
     }
 
-    /// Whether `key` has a value in this txn's view.
+    /// Whether `key` has a value in this view.
     pub fn contains(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<bool> {
         self.get(table, key).map(|v| v.is_some())
+    }
+
+    /// All rows of `table` in key order, as this view sees them (own writes merged in).
+    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        table.check_live()?;
+        Ok(self.inner.scan(table.id))
+    }
+
+    /// Ends the snapshot (same as dropping it).
+    pub fn close(self) {}
+}
+
+/// A read-write transaction. Reads come from its `Snapshot` (it derefs to one).
+pub struct Txn {
+    view: Snapshot,
+}
+
+impl fmt::Debug for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Txn").field("inner", &self.view.inner).finish()
+    }
+}
+
+impl Deref for Txn {
+    type Target = Snapshot;
+    fn deref(&self) -> &Snapshot {
+        &self.view
+    }
+}
+
+impl Txn {
+    pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
+        Txn { view: Snapshot { inner } }
     }
 
     /// Sets `key` to `value` (insert or overwrite).
@@ -85,68 +122,20 @@ impl Txn {
         Ok(existed)
     }
 
-    /// All rows of `table` in key order, as this txn sees them (own writes merged in).
-    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        table.check_live()?;
-        Ok(self.inner.scan(table.id))
-    }
-
     /// Commits. On success every write became visible at one instant, at the returned
     /// timestamp (for a txn that wrote nothing: its snapshot). On `Error::Conflict` none did.
     pub fn commit(self) -> Result<Timestamp> {
         // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
-        Ok(self.inner.commit()?)
+        Ok(self.view.inner.commit()?)
     }
 
     /// Discards every write and ends the snapshot.
     pub fn rollback(self) {
-        self.inner.rollback();
+        self.view.inner.rollback();
     }
 
     fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         table.check_live()?;
-        Ok(self.inner.write(table.id, key, value)?)
+        Ok(self.view.inner.write(table.id, key, value)?)
     }
-}
-
-/// A read-only snapshot. Never conflicts, never blocks anyone.
-pub struct Snapshot {
-    inner: strata_mvcc::Txn,
-}
-
-impl fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Snapshot").field("inner", &self.inner).finish()
-    }
-}
-
-impl Snapshot {
-    pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
-        Snapshot { inner }
-    }
-
-    /// This snapshot's txn id.
-    pub fn id(&self) -> TxnId {
-        self.inner.id()
-    }
-
-    /// The snapshot timestamp.
-    pub fn read_ts(&self) -> Timestamp {
-        self.inner.read_ts()
-    }
-
-    /// The value of `key` at the snapshot.
-    pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
-        table.check_live()?;
-        Ok(self.inner.get(table.id, key.as_ref()))
-    }
-
-    /// All rows of `table` at the snapshot, in key order.
-    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        table.check_live()?;
-        Ok(self.inner.scan(table.id))
-    }
-
-    /// Ends the snapshot (same as dropping it).
-    pub fn close(self) {}
 }

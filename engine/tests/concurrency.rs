@@ -5,14 +5,10 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use strata::{Database, Options, StoreKind, Table};
+use strata::{Database, Table};
 
-fn dbs() -> Vec<Database> {
-    [StoreKind::LockFree, StoreKind::Baseline]
-        .into_iter()
-        .map(|s| Database::with_options(Options::default().store(s)))
-        .collect()
-}
+mod common;
+use common::dbs;
 
 fn read_u64(v: Option<Vec<u8>>) -> u64 {
     v.map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8-byte counter")))

@@ -3,14 +3,10 @@
 //! includes a commit does not conflict with it; concurrent inserts of one key admit one.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use strata::{Database, Error, ErrorKind, Options, StoreKind};
+use strata::{Error, ErrorKind};
 
-fn dbs() -> Vec<Database> {
-    [StoreKind::LockFree, StoreKind::Baseline]
-        .into_iter()
-        .map(|s| Database::with_options(Options::default().store(s)))
-        .collect()
-}
+mod common;
+use common::dbs;
 
 #[test]
 fn first_committer_wins() {

@@ -6,12 +6,8 @@
 use std::time::Duration;
 use strata::{Database, Error, ErrorKind, Options, RetryPolicy, StoreKind};
 
-fn dbs() -> Vec<Database> {
-    [StoreKind::LockFree, StoreKind::Baseline]
-        .into_iter()
-        .map(|s| Database::with_options(Options::default().store(s)))
-        .collect()
-}
+mod common;
+use common::dbs;
 
 #[test]
 fn rollback_discards_writes() {

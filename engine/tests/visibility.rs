@@ -3,14 +3,8 @@
 //! own writes in key order, and a multi-key commit is seen whole or not at all.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use strata::{Database, Options, StoreKind};
-
-fn dbs() -> Vec<Database> {
-    [StoreKind::LockFree, StoreKind::Baseline]
-        .into_iter()
-        .map(|s| Database::with_options(Options::default().store(s)))
-        .collect()
-}
+mod common;
+use common::dbs;
 
 #[test]
 fn snapshot_never_changes_while_others_commit() {
