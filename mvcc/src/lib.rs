@@ -28,6 +28,8 @@ mod writeset;
 
 #[cfg(any(loom, shuttle))]
 pub mod canary;
+#[cfg(shuttle)]
+pub mod kernel;
 
 mod baseline;
 mod chain;

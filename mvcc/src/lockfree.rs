@@ -73,28 +73,118 @@ impl LockFreeStore {
             }
         }
     }
+}
 
-    /// Undoes a failed commit: marks it aborted (readers skip its versions from now on), then
-    /// unlinks the versions it installed.
-    fn abort(
+impl ChainSource for LockFreeStore {
+    fn install<'g>(
         &self,
-        state: &TxnState,
-        installed: &[(&StoredKey, Shared<'_, Version>)],
-        stats: &crate::stats::Stats,
-        guard: &Guard,
-    ) {
-        state.set(TxnStatus::Aborted);
-        let mut reclaimed = 0;
-        for (key, version) in installed {
-            // A chain holding our pending head is never sealed (only tombstones that committed
-            // are), so it is still in the index unless its table was purged (then Chain::drop
-            // retired the version). If an installer already replaced it, it also retired it.
-            if let Some(chain) = self.index.get(key.as_view()) {
-                reclaimed += u64::from(chain.unlink_aborted(*version, guard));
+        ctx: &CommitCtx<'_>,
+        key: &StoredKey,
+        version: Owned<Version>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, MvccError> {
+        LockFreeStore::install(self, ctx, key, version, guard)
+    }
+
+    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
+        // A chain holding our pending head is never sealed (only tombstones that committed are),
+        // so it is still in the index unless its table was purged (then Chain::drop retired the
+        // version). If an installer already replaced it, it also retired it.
+        self.index.get(key.as_view()).is_some_and(|chain| chain.unlink_aborted(version, guard))
+    }
+}
+
+/// Where the commit protocol finds chains: the store's index, or (in the complete schedule
+/// search under `cfg(shuttle)`) a fixed array of chains. The protocol itself is one function.
+pub(crate) trait ChainSource {
+    /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts`.
+    fn install<'g>(
+        &self,
+        ctx: &CommitCtx<'_>,
+        key: &StoredKey,
+        version: Owned<Version>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, MvccError>;
+
+    /// Unlinks the caller's aborted `version` from `key`'s chain; returns whether it retired it.
+    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool;
+}
+
+/// The commit protocol (module doc, steps 1–3) over any chain source.
+pub(crate) fn commit_protocol<S: ChainSource>(
+    source: &S,
+    ctx: &CommitCtx<'_>,
+    mut writes: Vec<Write>,
+) -> Result<Timestamp, MvccError> {
+    let guard = epoch::pin();
+    // The state word every pending version points to. Retired (not freed) at the end, once
+    // every version is published or unlinked: see `Version::pending`'s contract.
+    let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
+    // SAFETY: just allocated, retired only at the end of this function.
+    let st = unsafe { state.deref() };
+    let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
+    for (key, payload) in writes.iter_mut() {
+        // SAFETY: `state` outlives the version as `pending` requires: it is retired through
+        // the epoch collector below, after the version is published or unlinked.
+        let version = unsafe { Version::pending(st, payload.take()) }.boxed();
+        match source.install(ctx, key, version, &guard) {
+            Ok(v) => installed.push((key, v)),
+            Err(e) => {
+                abort(source, st, &installed, ctx.stats, &guard);
+                // SAFETY: every version pointing at `state` is unlinked (by us or by the
+                // installer that replaced it); readers that saw one are pinned.
+                unsafe { guard.defer_destroy(state) };
+                return Err(e);
             }
         }
-        bump(&stats.local().versions_reclaimed, reclaimed);
     }
+    let stripe = ctx.stats.local();
+    bump(&stripe.versions_installed, installed.len() as u64);
+
+    // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
+    // because the clock only grows; readers whose snapshot is below it skip us at once.
+    let lb = ctx.clock.now_relaxed().0 + 1;
+    #[cfg(any(loom, shuttle))]
+    let publish_committing = !crate::canary::active(crate::canary::Canary::NoCommitting);
+    #[cfg(not(any(loom, shuttle)))]
+    let publish_committing = true;
+    if publish_committing {
+        st.set(TxnStatus::Committing { lb });
+    }
+    let ts = ctx.clock.advance();
+    st.set(TxnStatus::Committed { ts: ts.0 });
+
+    // Step 3: stamp, then reclaim. Our guard keeps every installed version allocated even if
+    // a racing GC already cut it off below a newer version.
+    for (_, v) in &installed {
+        // SAFETY: installed by us under `guard`, which is still pinned.
+        unsafe { v.deref() }.publish(ts.0);
+    }
+    // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
+    // `begin == 0` earlier is pinned, so the deferred free waits for it.
+    unsafe { guard.defer_destroy(state) };
+    let mut reclaimed = 0;
+    for (_, v) in &installed {
+        reclaimed += Chain::truncate_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
+    }
+    bump(&stripe.versions_reclaimed, reclaimed);
+    drop(installed);
+    drop(writes);
+    Ok(ts)
+}
+
+/// Undoes a failed commit: marks it aborted (readers skip its versions from now on), then
+/// unlinks the versions it installed.
+fn abort<S: ChainSource>(
+    source: &S,
+    state: &TxnState,
+    installed: &[(&StoredKey, Shared<'_, Version>)],
+    stats: &crate::stats::Stats,
+    guard: &Guard,
+) {
+    state.set(TxnStatus::Aborted);
+    let reclaimed = installed.iter().filter(|(k, v)| source.unlink_aborted(k, *v, guard)).count();
+    bump(&stats.local().versions_reclaimed, reclaimed as u64);
 }
 
 impl VersionStore for LockFreeStore {
@@ -128,63 +218,8 @@ impl VersionStore for LockFreeStore {
         });
     }
 
-    fn commit(&self, ctx: &CommitCtx<'_>, mut writes: Vec<Write>) -> Result<Timestamp, MvccError> {
-        let guard = epoch::pin();
-        // The state word every pending version points to. Retired (not freed) at the end, once
-        // every version is published or unlinked: see `Version::pending`'s contract.
-        let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
-        // SAFETY: just allocated, retired only at the end of this function.
-        let st = unsafe { state.deref() };
-        let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> =
-            Vec::with_capacity(writes.len());
-        for (key, payload) in writes.iter_mut() {
-            // SAFETY: `state` outlives the version as `pending` requires: it is retired through
-            // the epoch collector below, after the version is published or unlinked.
-            let version = unsafe { Version::pending(st, payload.take()) }.boxed();
-            match self.install(ctx, key, version, &guard) {
-                Ok(v) => installed.push((key, v)),
-                Err(e) => {
-                    self.abort(st, &installed, ctx.stats, &guard);
-                    // SAFETY: every version pointing at `state` is unlinked (by us or by the
-                    // installer that replaced it); readers that saw one are pinned.
-                    unsafe { guard.defer_destroy(state) };
-                    return Err(e);
-                }
-            }
-        }
-        let stripe = ctx.stats.local();
-        bump(&stripe.versions_installed, installed.len() as u64);
-
-        // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
-        // because the clock only grows; readers whose snapshot is below it skip us at once.
-        let lb = ctx.clock.now_relaxed().0 + 1;
-        #[cfg(any(loom, shuttle))]
-        let publish_committing = !crate::canary::active(crate::canary::Canary::NoCommitting);
-        #[cfg(not(any(loom, shuttle)))]
-        let publish_committing = true;
-        if publish_committing {
-            st.set(TxnStatus::Committing { lb });
-        }
-        let ts = ctx.clock.advance();
-        st.set(TxnStatus::Committed { ts: ts.0 });
-
-        // Step 3: stamp, then reclaim. Our guard keeps every installed version allocated even if
-        // a racing GC already cut it off below a newer version.
-        for (_, v) in &installed {
-            // SAFETY: installed by us under `guard`, which is still pinned.
-            unsafe { v.deref() }.publish(ts.0);
-        }
-        // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
-        // `begin == 0` earlier is pinned, so the deferred free waits for it.
-        unsafe { guard.defer_destroy(state) };
-        let mut reclaimed = 0;
-        for (_, v) in &installed {
-            reclaimed += Chain::truncate_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
-        }
-        bump(&stripe.versions_reclaimed, reclaimed);
-        drop(installed);
-        drop(writes);
-        Ok(ts)
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
+        commit_protocol(self, ctx, writes)
     }
 
     fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport {

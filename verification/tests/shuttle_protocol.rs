@@ -6,13 +6,16 @@
 //!    loom's job. Each scenario's schedule-level canaries must be caught here too. A complete
 //!    `check_dfs` was tried first and did not finish: a commit is dozens of visible operations and
 //!    DFS has no preemption bound, so the schedule count is astronomical even for two threads.
-//! 2. Whole-engine scenarios on the real `strata-mvcc` code with 4–6 threads under shuttle's
+//! 2. A complete DFS (every interleaving, over all schedules of up to `DFS_STEPS_MAX` steps) of
+//!    the kernel — the store's own commit protocol and chains, without the index and registry —
+//!    for the publication race and first-committer-wins, with their canaries.
+//! 3. Whole-engine scenarios on the real `strata-mvcc` code with 4–6 threads under shuttle's
 //!    random scheduler: lost updates, the bank invariant with snapshot readers, GC racing
 //!    readers; and one injected bug (validation off by one) that the counters scenario must find.
 //!
 //! Run: `RUSTFLAGS="--cfg shuttle" cargo test -p strata-verification --test shuttle_protocol
 //! --release --target-dir target/shuttle -- --test-threads=1`. `SHUTTLE_ITERATIONS=N` sets the
-//! random-scheduler iterations (default 2,000).
+//! PCT and random-scheduler iterations (default 20,000).
 #![cfg(shuttle)]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -20,6 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use strata_mvcc::canary::{self, Canary};
+use strata_mvcc::kernel::Kernel;
 use strata_mvcc::{Mvcc, TxnMode};
 
 mod thread {
@@ -111,6 +115,85 @@ fn pct_same_key_writers() {
 fn pct_two_key_atomicity() {
     assert!(pct("two_key_atomicity", two_key_atomicity) > 1);
     expect_caught("two_key_atomicity", Canary::CommittingInvisible, pct, two_key_atomicity);
+}
+
+// --- 1c. complete DFS over the kernel (commit protocol + chains, no index/registry) -----------
+
+/// Schedules longer than this many steps are cut short (not failed). Without a bound, DFS never
+/// ends once a reader can spin on a publishing writer (each extra spin is a new schedule); every
+/// schedule that completes within the bound is explored.
+const DFS_STEPS_MAX: usize = 64;
+
+/// Exhaustive DFS: every interleaving of every shuttle-visible operation, over all schedules of
+/// at most `DFS_STEPS_MAX` steps. Returns the count.
+fn dfs(name: &str, model: fn()) -> usize {
+    let n = counted(name, "dfs", |tick| {
+        let mut config = shuttle::Config::new();
+        config.max_steps = shuttle::MaxSteps::ContinueAfter(DFS_STEPS_MAX);
+        let scheduler = shuttle::scheduler::DfsScheduler::new(None, false);
+        shuttle::Runner::new(scheduler, config).run(move || {
+            tick();
+            model();
+        });
+    });
+    eprintln!("shuttle dfs {name}: {n} schedules (complete up to {DFS_STEPS_MAX} steps)");
+    n
+}
+
+/// The clock/publication race on two keys: a snapshot that includes the commit sees both writes,
+/// one that does not sees neither.
+fn kernel_publication_race() {
+    let k = Arc::new(Kernel::new(2));
+    let reader_k = k.clone();
+    let reader = shuttle::thread::spawn(move || {
+        let ts = reader_k.snapshot();
+        (ts, reader_k.read(0, ts), reader_k.read(1, ts))
+    });
+    let ts = k.commit(1, &[0, 1], b"w", 0).unwrap();
+    let (read_ts, a, b) = reader.join().unwrap();
+    let expect = (read_ts >= ts).then(|| b"w".to_vec());
+    assert_eq!((a, b), (expect.clone(), expect), "snapshot {read_ts} vs commit {ts}");
+}
+
+/// First committer wins: two txns with snapshot 0 write key 0; exactly one commits, and a later
+/// snapshot reads the winner.
+fn kernel_same_key() {
+    let k = Arc::new(Kernel::new(1));
+    let other_k = k.clone();
+    let other = shuttle::thread::spawn(move || other_k.commit(2, &[0], b"2", 0));
+    let first = k.commit(1, &[0], b"1", 0);
+    let second = other.join().unwrap();
+    let winner: &[u8] = match (&first, &second) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
+            assert!(e.is_retryable(), "{e}");
+            if first.is_ok() {
+                b"1"
+            } else {
+                b"2"
+            }
+        }
+        _ => panic!("exactly one commit must succeed: {first:?} / {second:?}"),
+    };
+    let ts = k.snapshot();
+    assert_eq!(k.read(0, ts).as_deref(), Some(winner));
+}
+
+#[test]
+fn dfs_kernel_publication_race() {
+    assert!(dfs("kernel_publication_race", kernel_publication_race) > 1);
+    expect_caught("kernel_publication_race", Canary::NoCommitting, dfs, kernel_publication_race);
+    expect_caught(
+        "kernel_publication_race",
+        Canary::CommittingInvisible,
+        dfs,
+        kernel_publication_race,
+    );
+}
+
+#[test]
+fn dfs_kernel_same_key() {
+    assert!(dfs("kernel_same_key", kernel_same_key) > 1);
+    expect_caught("kernel_same_key", Canary::WriterSkipsActive, dfs, kernel_same_key);
 }
 
 // --- 2. whole-engine scenarios -----------------------------------------------------------------

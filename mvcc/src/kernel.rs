@@ -1,0 +1,101 @@
+//! The lock-free kernel without the key index and snapshot registry around it, for *complete*
+//! schedule search (`shuttle::check_dfs`, `cfg(shuttle)` builds only).
+//!
+//! A full-API scenario is dozens of scheduler-visible operations per thread (registry slot scan,
+//! index locks, statistics), and DFS — which has no preemption bound — cannot enumerate its
+//! interleavings. Here a fixed array of chains replaces the index and snapshots are bare clock
+//! reads, so a two-txn scenario has a few dozen operations in all and DFS finishes. The commit is
+//! the store's own `commit_protocol` and the reads are `Chain::read`: the same code, not a copy.
+
+use crate::bytes::Bytes;
+use crate::chain::{Chain, InstallError, ReadOutcome, Version};
+use crate::clock::{Clock, Timestamp};
+use crate::error::MvccError;
+use crate::key::{KeyView, StoredKey, TableId};
+use crate::lockfree::{commit_protocol, ChainSource};
+use crate::state::TxnId;
+use crate::stats::Stats;
+use crate::store::CommitCtx;
+use crate::sync::epoch::{self, Guard, Owned, Shared};
+
+/// A clock and a fixed set of chains (keys are `0..n` as one-byte keys).
+pub struct Kernel {
+    clock: Clock,
+    stats: Stats,
+    chains: Vec<Chain>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").field("chains", &self.chains.len()).finish()
+    }
+}
+
+impl ChainSource for Kernel {
+    fn install<'g>(
+        &self,
+        ctx: &CommitCtx<'_>,
+        key: &StoredKey,
+        version: Owned<Version>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, MvccError> {
+        match self.chains[usize::from(key.bytes()[0])].install(version, ctx.read_ts.0, guard) {
+            Ok(v) => Ok(v),
+            Err(InstallError::Conflict { committed_ts }) => Err(ctx.conflict(key, committed_ts)),
+            Err(InstallError::Sealed(_)) => unreachable!("kernel chains are never sealed"),
+        }
+    }
+
+    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
+        self.chains[usize::from(key.bytes()[0])].unlink_aborted(version, guard)
+    }
+}
+
+impl Kernel {
+    /// `keys` empty chains and a clock at 0.
+    pub fn new(keys: usize) -> Self {
+        Kernel {
+            clock: Clock::new(Timestamp::ZERO),
+            stats: Stats::new(),
+            chains: (0..keys).map(|_| Chain::new()).collect(),
+        }
+    }
+
+    /// A snapshot timestamp (the clock's Acquire read; no registry).
+    pub fn snapshot(&self) -> u64 {
+        self.clock.now().0
+    }
+
+    /// Commits `value` to every key in `keys` for a txn whose snapshot is `read_ts`, through the
+    /// store's commit protocol (no inline GC: watermark 0).
+    pub fn commit(
+        &self,
+        txn: u64,
+        keys: &[u8],
+        value: &[u8],
+        read_ts: u64,
+    ) -> Result<u64, MvccError> {
+        let mut writes: Vec<_> = keys
+            .iter()
+            .map(|k| (StoredKey::new(TableId(0), &[*k]), Some(Bytes::new(value))))
+            .collect();
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        let ctx = CommitCtx {
+            clock: &self.clock,
+            txn: TxnId(txn),
+            read_ts: Timestamp(read_ts),
+            watermark: Timestamp::ZERO,
+            stats: &self.stats,
+        };
+        commit_protocol(self, &ctx, writes).map(|ts| ts.0)
+    }
+
+    /// What a snapshot at `read_ts` reads for `key`.
+    pub fn read(&self, key: u8, read_ts: u64) -> Option<Vec<u8>> {
+        let guard = epoch::pin();
+        match self.chains[usize::from(key)].read(read_ts, &guard) {
+            ReadOutcome::Found(Some(p)) => Some(p.to_vec()),
+            _ => None,
+        }
+    }
+}
