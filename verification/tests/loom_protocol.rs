@@ -6,7 +6,7 @@
 //! executions it explored.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p strata-verification --test loom_protocol --release`
-//! (`LOOM_MAX_PREEMPTIONS` is ignored here: each model sets its own bound, stated below).
+//! Each model's bound is stated below; `LOOM_MAX_PREEMPTIONS=N` overrides it for every model.
 #![cfg(loom)]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -22,8 +22,14 @@ mod thread {
 mod scenarios;
 use scenarios::*;
 
+/// The model's own bound, or `LOOM_MAX_PREEMPTIONS` to explore deeper (or shallower).
+fn preemption_bound(default: usize) -> usize {
+    std::env::var("LOOM_MAX_PREEMPTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
 /// Explores `model` exhaustively up to `bound` preemptions; returns the executions explored.
 fn explore(name: &str, bound: usize, model: fn()) -> usize {
+    let bound = preemption_bound(bound);
     let executions = Arc::new(AtomicUsize::new(0));
     let counter = executions.clone();
     let mut builder = loom::model::Builder::new();

@@ -54,6 +54,9 @@ fn unlink_vs_traversal() -> bool {
 static FAILED_EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn explore(bound: usize) -> usize {
+    // `LOOM_MAX_PREEMPTIONS=N` explores deeper than the default bound.
+    let bound =
+        std::env::var("LOOM_MAX_PREEMPTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(bound);
     let n = Arc::new(AtomicUsize::new(0));
     let c = n.clone();
     let mut builder = loom::model::Builder::new();
