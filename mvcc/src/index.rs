@@ -151,7 +151,8 @@ mod imp {
 
 pub(crate) use imp::{ChainRef, Index};
 
-// Keep `Deref` in scope for both variants' callers.
+// Compile-time check that both index variants hand out something that derefs to a `Chain` (the
+// callers in `lockfree.rs` rely on it); never called.
 #[allow(dead_code)]
 fn _assert_deref(r: ChainRef<'_>) -> impl Deref<Target = Chain> + '_ {
     r
