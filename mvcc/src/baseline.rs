@@ -104,20 +104,14 @@ impl VersionStore for BaselineStore {
     }
 
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
-        let chains: Vec<BChain> = loop {
-            let chains: Vec<BChain> = {
-                let mut rows = self.rows.lock();
-                writes.iter().map(|(k, _)| rows.entry(k.clone()).or_default().clone()).collect()
-            };
-            // GC may have dropped a dead row between the lookup and our lock: look up again.
-            if chains.iter().all(|c| !c.read().removed) {
-                break chains;
-            }
+        let chains: Vec<BChain> = {
+            let mut rows = self.rows.lock();
+            writes.iter().map(|(k, _)| rows.entry(k.clone()).or_default().clone()).collect()
         };
-        // Key order (the write set is a BTreeMap): no two committers deadlock.
+        // Key order (the write set is sorted): no two committers deadlock.
         let mut locked: Vec<_> = chains.iter().map(|c| c.write()).collect();
         if locked.iter().any(|row| row.removed) {
-            // Removed after the check above: rare; retry the whole lookup.
+            // GC dropped a dead row between our lookup and our lock (rare): look up again.
             drop(locked);
             return self.commit(ctx, writes);
         }

@@ -49,7 +49,9 @@ impl LockFreeStore {
     pub(crate) fn new() -> Self {
         LockFreeStore { index: Index::new() }
     }
+}
 
+impl ChainSource for LockFreeStore {
     /// Installs one version on `key`'s chain, creating the chain (or replacing a sealed one).
     fn install<'g>(
         &self,
@@ -72,18 +74,6 @@ impl LockFreeStore {
                 }
             }
         }
-    }
-}
-
-impl ChainSource for LockFreeStore {
-    fn install<'g>(
-        &self,
-        ctx: &CommitCtx<'_>,
-        key: &StoredKey,
-        version: Owned<Version>,
-        guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, MvccError> {
-        LockFreeStore::install(self, ctx, key, version, guard)
     }
 
     fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
