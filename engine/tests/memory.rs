@@ -64,3 +64,25 @@ fn a_held_reader_keeps_what_it_sees_until_it_ends() {
         assert_eq!(after.gc_lag, 0);
     }
 }
+
+/// Full passes run one at a time: a pass that returns has reclaimed and counted everything below
+/// its watermark, even chains a concurrent pass (the background thread's, here a second caller)
+/// cut first. Before passes were serialized, `stats()` could miss the other pass's counts.
+#[test]
+fn a_returned_pass_has_counted_what_a_concurrent_pass_cut() {
+    for store in [StoreKind::LockFree, StoreKind::Baseline] {
+        for round in 0..20 {
+            let db = Database::with_options(Options::default().store(store).gc_interval(None));
+            let t = db.create_table("t").unwrap();
+            let reader = db.begin_read().unwrap();
+            update_all(&db, &t, 20 * KEYS, 1);
+            drop(reader);
+            std::thread::scope(|s| {
+                s.spawn(|| db.collect_garbage());
+                db.collect_garbage();
+                let live = db.stats().live_versions;
+                assert_eq!(live, KEYS, "{store:?} round {round}: counted after the pass returned");
+            });
+        }
+    }
+}

@@ -49,7 +49,7 @@ pub use writeset::WRITESET_SMALL_MAX;
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
 use crate::store::VersionStore;
-use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
@@ -80,7 +80,9 @@ pub(crate) struct Core {
     /// what GC frees comes from the epoch, not from this value.
     watermark: CachePadded<AtomicU64>,
     gc_passes: AtomicU64,
-    /// `tombstones_installed` and `table_drops` as of the last full pass (GC policy).
+    /// `tombstones_installed` and `table_drops` as of the last full pass (GC policy). Held for
+    /// the whole of a pass: passes run one at a time, so a pass that returns has reclaimed (and
+    /// counted) everything below its watermark, even what a concurrent pass had cut first.
     gc_seen: Mutex<(u64, u64)>,
     dropped_tables: Mutex<Vec<TableId>>,
     /// Bumped by every `drop_table`; txns compare it at commit (one shared read, no RMW).
@@ -233,8 +235,15 @@ impl Mvcc {
     }
 
     /// A full GC pass: cuts versions no snapshot can see from every chain, drops all-dead keys
-    /// and the keys of dropped tables, and flushes the epoch reclaimer.
+    /// and the keys of dropped tables, and flushes the epoch reclaimer. Waits for a pass already
+    /// running (the background thread's) to finish first, so when this returns everything below
+    /// its watermark is reclaimed and in `stats()`.
     pub fn collect_garbage(&self) -> GcReport {
+        let seen = self.core.gc_seen.lock();
+        self.collect_garbage_locked(seen)
+    }
+
+    fn collect_garbage_locked(&self, mut seen: MutexGuard<'_, (u64, u64)>) -> GcReport {
         let before = (self.core.stats.totals().tombstones_installed, self.core.table_drops());
         let w = self.core.refresh_watermark();
         let dropped = self.core.dropped_tables.lock().clone();
@@ -244,7 +253,7 @@ impl Mvcc {
         bump(&stripe.keys_removed, report.keys_removed);
         // Relaxed: statistics.
         self.core.gc_passes.fetch_add(1, Ordering::Relaxed);
-        *self.core.gc_seen.lock() = before;
+        *seen = before;
         report
     }
 
@@ -252,17 +261,18 @@ impl Mvcc {
     /// garbage versions `>= max(GC_GARBAGE_VERSIONS_MIN, keys / GC_GARBAGE_PER_KEYS)`, or deletes
     /// or table drops since the last pass. A pass visits every key, so running it on a clean
     /// index would only burn a core (measured: ~190 ms per pass over 1M keys on this machine).
+    /// Returns `None` at once if another pass is running.
     pub fn maybe_collect_garbage(&self) -> Option<GcReport> {
+        let seen = self.core.gc_seen.try_lock()?;
         let t = self.core.stats.totals();
         let keys = self.core.store.key_count() as u64;
         let live = t.versions_installed.saturating_sub(t.versions_reclaimed);
         let garbage = live.saturating_sub(keys);
         let drops = self.core.table_drops();
-        let seen = *self.core.gc_seen.lock();
         let worth_it = garbage >= GC_GARBAGE_VERSIONS_MIN.max(keys / GC_GARBAGE_PER_KEYS)
             || t.tombstones_installed != seen.0
             || drops != seen.1;
-        worth_it.then(|| self.collect_garbage())
+        worth_it.then(|| self.collect_garbage_locked(seen))
     }
 
     /// Marks a table dropped: txns that wrote to it fail to commit with `TableDropped` (a commit

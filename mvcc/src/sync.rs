@@ -82,7 +82,7 @@ pub(crate) mod freed {
 }
 
 /// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
-pub(crate) use parking_lot::{Mutex, RwLock};
+pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::Arc as StdArc;
 
 /// A bounded spin-then-yield wait used while another txn is *publishing* its commit
