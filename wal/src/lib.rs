@@ -11,10 +11,16 @@
 pub mod record;
 pub mod storage;
 
+pub mod group;
+pub mod log;
 mod sync;
 
-pub use record::{
-    decode_commit, encode, encode_commit, scan, CodecError, RecordKind, RecordRef, WalWrite,
-    FORMAT_VERSION, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+pub use log::{
+    remove_segments, scan_log, AppendFrom, Durability, Log, LogEnd, LogError, LogOptions,
+    LogRecord, LogScan, LogStats, LogStop,
 };
-pub use storage::{Faults, FaultyStorage, FileStorage, Storage, StorageFile};
+pub use record::{
+    decode_commit, encode, encode_commit, scan, seal, CodecError, CommitBuilder, RecordKind,
+    RecordRef, WalWrite, FORMAT_VERSION, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+};
+pub use storage::{CrashMode, Faults, FaultyStorage, FileStorage, Storage, StorageFile};

@@ -30,21 +30,29 @@ pub const RECORD_PAYLOAD_BYTES_MAX: usize = 256 * 1024 * 1024;
 const _: () = assert!(RECORD_HEADER_BYTES == 4 + 1 + 1 + 2 + 8 + 4, "header layout");
 const _: () = assert!(RECORD_PAYLOAD_BYTES_MAX <= u32::MAX as usize, "length fits the u32 field");
 
-/// What a record holds.
+/// What a record holds. Catalog changes (create / drop table) are commits to the engine's
+/// system table, so they need no kind of their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RecordKind {
-    /// A committed txn's writes.
+    /// A committed txn's writes (log segments).
     Commit = 1,
-    /// A catalog change (create / drop table).
-    Catalog = 2,
+    /// The first record of a checkpoint file; its timestamp is the checkpoint's.
+    CheckpointBegin = 2,
+    /// A chunk of a checkpoint's rows (same payload format as `Commit`, puts only).
+    CheckpointRows = 3,
+    /// The last record of a checkpoint file: the row count, `u64`. A checkpoint without it is
+    /// incomplete and never used.
+    CheckpointEnd = 4,
 }
 
 impl RecordKind {
     fn from_byte(b: u8) -> Option<Self> {
         match b {
             1 => Some(RecordKind::Commit),
-            2 => Some(RecordKind::Catalog),
+            2 => Some(RecordKind::CheckpointBegin),
+            3 => Some(RecordKind::CheckpointRows),
+            4 => Some(RecordKind::CheckpointEnd),
             _ => None,
         }
     }
@@ -90,21 +98,37 @@ pub fn encode(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), CodecError> {
-    if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
+    out.extend_from_slice(payload);
+    let sealed = seal(&mut out[start..], kind, ts);
+    if sealed.is_err() {
+        out.truncate(start);
+    }
+    sealed
+}
+
+/// Fills in the header of a record built in place: `record` is `RECORD_HEADER_BYTES` of
+/// placeholder followed by the payload (see `CommitBuilder`). Lets a committer encode its
+/// payload before it knows its timestamp and add the header after, without a copy.
+pub fn seal(record: &mut [u8], kind: RecordKind, ts: u64) -> Result<(), CodecError> {
+    let Some(len) = record.len().checked_sub(RECORD_HEADER_BYTES) else {
+        return Err(CodecError::Invalid { reason: "shorter than a record header" });
+    };
+    if len > RECORD_PAYLOAD_BYTES_MAX {
         return Err(CodecError::Invalid { reason: "payload exceeds RECORD_PAYLOAD_BYTES_MAX" });
     }
     if ts == 0 {
         return Err(CodecError::Invalid { reason: "timestamp 0 is never a commit" });
     }
-    let mut header = [0u8; RECORD_HEADER_BYTES];
-    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let (header, payload) = record.split_at_mut(RECORD_HEADER_BYTES);
+    header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     header[4] = kind as u8;
     header[5] = FORMAT_VERSION;
+    header[6..8].copy_from_slice(&[0, 0]);
     header[8..16].copy_from_slice(&ts.to_le_bytes());
-    let sum = crc(&header, payload);
+    let sum = crc(header, payload);
     header[16..20].copy_from_slice(&sum.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
     Ok(())
 }
 
@@ -186,22 +210,71 @@ pub type WalWrite = (u32, Vec<u8>, Option<Vec<u8>>);
 /// `count u32, then per write: table u32, key_len u32, key, tag u8 (0 delete, 1 put),
 /// [value_len u32, value]` (all little-endian).
 pub fn encode_commit(writes: &[WalWrite]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(writes.len() as u32).to_le_bytes());
+    let mut b = CommitBuilder::new();
     for (table, key, value) in writes {
-        out.extend_from_slice(&table.to_le_bytes());
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(key);
+        b.push(*table, key, value.as_deref());
+    }
+    b.payload().to_vec()
+}
+
+/// Builds a commit (or checkpoint rows) record in place, header placeholder first: push the
+/// writes, then `finish(kind, ts)` once the timestamp is known.
+#[derive(Debug, Clone)]
+pub struct CommitBuilder {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Default for CommitBuilder {
+    fn default() -> Self {
+        CommitBuilder::new()
+    }
+}
+
+impl CommitBuilder {
+    pub fn new() -> Self {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&[0u8; RECORD_HEADER_BYTES + 4]);
+        CommitBuilder { buf, count: 0 }
+    }
+
+    /// Adds one write (`None` deletes).
+    pub fn push(&mut self, table: u32, key: &[u8], value: Option<&[u8]>) {
+        self.buf.extend_from_slice(&table.to_le_bytes());
+        self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(key);
         match value {
-            None => out.push(0),
+            None => self.buf.push(0),
             Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                out.extend_from_slice(v);
+                self.buf.push(1);
+                self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                self.buf.extend_from_slice(v);
             }
         }
+        self.count += 1;
+        let at = RECORD_HEADER_BYTES;
+        self.buf[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
     }
-    out
+
+    /// Writes pushed so far.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Payload bytes so far (count included).
+    pub fn payload_len(&self) -> usize {
+        self.buf.len() - RECORD_HEADER_BYTES
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.buf[RECORD_HEADER_BYTES..]
+    }
+
+    /// The whole record, header filled in.
+    pub fn finish(mut self, kind: RecordKind, ts: u64) -> Result<Vec<u8>, CodecError> {
+        seal(&mut self.buf, kind, ts)?;
+        Ok(self.buf)
+    }
 }
 
 /// Decodes a commit payload; never panics on bad bytes.
@@ -306,6 +379,18 @@ mod tests {
             let torn = matches!(stop, Some(CodecError::Torn { offset, .. }) if offset == first);
             prop_assert!(torn, "{:?}", stop);
         }
+    }
+
+    #[test]
+    fn builder_matches_encode() {
+        let w: Vec<WalWrite> = vec![(1, b"k".to_vec(), Some(b"v".to_vec())), (2, vec![], None)];
+        let mut b = CommitBuilder::new();
+        for (t, k, v) in &w {
+            b.push(*t, k, v.as_deref());
+        }
+        let mut expected = Vec::new();
+        encode(RecordKind::Commit, 9, &encode_commit(&w), &mut expected).unwrap();
+        assert_eq!(b.finish(RecordKind::Commit, 9).unwrap(), expected);
     }
 
     #[test]

@@ -142,9 +142,21 @@ pub struct Faults {
     pub capacity_bytes: Option<u64>,
     /// The next this-many file syncs fail (and leave the data unsynced).
     pub failing_syncs: u32,
-    /// On `crash`, keep this many bytes of the last unsynced write of each file (a torn write)
-    /// instead of losing all unsynced bytes.
-    pub torn_bytes_on_crash: Option<usize>,
+    /// After this many mutating operations (create, write, sync, rename, remove, directory
+    /// sync) every further one fails: the process "died" there. `crash` then gives the disk
+    /// a restart would find. Lets a test crash a workload at every one of its writes and syncs.
+    pub crash_after_ops: Option<u64>,
+}
+
+/// What a simulated power loss keeps of the writes no sync covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// None of them.
+    LoseUnsynced,
+    /// Each one independently with probability 1/2 (seeded), applied in write order.
+    KeepRandom { seed: u64 },
+    /// All but the last, and of the last only its first `bytes` (a torn write).
+    TearLast { bytes: usize },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -153,17 +165,33 @@ struct MemFile {
     durable: Vec<u8>,
     /// What reads see now.
     current: Vec<u8>,
-    /// The last write since the last sync: (offset, bytes).
-    last_unsynced: Option<(u64, Vec<u8>)>,
+    /// Writes since the last sync: (offset, bytes), in order.
+    unsynced: Vec<(u64, Vec<u8>)>,
 }
 
 #[derive(Debug, Default)]
 struct Disk {
     files: HashMap<String, MemFile>,
     faults: Faults,
+    ops: u64,
 }
 
-/// An in-memory disk with injectable faults, for crash tests.
+impl Disk {
+    /// Counts a mutating operation; fails once the crash point has passed.
+    fn op(&mut self) -> io::Result<()> {
+        self.ops += 1;
+        match self.faults.crash_after_ops {
+            Some(limit) if self.ops > limit => {
+                Err(io::Error::other("simulated crash: the process is gone"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An in-memory disk with injectable faults, for crash tests. File creation, renames and
+/// removals are durable at once (as if every directory change were synced); file contents are
+/// durable only once synced.
 #[derive(Debug, Clone, Default)]
 pub struct FaultyStorage {
     disk: Arc<Mutex<Disk>>,
@@ -177,40 +205,82 @@ fn not_found(name: &str) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("no file {name:?}"))
 }
 
+fn apply(file: &mut [u8], offset: u64, bytes: &[u8]) {
+    let start = offset as usize;
+    if let Some(dst) = file.get_mut(start..start + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
 impl FaultyStorage {
     /// An empty disk with these faults.
     pub fn new(faults: Faults) -> Self {
-        FaultyStorage { disk: Arc::new(Mutex::new(Disk { files: HashMap::new(), faults })) }
+        FaultyStorage { disk: Arc::new(Mutex::new(Disk { faults, ..Disk::default() })) }
     }
 
-    /// Changes the faults from now on.
+    /// Changes the faults from now on (the operation count keeps running).
     pub fn set_faults(&self, faults: Faults) {
         lock(&self.disk).faults = faults;
     }
 
-    /// Simulates power loss: every file keeps only its synced bytes (plus, with
-    /// `torn_bytes_on_crash`, a prefix of its last unsynced write). Returns the disk as a process
-    /// restarting would find it.
-    pub fn crash(&self) -> FaultyStorage {
+    /// Mutating operations so far (see `Faults::crash_after_ops`).
+    pub fn ops(&self) -> u64 {
+        lock(&self.disk).ops
+    }
+
+    /// Simulates power loss: every file keeps its synced bytes and, per `mode`, some of its
+    /// unsynced writes. Returns the disk as a process restarting would find it (no faults).
+    pub fn crash(&self, mode: CrashMode) -> FaultyStorage {
         let disk = lock(&self.disk);
+        let mut rng = match mode {
+            CrashMode::KeepRandom { seed } => seed,
+            _ => 0,
+        };
+        let mut names: Vec<&String> = disk.files.keys().collect();
+        names.sort(); // a deterministic order for the seeded choices
         let mut files = HashMap::new();
-        for (name, f) in &disk.files {
+        for name in names {
+            let f = &disk.files[name];
             let mut after = f.durable.clone();
-            if let (Some(keep), Some((offset, bytes))) =
-                (disk.faults.torn_bytes_on_crash, &f.last_unsynced)
-            {
-                let keep = keep.min(bytes.len());
-                let start = *offset as usize;
-                if start + keep <= after.len() {
-                    after[start..start + keep].copy_from_slice(&bytes[..keep]);
+            let last = f.unsynced.len().saturating_sub(1);
+            for (i, (offset, bytes)) in f.unsynced.iter().enumerate() {
+                match mode {
+                    CrashMode::LoseUnsynced => {}
+                    CrashMode::KeepRandom { .. } => {
+                        // splitmix64: a test-only coin.
+                        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                        let mut z = rng;
+                        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                        if (z ^ (z >> 31)) >> 63 == 1 {
+                            apply(&mut after, *offset, bytes);
+                        }
+                    }
+                    CrashMode::TearLast { bytes: keep } => {
+                        let n = if i == last { keep.min(bytes.len()) } else { bytes.len() };
+                        apply(&mut after, *offset, &bytes[..n]);
+                    }
                 }
             }
             files.insert(
                 name.clone(),
-                MemFile { durable: after.clone(), current: after, last_unsynced: None },
+                MemFile { durable: after.clone(), current: after, unsynced: Vec::new() },
             );
         }
-        FaultyStorage { disk: Arc::new(Mutex::new(Disk { files, faults: Faults::default() })) }
+        FaultyStorage { disk: Arc::new(Mutex::new(Disk { files, ..Disk::default() })) }
+    }
+
+    /// Flips one bit of a file, durably (a bad sector). For corruption tests.
+    pub fn flip_bit(&self, name: &str, bit: u64) -> io::Result<()> {
+        let mut disk = lock(&self.disk);
+        let f = disk.files.get_mut(name).ok_or_else(|| not_found(name))?;
+        let byte = (bit / 8) as usize;
+        if byte >= f.current.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bit past the end"));
+        }
+        f.current[byte] ^= 1 << (bit % 8);
+        f.durable[byte] ^= 1 << (bit % 8);
+        Ok(())
     }
 }
 
@@ -222,6 +292,7 @@ struct FaultyFile {
 impl StorageFile for FaultyFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut disk = lock(&self.disk);
+        disk.op()?;
         let f = disk.files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
         let end = offset as usize + data.len();
         if end > f.current.len() {
@@ -232,7 +303,7 @@ impl StorageFile for FaultyFile {
             ));
         }
         f.current[offset as usize..end].copy_from_slice(data);
-        f.last_unsynced = Some((offset, data.to_vec()));
+        f.unsynced.push((offset, data.to_vec()));
         Ok(())
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -249,13 +320,14 @@ impl StorageFile for FaultyFile {
     }
     fn sync(&self) -> io::Result<()> {
         let mut disk = lock(&self.disk);
+        disk.op()?;
         if disk.faults.failing_syncs > 0 {
             disk.faults.failing_syncs -= 1;
             return Err(io::Error::other("injected sync failure"));
         }
         let f = disk.files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
         f.durable.clone_from(&f.current);
-        f.last_unsynced = None;
+        f.unsynced.clear();
         Ok(())
     }
 }
@@ -263,6 +335,7 @@ impl StorageFile for FaultyFile {
 impl Storage for FaultyStorage {
     fn create(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
         let mut disk = lock(&self.disk);
+        disk.op()?;
         if disk.files.contains_key(name) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name:?} exists")));
         }
@@ -273,7 +346,7 @@ impl Storage for FaultyStorage {
         let zeros = vec![0u8; len as usize];
         disk.files.insert(
             name.to_string(),
-            MemFile { durable: zeros.clone(), current: zeros, last_unsynced: None },
+            MemFile { durable: zeros.clone(), current: zeros, unsynced: Vec::new() },
         );
         Ok(Box::new(FaultyFile { disk: self.disk.clone(), name: name.to_string() }))
     }
@@ -289,16 +362,19 @@ impl Storage for FaultyStorage {
         Ok(names)
     }
     fn remove(&self, name: &str) -> io::Result<()> {
-        lock(&self.disk).files.remove(name).map(|_| ()).ok_or_else(|| not_found(name))
+        let mut disk = lock(&self.disk);
+        disk.op()?;
+        disk.files.remove(name).map(|_| ()).ok_or_else(|| not_found(name))
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let mut disk = lock(&self.disk);
+        disk.op()?;
         let f = disk.files.remove(from).ok_or_else(|| not_found(from))?;
         disk.files.insert(to.to_string(), f);
         Ok(())
     }
     fn sync_dir(&self) -> io::Result<()> {
-        Ok(())
+        lock(&self.disk).op()
     }
 }
 
@@ -335,17 +411,21 @@ mod tests {
         let disk = FaultyStorage::new(Faults::default());
         log_two_records(&disk, false);
         assert_eq!(recover(&disk), (vec![1, 2], None), "before the crash both are readable");
-        assert_eq!(recover(&disk.crash()), (vec![1], None), "the unsynced record is gone");
+        assert_eq!(
+            recover(&disk.crash(CrashMode::LoseUnsynced)),
+            (vec![1], None),
+            "the unsynced record is gone"
+        );
         let synced = FaultyStorage::new(Faults::default());
         log_two_records(&synced, true);
-        assert_eq!(recover(&synced.crash()), (vec![1, 2], None));
+        assert_eq!(recover(&synced.crash(CrashMode::LoseUnsynced)), (vec![1, 2], None));
     }
 
     #[test]
     fn a_torn_write_is_reported_at_its_offset() {
-        let disk = FaultyStorage::new(Faults { torn_bytes_on_crash: Some(7), ..Faults::default() });
+        let disk = FaultyStorage::new(Faults::default());
         let first = log_two_records(&disk, false);
-        let (records, stop) = recover(&disk.crash());
+        let (records, stop) = recover(&disk.crash(CrashMode::TearLast { bytes: 7 }));
         assert_eq!(records, vec![1]);
         assert!(
             matches!(stop, Some(CodecError::Torn { offset, .. } | CodecError::Corrupt { offset, .. }) if offset == first),
@@ -359,13 +439,49 @@ mod tests {
         let file = disk.create("seg-0", 64).unwrap();
         file.write_at(0, b"x").unwrap();
         assert!(file.sync().is_err());
-        assert_eq!(disk.crash().open("seg-0").unwrap().read_at(0, &mut [9u8; 1]).unwrap(), 1);
+        assert_eq!(
+            disk.crash(CrashMode::LoseUnsynced)
+                .open("seg-0")
+                .unwrap()
+                .read_at(0, &mut [9u8; 1])
+                .unwrap(),
+            1
+        );
         let mut b = [9u8; 1];
-        disk.crash().open("seg-0").unwrap().read_at(0, &mut b).unwrap();
+        disk.crash(CrashMode::LoseUnsynced).open("seg-0").unwrap().read_at(0, &mut b).unwrap();
         assert_eq!(b, [0], "the write was never made durable");
         file.sync().unwrap();
-        disk.crash().open("seg-0").unwrap().read_at(0, &mut b).unwrap();
+        disk.crash(CrashMode::LoseUnsynced).open("seg-0").unwrap().read_at(0, &mut b).unwrap();
         assert_eq!(b, *b"x");
+    }
+
+    #[test]
+    fn random_loss_keeps_a_subset_and_the_crash_point_stops_everything() {
+        let disk = FaultyStorage::new(Faults::default());
+        let file = disk.create("f", 4).unwrap();
+        for i in 0..4u8 {
+            file.write_at(u64::from(i), &[i + 1]).unwrap();
+        }
+        let mut kept = std::collections::HashSet::new();
+        for seed in 0..64 {
+            let mut b = [0u8; 4];
+            disk.crash(CrashMode::KeepRandom { seed })
+                .open("f")
+                .unwrap()
+                .read_at(0, &mut b)
+                .unwrap();
+            for (i, v) in b.iter().enumerate() {
+                assert!(*v == 0 || *v == i as u8 + 1, "only written bytes or zeros: {b:?}");
+            }
+            kept.insert(b);
+        }
+        assert!(kept.len() > 4, "seeds choose different subsets: {kept:?}");
+        let dying = FaultyStorage::new(Faults { crash_after_ops: Some(2), ..Faults::default() });
+        let f = dying.create("f", 4).unwrap();
+        f.write_at(0, b"a").unwrap();
+        assert!(f.sync().is_err(), "the third operation is past the crash point");
+        assert!(dying.create("g", 1).is_err());
+        assert_eq!(dying.ops(), 4);
     }
 
     #[test]

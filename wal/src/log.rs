@@ -1,0 +1,604 @@
+//! The log: preallocated, fixed-size segment files, appended under one short lock, made
+//! durable by group commit (`group.rs`), read back by recovery, recycled after checkpoints.
+//!
+//! Files (names sort in log order):
+//! - `wal-<seq>.log`: segment `seq` (20 digits). Records start at offset 0 and run to the
+//!   segment's clean end (an all-zero header); a record never spans segments. A segment is at
+//!   least `segment_bytes` long (longer only to hold one record that is larger).
+//! - `wal-spare-<n>.log`: a zeroed, preallocated file waiting to become the next segment, so a
+//!   rotation is a rename, not a 64 MiB allocation under the append lock.
+//!
+//! Appends take the append lock only to place and copy the bytes (and rotate when a segment is
+//! full); encoding happens before, waiting after. A failed write or sync is sticky: the log
+//! refuses every later append and every waiter gets the error.
+
+use crate::group::{Failed, GroupCommit, GroupStats};
+use crate::record::{CodecError, RecordKind, RecordRef};
+use crate::storage::{Storage, StorageFile};
+use crate::sync::{Arc, PlMutex};
+use std::fmt;
+use std::io;
+
+/// Default segment size.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Zeroed spares kept ready for rotation.
+pub const SPARES_MAX: usize = 1;
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+/// What a commit waits for before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// Nothing: the record is appended (timestamps are dense, so every commit has one) but the
+    /// commit does not wait. In a database without a directory, nothing is logged at all.
+    None,
+    /// Written to the log (the OS page cache): survives a process crash, not power loss.
+    Buffered,
+    /// Synced to the device, with every earlier commit: survives power loss.
+    #[default]
+    Sync,
+}
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("log I/O error during {op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A previous write or sync failed; the log accepts nothing more.
+    #[error("the log failed earlier and is read-only: {0}")]
+    Failed(String),
+    #[error("invalid record: {0}")]
+    Codec(#[from] CodecError),
+}
+
+fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> LogError {
+    move |source| LogError::Io { op, source }
+}
+
+pub(crate) fn segment_name(seq: u64) -> String {
+    format!("wal-{seq:020}.log")
+}
+
+fn spare_name(n: u64) -> String {
+    format!("wal-spare-{n:020}.log")
+}
+
+fn parse_segment(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn is_spare(name: &str) -> bool {
+    name.starts_with("wal-spare-") && name.ends_with(".log")
+}
+
+/// Log options.
+#[derive(Clone, Copy, Debug)]
+pub struct LogOptions {
+    /// Size of each preallocated segment.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions { segment_bytes: SEGMENT_BYTES_DEFAULT }
+    }
+}
+
+struct Segment {
+    seq: u64,
+    file: Box<dyn StorageFile>,
+    len: u64,
+}
+
+/// A live segment's bookkeeping (for recycling).
+#[derive(Clone, Copy, Debug)]
+struct SegmentInfo {
+    seq: u64,
+    max_ts: u64,
+}
+
+struct AppendState {
+    current: Arc<Segment>,
+    offset: u64,
+    /// Full segments not yet synced since they filled.
+    unsynced_full: Vec<Arc<Segment>>,
+    /// Every segment file in the log, oldest first (the last is `current`).
+    segments: Vec<SegmentInfo>,
+    spares: Vec<String>,
+    next_spare: u64,
+    bytes_appended: u64,
+    failed: Option<String>,
+}
+
+/// Log counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogStats {
+    pub bytes_appended: u64,
+    pub segments: u64,
+    pub written_ts: u64,
+    pub durable_ts: u64,
+    pub group: GroupStats,
+}
+
+/// Where appends continue after recovery.
+#[derive(Clone, Debug)]
+pub enum AppendFrom {
+    /// A new segment `seq` (after a reset, or an empty directory).
+    Fresh { seq: u64 },
+    /// The valid end of the recovered log.
+    End(LogEnd),
+}
+
+/// The end of the valid log.
+#[derive(Clone, Debug)]
+pub struct LogEnd {
+    pub seq: u64,
+    pub offset: u64,
+    /// Every segment, oldest first, with the largest timestamp it holds.
+    pub segments: Vec<(u64, u64)>,
+}
+
+/// The write side of the log.
+pub struct Log {
+    storage: Arc<dyn Storage>,
+    options: LogOptions,
+    append: PlMutex<AppendState>,
+    group: GroupCommit,
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log").field("stats", &self.stats()).finish()
+    }
+}
+
+impl Log {
+    /// Opens the log for appends; everything at or below `ts` is already durable.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        options: LogOptions,
+        from: AppendFrom,
+        ts: u64,
+    ) -> Result<Log, LogError> {
+        let names = storage.list().map_err(io_err("list"))?;
+        let spares: Vec<String> = names.iter().filter(|n| is_spare(n)).cloned().collect();
+        let next_spare = spares
+            .iter()
+            .filter_map(|n| n.strip_prefix("wal-spare-")?.strip_suffix(".log")?.parse::<u64>().ok())
+            .max()
+            .map_or(0, |n| n + 1);
+        let (current, offset, segments) = match from {
+            AppendFrom::Fresh { seq } => {
+                let file = storage
+                    .create(&segment_name(seq), options.segment_bytes)
+                    .map_err(io_err("create segment"))?;
+                storage.sync_dir().map_err(io_err("sync directory"))?;
+                let seg = Segment { seq, file, len: options.segment_bytes };
+                (seg, 0, vec![SegmentInfo { seq, max_ts: 0 }])
+            }
+            AppendFrom::End(end) => {
+                let file = storage.open(&segment_name(end.seq)).map_err(io_err("open segment"))?;
+                let len = file.len().map_err(io_err("segment length"))?;
+                let segments =
+                    end.segments.iter().map(|&(seq, max_ts)| SegmentInfo { seq, max_ts }).collect();
+                (Segment { seq: end.seq, file, len }, end.offset, segments)
+            }
+        };
+        let append = AppendState {
+            current: Arc::new(current),
+            offset,
+            unsynced_full: Vec::new(),
+            segments,
+            spares,
+            next_spare,
+            bytes_appended: 0,
+            failed: None,
+        };
+        Ok(Log { storage, options, append: PlMutex::new(append), group: GroupCommit::new(ts) })
+    }
+
+    /// Appends one sealed record of timestamp `ts`. Each timestamp exactly once.
+    pub fn append(&self, ts: u64, record: &[u8]) -> Result<(), LogError> {
+        let mut a = self.append.lock();
+        if let Some(reason) = &a.failed {
+            return Err(LogError::Failed(reason.clone()));
+        }
+        let len = record.len() as u64;
+        let result = (|| {
+            if a.offset + len > a.current.len {
+                self.rotate(&mut a, len)?;
+            }
+            a.current.file.write_at(a.offset, record).map_err(io_err("append"))
+        })();
+        if let Err(e) = result {
+            let reason = e.to_string();
+            a.failed = Some(reason.clone());
+            drop(a);
+            self.group.fail(reason);
+            return Err(e);
+        }
+        a.offset += len;
+        a.bytes_appended += len;
+        if let Some(last) = a.segments.last_mut() {
+            last.max_ts = last.max_ts.max(ts);
+        }
+        drop(a);
+        self.group.written(ts);
+        Ok(())
+    }
+
+    fn rotate(&self, a: &mut AppendState, record_len: u64) -> Result<(), LogError> {
+        let seq = a.current.seq + 1;
+        let name = segment_name(seq);
+        let want = self.options.segment_bytes.max(record_len);
+        let file = match a.spares.last() {
+            Some(spare) if want <= self.options.segment_bytes => {
+                self.storage.rename(spare, &name).map_err(io_err("rename spare"))?;
+                a.spares.pop();
+                self.storage.open(&name).map_err(io_err("open segment"))?
+            }
+            _ => self.storage.create(&name, want).map_err(io_err("create segment"))?,
+        };
+        // The new name must be durable before any record in it is acknowledged.
+        self.storage.sync_dir().map_err(io_err("sync directory"))?;
+        let len = file.len().map_err(io_err("segment length"))?;
+        let old = std::mem::replace(&mut a.current, Arc::new(Segment { seq, file, len }));
+        a.unsynced_full.push(old);
+        a.offset = 0;
+        a.segments.push(SegmentInfo { seq, max_ts: 0 });
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (the group-commit leader's flush).
+    fn flush(&self) -> Result<(), String> {
+        let (full, current) = {
+            let mut a = self.append.lock();
+            (std::mem::take(&mut a.unsynced_full), a.current.clone())
+        };
+        for seg in full.iter().chain(std::iter::once(&current)) {
+            seg.file.sync().map_err(|e| format!("sync of segment {}: {e}", seg.seq))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the commit at `ts` may be acknowledged under `durability`.
+    pub fn wait(&self, ts: u64, durability: Durability) -> Result<(), LogError> {
+        let result = match durability {
+            Durability::None => self.group.failed().map_or(Ok(()), Err),
+            Durability::Buffered => self.group.wait_written(ts),
+            Durability::Sync => self.group.wait_durable(ts, &|| self.flush()),
+        };
+        result.map_err(|Failed(reason)| {
+            // The append lock's copy makes later appends fail fast.
+            let mut a = self.append.lock();
+            if a.failed.is_none() {
+                a.failed = Some(reason.clone());
+            }
+            LogError::Failed(reason)
+        })
+    }
+
+    /// Syncs everything written so far (close, checkpoints).
+    pub fn sync_all(&self) -> Result<(), LogError> {
+        let ts = self.group.written_ts();
+        self.wait(ts, Durability::Sync)
+    }
+
+    /// The sticky failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.group.failed().map(|f| f.0)
+    }
+
+    /// Creates a zeroed spare segment if none is ready (call outside the commit path: it
+    /// allocates `segment_bytes`).
+    pub fn ensure_spare(&self) -> Result<(), LogError> {
+        let n = {
+            let mut a = self.append.lock();
+            if a.spares.len() >= SPARES_MAX {
+                return Ok(());
+            }
+            a.next_spare += 1;
+            a.next_spare - 1
+        };
+        let name = spare_name(n);
+        self.storage.create(&name, self.options.segment_bytes).map_err(io_err("create spare"))?;
+        self.storage.sync_dir().map_err(io_err("sync directory"))?;
+        self.append.lock().spares.push(name);
+        Ok(())
+    }
+
+    /// After a checkpoint at `ts` is durable: segments (not the current one) whose records are
+    /// all at or below `ts` are no longer needed. Up to `SPARES_MAX` are zeroed and kept as
+    /// spares, the rest removed. Returns how many segments were retired.
+    pub fn recycle(&self, ts: u64) -> Result<usize, LogError> {
+        let (retire, mut spares) = {
+            let mut a = self.append.lock();
+            let current = a.current.seq;
+            let unsynced: Vec<u64> = a.unsynced_full.iter().map(|s| s.seq).collect();
+            let (retire, keep): (Vec<SegmentInfo>, Vec<SegmentInfo>) = a
+                .segments
+                .iter()
+                .partition(|s| s.max_ts <= ts && s.seq != current && !unsynced.contains(&s.seq));
+            a.segments = keep;
+            (retire, a.spares.len())
+        };
+        for seg in &retire {
+            let name = segment_name(seg.seq);
+            if spares < SPARES_MAX {
+                let spare = {
+                    let mut a = self.append.lock();
+                    a.next_spare += 1;
+                    spare_name(a.next_spare - 1)
+                };
+                self.zero(&name)?;
+                self.storage.rename(&name, &spare).map_err(io_err("rename to spare"))?;
+                self.append.lock().spares.push(spare);
+                spares += 1;
+            } else {
+                self.storage.remove(&name).map_err(io_err("remove segment"))?;
+            }
+        }
+        if !retire.is_empty() {
+            self.storage.sync_dir().map_err(io_err("sync directory"))?;
+        }
+        Ok(retire.len())
+    }
+
+    fn zero(&self, name: &str) -> Result<(), LogError> {
+        let file = self.storage.open(name).map_err(io_err("open segment"))?;
+        let len = file.len().map_err(io_err("segment length"))?;
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
+            file.write_at(at, &zeros[..n]).map_err(io_err("zero segment"))?;
+            at += n as u64;
+        }
+        file.sync().map_err(io_err("sync segment"))
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let (bytes_appended, segments) = {
+            let a = self.append.lock();
+            (a.bytes_appended, a.segments.len() as u64)
+        };
+        LogStats {
+            bytes_appended,
+            segments,
+            written_ts: self.group.written_ts(),
+            durable_ts: self.group.durable_ts(),
+            group: self.group.stats(),
+        }
+    }
+}
+
+/// A record read back by recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub kind: RecordKind,
+    pub ts: u64,
+    pub payload: Vec<u8>,
+    /// Segment and offset (for reports).
+    pub seq: u64,
+    pub offset: u64,
+}
+
+/// Why the valid log ended before the last byte of the last segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogStop {
+    pub segment: String,
+    pub error: CodecError,
+}
+
+/// Everything recovery found in the log.
+#[derive(Clone, Debug)]
+pub struct LogScan {
+    /// Valid records in log order, up to the first bad one.
+    pub records: Vec<LogRecord>,
+    /// The first bad record, if the log did not end cleanly.
+    pub stop: Option<LogStop>,
+    /// The end of the valid log, if there is a segment; `None` for an empty directory.
+    pub end: Option<LogEnd>,
+    /// Whether every byte after the valid end (in every segment at or after it) is zero, so
+    /// appends can continue there.
+    pub tail_clean: bool,
+    /// Segment files found, oldest first.
+    pub segment_seqs: Vec<u64>,
+    pub bytes_read: u64,
+}
+
+/// Reads every segment in order. Never panics on bad bytes: stops at the first torn or
+/// corrupt record and says where.
+pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
+    let mut seqs: Vec<u64> =
+        storage.list().map_err(io_err("list"))?.iter().filter_map(|n| parse_segment(n)).collect();
+    seqs.sort_unstable();
+    let mut out = LogScan {
+        records: Vec::new(),
+        stop: None,
+        end: None,
+        tail_clean: true,
+        segment_seqs: seqs.clone(),
+        bytes_read: 0,
+    };
+    let mut segments = Vec::new();
+    for &seq in &seqs {
+        let name = segment_name(seq);
+        let file = storage.open(&name).map_err(io_err("open segment"))?;
+        let len = file.len().map_err(io_err("segment length"))?;
+        let mut buf = vec![0u8; len as usize];
+        let n = file.read_at(0, &mut buf).map_err(io_err("read segment"))?;
+        buf.truncate(n);
+        out.bytes_read += n as u64;
+        if out.stop.is_some() {
+            // Past a bad record nothing counts; appends must not continue before it.
+            out.tail_clean &= buf.iter().all(|b| *b == 0);
+            continue;
+        }
+        let mut offset = 0;
+        let mut max_ts = 0;
+        loop {
+            match RecordRef::parse(&buf, offset) {
+                Ok(Some((r, next))) => {
+                    out.records.push(LogRecord {
+                        kind: r.kind,
+                        ts: r.ts,
+                        payload: r.payload.to_vec(),
+                        seq,
+                        offset: offset as u64,
+                    });
+                    max_ts = max_ts.max(r.ts);
+                    offset = next;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    out.stop = Some(LogStop { segment: name.clone(), error });
+                    out.tail_clean = false;
+                    break;
+                }
+            }
+        }
+        if out.stop.is_none() {
+            out.tail_clean &= buf[offset.min(buf.len())..].iter().all(|b| *b == 0);
+        }
+        segments.push((seq, max_ts));
+        if out.stop.is_none() {
+            out.end = Some(LogEnd { seq, offset: offset as u64, segments: segments.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every segment file (after a checkpoint made them redundant, during recovery).
+pub fn remove_segments(storage: &dyn Storage) -> Result<(), LogError> {
+    for name in storage.list().map_err(io_err("list"))? {
+        if parse_segment(&name).is_some() {
+            storage.remove(&name).map_err(io_err("remove segment"))?;
+        }
+    }
+    storage.sync_dir().map_err(io_err("sync directory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::encode;
+    use crate::storage::{CrashMode, Faults, FaultyStorage};
+
+    fn rec(ts: u64, len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(RecordKind::Commit, ts, &vec![ts as u8; len], &mut out).unwrap();
+        out
+    }
+
+    fn small() -> LogOptions {
+        LogOptions { segment_bytes: 256 }
+    }
+
+    #[test]
+    fn appends_rotate_and_read_back_in_order() {
+        let disk = FaultyStorage::new(Faults::default());
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let log = Log::open(storage.clone(), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        for ts in 1..=20 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.wait(20, Durability::Sync).unwrap();
+        let scan = scan_log(&disk.crash(CrashMode::LoseUnsynced)).unwrap();
+        assert_eq!(
+            scan.records.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            (1..=20).collect::<Vec<_>>()
+        );
+        assert!(scan.stop.is_none() && scan.tail_clean);
+        assert!(scan.segment_seqs.len() > 3, "rotated: {:?}", scan.segment_seqs);
+        let big = rec(21, 1000);
+        log.append(21, &big).unwrap();
+        log.wait(21, Durability::Sync).unwrap();
+        let scan = scan_log(&disk.crash(CrashMode::LoseUnsynced)).unwrap();
+        assert_eq!(scan.records.last().unwrap().payload.len(), 1000, "an oversized segment");
+    }
+
+    #[test]
+    fn recycling_keeps_a_spare_and_rotation_uses_it() {
+        let disk = FaultyStorage::new(Faults::default());
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let log = Log::open(storage.clone(), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        for ts in 1..=20 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.sync_all().unwrap();
+        let before = log.stats().segments;
+        let retired = log.recycle(20).unwrap();
+        assert_eq!(retired as u64, before - 1, "all but the current segment");
+        let names = disk.list().unwrap();
+        assert_eq!(names.iter().filter(|n| is_spare(n)).count(), SPARES_MAX);
+        for ts in 21..=30 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.sync_all().unwrap();
+        let scan = scan_log(&disk.crash(CrashMode::LoseUnsynced)).unwrap();
+        let ts: Vec<u64> = scan.records.iter().map(|r| r.ts).filter(|t| *t > 20).collect();
+        assert_eq!(
+            ts,
+            (21..=30).collect::<Vec<_>>(),
+            "the recycled spare reads as a clean segment"
+        );
+        assert!(scan.stop.is_none());
+    }
+
+    #[test]
+    fn continuing_after_recovery_appends_at_the_valid_end() {
+        let disk = FaultyStorage::new(Faults::default());
+        let log =
+            Log::open(Arc::new(disk.clone()), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        for ts in 1..=5 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.sync_all().unwrap();
+        let after = disk.crash(CrashMode::LoseUnsynced);
+        let scan = scan_log(&after).unwrap();
+        let log =
+            Log::open(Arc::new(after.clone()), small(), AppendFrom::End(scan.end.unwrap()), 5)
+                .unwrap();
+        for ts in 6..=12 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.sync_all().unwrap();
+        let scan = scan_log(&after.crash(CrashMode::LoseUnsynced)).unwrap();
+        assert_eq!(
+            scan.records.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            (1..=12).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_is_sticky_and_a_full_disk_fails_the_rotation() {
+        let disk = FaultyStorage::new(Faults::default());
+        let log =
+            Log::open(Arc::new(disk.clone()), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        log.append(1, &rec(1, 10)).unwrap();
+        disk.set_faults(Faults { failing_syncs: 1, ..Faults::default() });
+        assert!(matches!(log.wait(1, Durability::Sync), Err(LogError::Failed(_))));
+        assert!(matches!(log.append(2, &rec(2, 10)), Err(LogError::Failed(_))), "sticky");
+        assert!(log.failure().is_some());
+
+        let full = FaultyStorage::new(Faults { capacity_bytes: Some(300), ..Faults::default() });
+        let log = Log::open(Arc::new(full), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        let mut err = None;
+        for ts in 1..=20 {
+            if let Err(e) = log.append(ts, &rec(ts, 30)) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(err, Some(LogError::Io { op: "create segment", .. })), "{err:?}");
+        assert!(log.wait(1, Durability::Buffered).is_err(), "no acknowledgement after a failure");
+    }
+}
