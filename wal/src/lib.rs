@@ -11,6 +11,7 @@
 pub mod record;
 pub mod storage;
 
+pub mod checkpoint;
 pub mod group;
 pub mod log;
 mod sync;
@@ -24,3 +25,4 @@ pub use record::{
     RecordRef, WalWrite, FORMAT_VERSION, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 pub use storage::{CrashMode, Faults, FaultyStorage, FileStorage, Storage, StorageFile};
+pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};
