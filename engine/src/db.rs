@@ -6,16 +6,21 @@
 //! reclaim inline on the keys they write). Tables are created, opened and dropped outside txns
 //! (catalog changes are not transactional in this in-memory engine; the WAL issue logs them).
 
+use crate::durable::{
+    self, CheckpointReport, DurabilityStats, Durable, RecoveryReport, NEXT_TABLE_KEY, SYSTEM_TABLE,
+};
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
-use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, Ordering, RwLock};
+use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, Ordering, RwLock, Weak};
 use crate::txn::{Snapshot, Txn};
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::thread::JoinHandle;
+use std::path::{Path, PathBuf};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 use strata_mvcc::{GcReport, Mvcc, MvccStats, StoreKind, TableId, Timestamp, TxnMode};
+use strata_wal::{AppendFrom, Durability, FileStorage, LogOptions, Storage};
 
 /// Longest table name, in bytes.
 pub const TABLE_NAME_BYTES_MAX: usize = 255;
@@ -32,6 +37,16 @@ pub struct Options {
     pub gc_interval: Option<Duration>,
     /// Retry policy of `Database::transaction`.
     pub retry: RetryPolicy,
+    /// What a commit waits for by default in a database opened from a directory
+    /// (`Txn::set_durability` overrides it per txn). Ignored in memory.
+    pub durability: Durability,
+    /// Log segment size (preallocated).
+    pub segment_bytes: u64,
+    /// Checkpoint when the log since the last checkpoint reaches this many bytes...
+    pub checkpoint_log_bytes: u64,
+    /// ...or when this much time has passed and anything was logged (`None`: only by size and
+    /// `Database::checkpoint`).
+    pub checkpoint_interval: Option<Duration>,
 }
 
 impl Default for Options {
@@ -40,6 +55,10 @@ impl Default for Options {
             store: StoreKind::LockFree,
             gc_interval: Some(Duration::from_millis(100)),
             retry: RetryPolicy::default(),
+            durability: Durability::Sync,
+            segment_bytes: strata_wal::log::SEGMENT_BYTES_DEFAULT,
+            checkpoint_log_bytes: 256 * 1024 * 1024,
+            checkpoint_interval: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -60,6 +79,25 @@ impl Options {
     /// Sets the retry policy of `Database::transaction`.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets the default commit durability.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the log segment size (at least 4 KiB).
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Sets when background checkpoints run: by log size, and (optionally) by age.
+    pub fn checkpoints(mut self, log_bytes: u64, interval: Option<Duration>) -> Self {
+        self.checkpoint_log_bytes = log_bytes;
+        self.checkpoint_interval = interval;
         self
     }
 }
@@ -104,32 +142,57 @@ pub(crate) struct Inner {
     catalog: RwLock<HashMap<String, Table>>,
     next_table: AtomicU32,
     options: Options,
+    pub(crate) durable: Option<Arc<Durable>>,
+    background: Mutex<Option<Background>>,
+    /// Serialises `close` calls; true once closed.
+    closed: Mutex<bool>,
+    /// The registry key of a database opened from a directory.
+    path: Option<PathBuf>,
 }
 
-/// Stops and joins the background GC thread when the last `Database` handle goes away.
-struct GcThread {
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle went away without `close`: do what it would (sync, stop, unlock).
+        let _ = self.close();
+    }
+}
+
+/// The background thread (GC; for durable databases also spare segments and checkpoints).
+/// Stopped and joined by `close`.
+struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
     handle: Option<JoinHandle<()>>,
+    id: Option<ThreadId>,
 }
 
-impl Drop for GcThread {
-    fn drop(&mut self) {
+impl Background {
+    fn stop(mut self) {
         let (lock, cv) = &*self.stop;
         *lock.lock() = true;
         cv.notify_all();
         if let Some(h) = self.handle.take() {
-            // A panic inside GC is a bug; surfacing it here would abort inside drop. It has
-            // already been printed by the panic hook.
-            let _ = h.join();
+            // The thread itself may drop the last handle (it upgrades a Weak per tick): it
+            // must not join itself; it exits on its own after the flag.
+            if Some(std::thread::current().id()) != self.id {
+                // A panic inside the thread is a bug already printed by the panic hook.
+                let _ = h.join();
+            }
         }
     }
+}
+
+/// Databases open in this process, by canonical directory: a second `open` of the same
+/// directory shares the engine instead of failing on its own lock file.
+fn open_registry() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPEN: std::sync::OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> =
+        std::sync::OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// An embedded Strata database.
 #[derive(Clone)]
 pub struct Database {
     pub(crate) inner: Arc<Inner>,
-    _gc: Option<Arc<GcThread>>,
 }
 
 impl fmt::Debug for Database {
@@ -163,14 +226,162 @@ impl Database {
     /// A new in-memory database.
     pub fn with_options(options: Options) -> Database {
         let mvcc = Mvcc::new(options.store, Timestamp::ZERO);
-        let gc = options.gc_interval.map(|interval| Arc::new(spawn_gc(mvcc.clone(), interval)));
-        let inner = Inner {
+        Database::assemble(mvcc, HashMap::new(), 1, options, None, None)
+    }
+
+    fn assemble(
+        mvcc: Mvcc,
+        catalog: HashMap<String, Table>,
+        next_table: u32,
+        options: Options,
+        durable: Option<Arc<Durable>>,
+        path: Option<PathBuf>,
+    ) -> Database {
+        let inner = Arc::new(Inner {
             mvcc,
-            catalog: RwLock::new(HashMap::new()),
-            next_table: AtomicU32::new(1),
+            catalog: RwLock::new(catalog),
+            next_table: AtomicU32::new(next_table),
             options,
+            durable,
+            background: Mutex::new(None),
+            closed: Mutex::new(false),
+            path,
+        });
+        let tick = match (inner.options.gc_interval, &inner.durable) {
+            (Some(gc), Some(_)) => Some(gc.min(Duration::from_millis(100))),
+            (Some(gc), None) => Some(gc),
+            (None, Some(_)) => Some(Duration::from_millis(100)),
+            (None, None) => None,
         };
-        Database { inner: Arc::new(inner), _gc: gc }
+        if let Some(tick) = tick {
+            *inner.background.lock() = spawn_background(Arc::downgrade(&inner), tick);
+        }
+        Database { inner }
+    }
+
+    /// Opens the database in `dir`, creating the directory and an empty database if needed:
+    /// takes the directory's lock file (another process gets `AlreadyOpen`), recovers the
+    /// newest checkpoint and the log after it, and continues the clock past everything
+    /// recovered. Opening a directory this process already has open returns that database
+    /// (sharing one engine; `options` are ignored then).
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        let io = |what: &str, e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| io("creating the directory", e))?;
+        let path = dir.canonicalize().map_err(|e| io("resolving the directory", e))?;
+        let mut registry = open_registry().lock();
+        if let Some(inner) = registry.get(&path).and_then(Weak::upgrade) {
+            if !*inner.closed.lock() {
+                return Ok(Database { inner });
+            }
+        }
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path.join(LOCK_FILE))
+            .map_err(|e| io("opening the lock file", e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::AlreadyOpen { path: path.display().to_string() })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the directory", e)),
+        }
+        let storage = FileStorage::new(&path).map_err(|e| io("opening the directory", e))?;
+        let db = Database::open_storage(
+            Arc::new(storage),
+            options,
+            Some(lock_file),
+            Some(path.clone()),
+        )?;
+        registry.retain(|_, w| w.strong_count() > 0);
+        registry.insert(path, Arc::downgrade(&db.inner));
+        Ok(db)
+    }
+
+    /// Opens a database on any `Storage` (tests use `FaultyStorage` to crash it at will). No
+    /// lock file: the caller keeps other openers away.
+    pub fn open_with_storage(storage: Arc<dyn Storage>, options: Options) -> Result<Database> {
+        Database::open_storage(storage, options, None, None)
+    }
+
+    fn open_storage(
+        storage: Arc<dyn Storage>,
+        options: Options,
+        lock_file: Option<std::fs::File>,
+        path: Option<PathBuf>,
+    ) -> Result<Database> {
+        match storage.remove(strata_wal::checkpoint::CHECKPOINT_TMP) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io { message: format!("removing a stale checkpoint: {e}") })
+            }
+            _ => {}
+        }
+        let (mvcc, from, mut report, last_seq) = durable::recover(&*storage, options.store)?;
+        let from = match from {
+            Some(from) => from,
+            None => {
+                durable::reset_log(&mvcc, &*storage)?;
+                report.reset_log = true;
+                report.checkpoint_ts = report.recovered_ts;
+                AppendFrom::Fresh { seq: last_seq + 1 }
+            }
+        };
+        let (tables, next_table) = durable::read_catalog(&mvcc)?;
+        // Rows of tables that are not in the catalog (dropped, or written by a commit that
+        // raced the drop) go to GC.
+        let live: Vec<TableId> = tables.values().copied().collect();
+        for id in (1..next_table).map(TableId).filter(|id| !live.contains(id)) {
+            mvcc.drop_table(id);
+        }
+        let catalog = tables
+            .into_iter()
+            .map(|(name, id)| {
+                let table = Table {
+                    id,
+                    name: Arc::from(name.as_str()),
+                    dropped: Arc::new(AtomicBool::new(false)),
+                };
+                (name, table)
+            })
+            .collect();
+        let log_options = LogOptions { segment_bytes: options.segment_bytes };
+        let durable = Durable::open(storage, log_options, from, report, lock_file)?;
+        Ok(Database::assemble(mvcc, catalog, next_table, options, Some(Arc::new(durable)), path))
+    }
+
+    /// Closes the database for every handle: new calls fail with `Error::Closed`, in-flight
+    /// commits finish (durable or failed) first, the log is synced, background work stops and
+    /// the directory lock is released. Idempotent; safe from several threads at once.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.mvcc.is_closed()
+    }
+
+    /// Writes a checkpoint now (background checkpoints also run by log size and age) and
+    /// recycles the log it covers. In memory: nothing to do.
+    pub fn checkpoint(&self) -> Result<CheckpointReport> {
+        self.inner.check_open()?;
+        match &self.inner.durable {
+            Some(d) => d.checkpoint(&self.inner.mvcc),
+            None => Ok(CheckpointReport::default()),
+        }
+    }
+
+    /// Log, group-commit and checkpoint counters; `None` in memory.
+    pub fn durability_stats(&self) -> Option<DurabilityStats> {
+        self.inner.durable.as_ref().map(|d| d.stats())
+    }
+
+    /// What recovery did when this database was opened; `None` in memory.
+    pub fn recovery_report(&self) -> Option<RecoveryReport> {
+        self.inner.durable.as_ref().map(|d| d.recovery.clone())
     }
 
     /// The options this database was opened with.
@@ -185,8 +396,16 @@ impl Database {
         if catalog.contains_key(name) {
             return Err(Error::TableExists { name: name.to_string() });
         }
-        // Relaxed: ids only need uniqueness; the catalog lock orders publication.
-        let id = TableId(self.inner.next_table.fetch_add(1, Ordering::Relaxed));
+        // Relaxed: the catalog lock orders every access.
+        let id = self.inner.next_table.load(Ordering::Relaxed);
+        let next = id.checked_add(1).ok_or(Error::InvalidTableName {
+            name: name.chars().take(64).collect(),
+            reason: "table ids exhausted",
+        })?;
+        let (key, next_bytes) = (id.to_be_bytes(), next.to_le_bytes());
+        self.commit_catalog(&[(&key, Some(name.as_bytes())), (NEXT_TABLE_KEY, Some(&next_bytes))])?;
+        self.inner.next_table.store(next, Ordering::Relaxed);
+        let id = TableId(id);
         let table = Table { id, name: Arc::from(name), dropped: Arc::new(AtomicBool::new(false)) };
         catalog.insert(name.to_string(), table.clone());
         Ok(table)
@@ -214,12 +433,13 @@ impl Database {
     /// Snapshots that already hold a handle cannot read it any more either (catalog changes are
     /// not versioned in this release; see docs/ARCHITECTURE.md).
     pub fn drop_table(&self, name: &str) -> Result<()> {
-        let table = self
-            .inner
-            .catalog
-            .write()
-            .remove(name)
-            .ok_or_else(|| Error::TableNotFound { name: name.to_string() })?;
+        let mut catalog = self.inner.catalog.write();
+        let id =
+            catalog.get(name).ok_or_else(|| Error::TableNotFound { name: name.to_string() })?.id;
+        self.commit_catalog(&[(&id.0.to_be_bytes(), None)])?;
+        let table =
+            catalog.remove(name).ok_or_else(|| Error::TableNotFound { name: name.to_string() })?;
+        drop(catalog);
         // Release: pairs with the Acquire in `Table::check_live`.
         table.dropped.store(true, Ordering::Release);
         self.inner.mvcc.drop_table(table.id);
@@ -233,10 +453,25 @@ impl Database {
         names
     }
 
+    /// A catalog change: one txn on the system table, logged and as durable as a commit.
+    /// The caller holds the catalog write lock, so catalog txns never conflict. In memory the
+    /// catalog map alone is the truth (the system table is how the catalog persists).
+    fn commit_catalog(&self, writes: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
+        if self.inner.durable.is_none() {
+            return self.inner.check_open();
+        }
+        let mut txn = self.begin()?;
+        for (key, value) in writes {
+            txn.write_raw(SYSTEM_TABLE, key, *value)?;
+        }
+        txn.commit().map(|_| ())
+    }
+
     /// Starts a read-write txn. Its snapshot is taken now.
     pub fn begin(&self) -> Result<Txn> {
         let txn = self.inner.mvcc.begin(TxnMode::ReadWrite)?;
-        Ok(Txn::new(txn))
+        let durability = self.inner.options.durability;
+        Ok(Txn::new(txn, self.inner.durable.clone(), durability))
     }
 
     /// Starts a read-only snapshot, taken now. It never conflicts and never blocks writers; while
@@ -304,23 +539,79 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn spawn_gc(mvcc: Mvcc, interval: Duration) -> GcThread {
+/// The lock file in a database directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.mvcc.is_closed() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut closed = self.closed.lock();
+        if *closed {
+            return Ok(());
+        }
+        *closed = true;
+        self.mvcc.close();
+        if let Some(bg) = self.background.lock().take() {
+            bg.stop();
+        }
+        let mut result = Ok(());
+        if let Some(d) = &self.durable {
+            // Wait for every in-flight commit (each holds the gate shared until acknowledged).
+            drop(d.gate.write());
+            if d.log.failure().is_none() {
+                result = d.log.sync_all().map_err(durable::log_error);
+            }
+            d.lock_file.lock().take();
+        }
+        if let Some(path) = &self.path {
+            let mut registry = open_registry().lock();
+            if registry
+                .get(path)
+                .is_some_and(|w| w.strong_count() == 0 || std::ptr::eq(w.as_ptr(), self))
+            {
+                registry.remove(path);
+            }
+        }
+        result
+    }
+}
+
+fn spawn_background(inner: Weak<Inner>, tick: Duration) -> Option<Background> {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let signal = stop.clone();
-    let handle = std::thread::Builder::new().name("strata-gc".into()).spawn(move || {
+    let handle = std::thread::Builder::new().name("strata-background".into()).spawn(move || {
         let (lock, cv) = &*signal;
         let mut stopped = lock.lock();
         while !*stopped {
-            cv.wait_for(&mut stopped, interval);
+            cv.wait_for(&mut stopped, tick);
             if *stopped {
                 break;
             }
             drop(stopped);
-            mvcc.maybe_collect_garbage();
+            let Some(db) = inner.upgrade() else { return };
+            if db.options.gc_interval.is_some() {
+                db.mvcc.maybe_collect_garbage();
+            }
+            if let Some(d) = &db.durable {
+                d.maintain(
+                    &db.mvcc,
+                    db.options.checkpoint_interval,
+                    db.options.checkpoint_log_bytes,
+                );
+            }
+            drop(db);
             stopped = lock.lock();
         }
     });
-    // If the thread cannot be spawned (resource exhaustion), run without background GC rather
-    // than fail: inline GC on commit and `collect_garbage` still reclaim.
-    GcThread { stop, handle: handle.ok() }
+    // If the thread cannot be spawned (resource exhaustion), run without it rather than fail:
+    // inline GC on commit, `collect_garbage` and `checkpoint` still work.
+    let handle = handle.ok()?;
+    let id = Some(handle.thread().id());
+    Some(Background { stop, handle: Some(handle), id })
 }

@@ -28,6 +28,15 @@ pub enum ErrorKind {
     InvalidInput,
     /// An engine limit was reached (live snapshots, keys per txn).
     LimitExceeded,
+    /// The database was closed.
+    Closed,
+    /// The directory is held by another process (or another open in this one).
+    Busy,
+    /// A log or checkpoint write or sync failed (the database is read-only from then on), or
+    /// the directory could not be read.
+    Io,
+    /// Checkpoint or log contents that do not verify.
+    Corrupt,
 }
 
 /// An engine error.
@@ -69,6 +78,23 @@ pub enum Error {
     /// Too many live snapshots.
     #[error(transparent)]
     Limit(MvccError),
+    /// A commit whose log record would exceed the record size limit.
+    #[error("commit of {bytes} bytes exceeds the log record limit of {max}")]
+    TxnTooLarge { bytes: usize, max: usize },
+    /// `close` was called on this database (through any handle).
+    #[error("the database is closed")]
+    Closed,
+    /// Another process (or an incompatible open in this one) holds the directory.
+    #[error("database directory {path:?} is already open elsewhere")]
+    AlreadyOpen { path: String },
+    /// A log, checkpoint or directory operation failed. After a failed log write or sync the
+    /// database is read-only: a commit that reports this may be visible in memory but was not
+    /// made durable.
+    #[error("I/O error: {message}")]
+    Io { message: String },
+    /// Checkpoint or log contents that do not verify (recovery refuses to guess).
+    #[error("corrupt database files: {message}")]
+    Corrupt { message: String },
 }
 
 impl Error {
@@ -82,7 +108,11 @@ impl Error {
             Error::RetryLimitExceeded { .. } => ErrorKind::RetryLimitExceeded,
             Error::Panicked { .. } => ErrorKind::Panicked,
             Error::InvalidTableName { .. } | Error::InvalidInput(_) => ErrorKind::InvalidInput,
-            Error::Limit(_) => ErrorKind::LimitExceeded,
+            Error::Limit(_) | Error::TxnTooLarge { .. } => ErrorKind::LimitExceeded,
+            Error::Closed => ErrorKind::Closed,
+            Error::AlreadyOpen { .. } => ErrorKind::Busy,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
         }
     }
 
@@ -99,6 +129,7 @@ impl From<MvccError> for Error {
             MvccError::Conflict { .. } => Error::Conflict(e),
             MvccError::ReadOnly { txn } => Error::ReadOnly { txn },
             MvccError::TooManySnapshots { .. } => Error::Limit(e),
+            MvccError::Closed => Error::Closed,
             MvccError::TableDropped { table, .. } => {
                 Error::TableDropped { name: table.to_string() }
             }

@@ -28,16 +28,19 @@
 #![forbid(unsafe_code)]
 
 mod db;
+mod durable;
 mod error;
 mod retry;
 mod sync;
 mod txn;
 
-pub use db::{Database, Options, Table, TABLE_NAME_BYTES_MAX};
+pub use db::{Database, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
+pub use durable::{CheckpointReport, DurabilityStats, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
 pub use strata_mvcc::{
     GcReport, MvccStats as Stats, StoreKind, TableId, Timestamp, TxnId, KEY_BYTES_MAX,
     TXN_WRITES_MAX, VALUE_BYTES_MAX,
 };
+pub use strata_wal::{CrashMode, Durability, Faults, FaultyStorage, FileStorage, Storage};
 pub use txn::{Snapshot, Txn};

@@ -10,10 +10,13 @@
 //! `scan`, `id`, `read_ts`), which therefore sees the txn's own writes.
 
 use crate::db::Table;
+use crate::durable::{log_error, Durable};
 use crate::error::{Error, Result};
+use crate::sync::Arc;
 use std::fmt;
 use std::ops::Deref;
-use strata_mvcc::{Timestamp, TxnId};
+use strata_mvcc::{TableId, Timestamp, TxnId};
+use strata_wal::{CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX};
 
 /// A read-only snapshot. Never conflicts, never blocks anyone.
 pub struct Snapshot {
@@ -44,6 +47,7 @@ impl Snapshot {
     /// The value of `key` (for a `Txn`: seeing its own writes).
     pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         table.check_live()?;
+        self.inner.check_open()?;
         Ok(self.inner.get(table.id, key.as_ref()))
     }
 
@@ -55,6 +59,7 @@ impl Snapshot {
     /// All rows of `table` in key order, as this view sees them (own writes merged in).
     pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         table.check_live()?;
+        self.inner.check_open()?;
         Ok(self.inner.scan(table.id))
     }
 
@@ -65,6 +70,9 @@ impl Snapshot {
 /// A read-write transaction. Reads come from its `Snapshot` (it derefs to one).
 pub struct Txn {
     view: Snapshot,
+    /// The log, for a database opened from a directory.
+    durable: Option<Arc<Durable>>,
+    durability: Durability,
 }
 
 impl fmt::Debug for Txn {
@@ -81,8 +89,23 @@ impl Deref for Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(inner: strata_mvcc::Txn) -> Self {
-        Txn { view: Snapshot { inner } }
+    pub(crate) fn new(
+        inner: strata_mvcc::Txn,
+        durable: Option<Arc<Durable>>,
+        durability: Durability,
+    ) -> Self {
+        Txn { view: Snapshot { inner }, durable, durability }
+    }
+
+    /// What `commit` waits for (default: the database's `Options::durability`). No effect in
+    /// an in-memory database.
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// The durability `commit` will wait for.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// Sets `key` to `value` (insert or overwrite).
@@ -124,9 +147,42 @@ impl Txn {
 
     /// Commits. On success every write became visible at one instant, at the returned
     /// timestamp (for a txn that wrote nothing: its snapshot). On `Error::Conflict` none did.
+    ///
+    /// In a database opened from a directory, a commit that wrote something is acknowledged
+    /// only once its log record (and every earlier commit's) is as durable as
+    /// `Txn::durability` asks. If the log cannot take it (`Error::Io`), the commit may be
+    /// visible in memory but is not durable, and the database refuses every later write: it is
+    /// read-only until reopened.
     pub fn commit(self) -> Result<Timestamp> {
+        let Txn { view, durable, durability } = self;
+        let inner = view.inner;
         // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
-        Ok(self.view.inner.commit()?)
+        let Some(d) = durable.filter(|_| inner.write_count() > 0) else {
+            return Ok(inner.commit()?);
+        };
+        let _in_flight = d.gate.read();
+        if let Some(reason) = d.log.failure() {
+            return Err(Error::Io { message: format!("the database is read-only: {reason}") });
+        }
+        let mut record = CommitBuilder::new();
+        for (table, key, value) in inner.writes() {
+            record.push(table.0, key, value);
+        }
+        if record.payload_len() > RECORD_PAYLOAD_BYTES_MAX {
+            return Err(Error::TxnTooLarge {
+                bytes: record.payload_len(),
+                max: RECORD_PAYLOAD_BYTES_MAX,
+            });
+        }
+        let ts = inner.commit()?;
+        let record = record.finish(RecordKind::Commit, ts.0).map_err(|e| {
+            // Unreachable after the size check; still, never acknowledge an unlogged commit.
+            d.log.fail(format!("encoding commit {ts}: {e}"));
+            Error::Io { message: e.to_string() }
+        })?;
+        d.log.append(ts.0, &record).map_err(log_error)?;
+        d.log.wait(ts.0, durability).map_err(log_error)?;
+        Ok(ts)
     }
 
     /// Discards every write and ends the snapshot.
@@ -136,6 +192,16 @@ impl Txn {
 
     fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         table.check_live()?;
-        Ok(self.view.inner.write(table.id, key, value)?)
+        self.write_raw(table.id, key, value)
+    }
+
+    /// A write by table id (the catalog's system table).
+    pub(crate) fn write_raw(
+        &mut self,
+        table: TableId,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        Ok(self.view.inner.write(table, key, value)?)
     }
 }

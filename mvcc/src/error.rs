@@ -40,6 +40,9 @@ pub enum MvccError {
     #[error("{txn} wrote to {table}, which was dropped before it committed")]
     TableDropped { txn: TxnId, table: TableId },
     /// More distinct keys written than `TXN_WRITES_MAX`.
+    /// The database was closed.
+    #[error("the database is closed")]
+    Closed,
     #[error("{txn} wrote more than {max} keys")]
     TxnTooLarge { txn: TxnId, max: usize },
 }

@@ -46,10 +46,13 @@ pub use store::{GcReport, StoreKind};
 pub use txn::{Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
 pub use writeset::WRITESET_SMALL_MAX;
 
+use crate::bytes::Bytes;
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
+use crate::store::CommitCtx;
 use crate::store::VersionStore;
-use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::writeset::WriteSet;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
@@ -87,6 +90,8 @@ pub(crate) struct Core {
     dropped_tables: Mutex<Vec<TableId>>,
     /// Bumped by every `drop_table`; txns compare it at commit (one shared read, no RMW).
     table_drops: AtomicU64,
+    /// Set by `Mvcc::close`: begins, writes, reads and commits fail with `Closed` from then on.
+    closed: AtomicBool,
 }
 
 impl Core {
@@ -101,6 +106,15 @@ impl Core {
         Timestamp(prev.max(w.0))
     }
 
+    pub(crate) fn check_open(&self) -> Result<(), MvccError> {
+        // Relaxed: a read-mostly flag; callers that must not overlap `close` (the engine's
+        // durable commits) order themselves with their own gate.
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(MvccError::Closed);
+        }
+        Ok(())
+    }
+
     pub(crate) fn table_drops(&self) -> u64 {
         // Acquire: pairs with the Release in `Mvcc::drop_table`, so a txn that sees the new
         // count also sees the dropped id in the list.
@@ -112,7 +126,7 @@ impl Core {
     }
 
     pub(crate) fn after_commit(&self, ts: Timestamp) {
-        if ts.0 % WATERMARK_REFRESH_COMMITS == 0 {
+        if ts.0.is_multiple_of(WATERMARK_REFRESH_COMMITS) {
             self.refresh_watermark();
         }
     }
@@ -205,6 +219,7 @@ impl Mvcc {
                 gc_seen: Mutex::new((0, 0)),
                 dropped_tables: Mutex::new(Vec::new()),
                 table_drops: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
             }),
         }
     }
@@ -216,12 +231,50 @@ impl Mvcc {
 
     /// Starts a txn whose snapshot is the clock's current value.
     pub fn begin(&self, mode: TxnMode) -> Result<Txn, MvccError> {
+        self.core.check_open()?;
         let (slot, read_ts) = self
             .core
             .registry
             .begin(&self.core.clock)
             .map_err(|_| MvccError::TooManySnapshots { max: registry::SNAPSHOT_SLOTS_MAX })?;
         Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode))
+    }
+
+    /// Closes the core: every later begin, read, write and commit fails with `Closed`.
+    pub fn close(&self) {
+        self.core.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.check_open().is_err()
+    }
+
+    /// Commits `writes` (`None` deletes; later duplicates win) as one txn outside the usual
+    /// limits, at the next timestamp. For recovery, which replays the log and checkpoint
+    /// single-threaded before any txn runs, so it cannot conflict.
+    pub fn apply<'a>(
+        &self,
+        writes: impl IntoIterator<Item = (TableId, &'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<Timestamp, MvccError> {
+        let mut set = WriteSet::default();
+        for (table, key, value) in writes {
+            let probe: (TableId, &[u8]) = (table, key);
+            set.put(&probe, value.map(Bytes::new));
+        }
+        if set.is_empty() {
+            return Ok(self.core.clock.now());
+        }
+        let ctx = CommitCtx {
+            clock: &self.core.clock,
+            txn: next_txn_id(),
+            read_ts: self.core.clock.now(),
+            watermark: self.core.cached_watermark(),
+            stats: &self.core.stats,
+        };
+        let writes = set.into_sorted_vec();
+        bump(&self.core.stats.local().commits, 1);
+        self.core.store.commit(&ctx, writes)
     }
 
     /// The newest commit timestamp.

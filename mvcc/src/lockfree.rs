@@ -193,10 +193,10 @@ impl VersionStore for LockFreeStore {
 
     fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
         let mut guard = epoch::pin();
-        let mut i = 0;
+        let mut i = 0usize;
         self.index.for_each(|key, chain| {
             i += 1;
-            if i % SCAN_CHAINS_PER_PIN == 0 {
+            if i.is_multiple_of(SCAN_CHAINS_PER_PIN) {
                 guard.repin();
             }
             if key.table() != table {
@@ -216,10 +216,10 @@ impl VersionStore for LockFreeStore {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut guard = epoch::pin();
         let mut sealed = Vec::new();
-        let mut i = 0;
+        let mut i = 0usize;
         self.index.for_each(|key, chain| {
             i += 1;
-            if i % GC_CHAINS_PER_PIN == 0 {
+            if i.is_multiple_of(GC_CHAINS_PER_PIN) {
                 guard.repin();
             }
             if dropped.contains(&key.table()) {

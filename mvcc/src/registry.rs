@@ -197,7 +197,7 @@ impl SnapshotRegistry {
                     return Ok(SlotRef { block, index, global });
                 }
                 global += 1;
-                if global % SLOTS_PER_BLOCK == 0 {
+                if global.is_multiple_of(SLOTS_PER_BLOCK) {
                     // Acquire: pairs with the Release in `grow`.
                     block = b.next.load(Ordering::Acquire);
                     if block.is_null() {

@@ -100,6 +100,17 @@ impl Txn {
         self.writes.len()
     }
 
+    /// Fails with `Closed` once the database is closed.
+    pub fn check_open(&self) -> Result<(), MvccError> {
+        self.core.check_open()
+    }
+
+    /// The buffered writes in key order: `(table, key, value or None for a delete)`. The
+    /// engine encodes them into its log record before `commit`.
+    pub fn writes(&self) -> impl Iterator<Item = (TableId, &[u8], Option<&[u8]>)> + '_ {
+        self.writes.iter().map(|(k, v)| (k.table(), k.bytes(), v.as_deref()))
+    }
+
     /// The value of `key` in this txn's view (own writes first, then the snapshot).
     pub fn get(&self, table: TableId, key: &[u8]) -> Option<Vec<u8>> {
         let probe: (TableId, &[u8]) = (table, key);
@@ -122,6 +133,7 @@ impl Txn {
         if self.mode == TxnMode::ReadOnly {
             return Err(MvccError::ReadOnly { txn: self.id });
         }
+        self.core.check_open()?;
         if key.len() > KEY_BYTES_MAX {
             return Err(MvccError::KeyTooLarge { len: key.len(), max: KEY_BYTES_MAX });
         }
@@ -177,6 +189,10 @@ impl Txn {
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
         let core = self.core.clone();
         let stats = core.stats.local();
+        if let Err(e) = core.check_open() {
+            self.abandon();
+            return Err(e);
+        }
         if self.writes.is_empty() {
             self.end();
             bump(&stats.commits, 1);

@@ -114,7 +114,9 @@ pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>, Chec
     loop {
         let (r, next) = match RecordRef::parse(&buf, offset) {
             Ok(Some(x)) => x,
-            Ok(None) => return Err(corrupt(format!("ends at byte {offset} without its end record"))),
+            Ok(None) => {
+                return Err(corrupt(format!("ends at byte {offset} without its end record")))
+            }
             Err(e) => return Err(corrupt(e.to_string())),
         };
         match (ts, r.kind) {

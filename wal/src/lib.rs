@@ -16,6 +16,7 @@ pub mod group;
 pub mod log;
 mod sync;
 
+pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};
 pub use log::{
     remove_segments, scan_log, AppendFrom, Durability, Log, LogEnd, LogError, LogOptions,
     LogRecord, LogScan, LogStats, LogStop,
@@ -25,4 +26,3 @@ pub use record::{
     RecordRef, WalWrite, FORMAT_VERSION, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 pub use storage::{CrashMode, Faults, FaultyStorage, FileStorage, Storage, StorageFile};
-pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};

@@ -291,6 +291,18 @@ impl Log {
         self.wait(ts, Durability::Sync)
     }
 
+    /// Marks the log failed (sticky): for a caller that cannot log a commit it already made
+    /// visible in memory.
+    pub fn fail(&self, reason: String) {
+        {
+            let mut a = self.append.lock();
+            if a.failed.is_none() {
+                a.failed = Some(reason.clone());
+            }
+        }
+        self.group.fail(reason);
+    }
+
     /// The sticky failure, if any.
     pub fn failure(&self) -> Option<String> {
         self.group.failed().map(|f| f.0)

@@ -1,0 +1,333 @@
+//! Durability: what a database opened from a directory adds to the in-memory engine.
+//!
+//! - Every commit that wrote something appends one log record (its writes, stamped with its
+//!   commit timestamp) after the MVCC commit gave it a timestamp, then waits as its
+//!   `Durability` asks (`strata_wal::Log::wait`). Timestamps are dense and every one has a
+//!   record, so recovery can restore exactly a prefix of the commit order (DESIGN §4.2).
+//! - Catalog changes are commits to the system table (`SYSTEM_TABLE`), logged like any other.
+//! - Recovery: newest checkpoint, then the log records above its timestamp in timestamp order
+//!   up to the first missing timestamp. If anything had to be dropped (a torn or corrupt tail,
+//!   records beyond a gap, garbage after the end), recovery writes a checkpoint of what it
+//!   restored and starts a fresh log, so the files never hold two records of one timestamp and
+//!   a crash during recovery recovers the same state.
+//! - Checkpoints: an MVCC snapshot at some timestamp (writers keep running), written and
+//!   switched atomically, then the log segments it covers are recycled.
+
+use crate::error::{Error, Result};
+use crate::sync::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
+use strata_wal::{
+    read_checkpoint, remove_segments, scan_log, AppendFrom, CheckpointWriter, Log, LogError,
+    LogOptions, RecordKind, Storage,
+};
+
+/// The catalog's own table: `id (u32 BE) -> name`, plus `NEXT_TABLE_KEY -> next id (u32 LE)`.
+pub(crate) const SYSTEM_TABLE: TableId = TableId(0);
+/// Key of the next-table-id row (ids are never reused, even across restarts).
+pub(crate) const NEXT_TABLE_KEY: &[u8] = b"next_table_id";
+
+/// What recovery found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Timestamp of the checkpoint recovery started from (0: none).
+    pub checkpoint_ts: u64,
+    /// Rows loaded from it.
+    pub checkpoint_rows: u64,
+    /// Log records replayed (those above the checkpoint, up to the first gap).
+    pub records_replayed: u64,
+    /// Valid records dropped because an earlier timestamp was missing.
+    pub records_dropped: u64,
+    /// Where the log stopped being valid, if it did not end cleanly.
+    pub log_stop: Option<String>,
+    /// The newest commit recovered; the clock continues after it.
+    pub recovered_ts: u64,
+    /// Log bytes read.
+    pub log_bytes: u64,
+    /// Whether recovery wrote a checkpoint and started a fresh log (unclean tail).
+    pub reset_log: bool,
+    pub elapsed: Duration,
+}
+
+/// What one checkpoint did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// The snapshot timestamp written (0: nothing new since the last one; nothing written).
+    pub ts: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Log segments recycled or removed after it.
+    pub segments_retired: u64,
+    pub elapsed: Duration,
+}
+
+/// Durability counters (part of `Database::durability_stats`).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct DurabilityStats {
+    pub log: strata_wal::LogStats,
+    /// Log bytes appended since the last checkpoint.
+    pub log_bytes_since_checkpoint: u64,
+    pub checkpoints: u64,
+    pub last_checkpoint_ts: u64,
+    /// Time since the last checkpoint (or since open).
+    pub checkpoint_age: Duration,
+    pub last_checkpoint_error: Option<String>,
+    pub recovery: RecoveryReport,
+}
+
+#[derive(Debug)]
+struct CheckpointState {
+    ts: u64,
+    log_bytes_at: u64,
+    at: Instant,
+    count: u64,
+    last_error: Option<String>,
+}
+
+/// The durable half of a database.
+pub(crate) struct Durable {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) log: Log,
+    /// Commits hold it shared from their first check to their acknowledgement; `close` takes
+    /// it exclusively, so it returns only after every in-flight commit is durable or failed.
+    pub(crate) gate: RwLock<()>,
+    checkpoint: Mutex<CheckpointState>,
+    pub(crate) recovery: RecoveryReport,
+    /// The directory lock (released when the database closes).
+    pub(crate) lock_file: Mutex<Option<std::fs::File>>,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable").field("log", &self.log).finish()
+    }
+}
+
+pub(crate) fn log_error(e: LogError) -> Error {
+    Error::Io { message: e.to_string() }
+}
+
+/// Replays checkpoint and log into a new MVCC core. Returns the core, where appends continue,
+/// and the report. `reset` is decided by the caller once the catalog is rebuilt (it needs a
+/// checkpoint, which needs the catalog).
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    store: StoreKind,
+) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
+    let started = Instant::now();
+    let corrupt = |message: String| Error::Corrupt { message };
+    let checkpoint = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
+    let mut report = RecoveryReport::default();
+    let mvcc = match &checkpoint {
+        Some(c) if !c.rows.is_empty() => {
+            let mvcc = Mvcc::new(store, Timestamp(c.ts - 1));
+            let ts = mvcc
+                .apply(c.rows.iter().map(|(t, k, v)| (TableId(*t), &k[..], Some(&v[..]))))
+                .map_err(|e| corrupt(format!("loading the checkpoint: {e}")))?;
+            if ts.0 != c.ts {
+                return Err(corrupt(format!("checkpoint loaded at {ts}, expected {}", c.ts)));
+            }
+            mvcc
+        }
+        Some(c) => Mvcc::new(store, Timestamp(c.ts)),
+        None => Mvcc::new(store, Timestamp::ZERO),
+    };
+    if let Some(c) = &checkpoint {
+        report.checkpoint_ts = c.ts;
+        report.checkpoint_rows = c.rows.len() as u64;
+    }
+    let base = report.checkpoint_ts;
+    let scan = scan_log(storage).map_err(log_error)?;
+    report.log_bytes = scan.bytes_read;
+    report.log_stop = scan.stop.as_ref().map(|s| format!("{}: {}", s.segment, s.error));
+    let mut above: Vec<&strata_wal::LogRecord> =
+        scan.records.iter().filter(|r| r.ts > base && r.kind == RecordKind::Commit).collect();
+    above.sort_by_key(|r| r.ts);
+    let mut next = base + 1;
+    for r in &above {
+        if r.ts != next {
+            if r.ts < next {
+                return Err(corrupt(format!("timestamp {} appears twice in the log", r.ts)));
+            }
+            break;
+        }
+        let writes = strata_wal::decode_commit(&r.payload)
+            .map_err(|e| corrupt(format!("record {} in segment {}: {e}", r.ts, r.seq)))?;
+        let ts = mvcc
+            .apply(writes.iter().map(|(t, k, v)| (TableId(*t), &k[..], v.as_deref())))
+            .map_err(|e| corrupt(format!("replaying {}: {e}", r.ts)))?;
+        if ts.0 != r.ts {
+            return Err(corrupt(format!("record {} replayed at {ts}", r.ts)));
+        }
+        next += 1;
+    }
+    report.records_replayed = next - base - 1;
+    report.records_dropped = (above.len() as u64) - report.records_replayed;
+    report.recovered_ts = next - 1;
+    let clean = scan.stop.is_none() && report.records_dropped == 0 && scan.tail_clean;
+    let last_seq = scan.segment_seqs.last().copied().unwrap_or(0);
+    let from = if !clean {
+        None
+    } else {
+        Some(match scan.end {
+            Some(end) => AppendFrom::End(end),
+            None => AppendFrom::Fresh { seq: last_seq + 1 },
+        })
+    };
+    report.elapsed = started.elapsed();
+    Ok((mvcc, from, report, last_seq))
+}
+
+/// Writes a checkpoint of `mvcc` as of a snapshot taken now. Rows of the system table and of
+/// every table the snapshot's catalog lists.
+pub(crate) fn write_checkpoint(mvcc: &Mvcc, storage: &dyn Storage) -> Result<(u64, u64, u64)> {
+    let snap = mvcc.begin(TxnMode::ReadOnly)?;
+    let ts = snap.read_ts().0;
+    if ts == 0 {
+        return Ok((0, 0, 0));
+    }
+    let mut w = CheckpointWriter::new(ts).map_err(log_error)?;
+    let catalog = snap.scan(SYSTEM_TABLE);
+    let mut rows = 0u64;
+    for (k, v) in &catalog {
+        w.push(SYSTEM_TABLE.0, k, v).map_err(log_error)?;
+        rows += 1;
+    }
+    for (k, _) in &catalog {
+        let Ok(id) = <[u8; 4]>::try_from(&k[..]) else { continue };
+        let table = TableId(u32::from_be_bytes(id));
+        for (key, value) in snap.scan(table) {
+            w.push(table.0, &key, &value).map_err(log_error)?;
+            rows += 1;
+        }
+    }
+    drop(snap);
+    let bytes = w.finish(storage).map_err(log_error)?;
+    Ok((ts, rows, bytes))
+}
+
+/// The catalog a snapshot of the system table describes: name -> id, and the next id.
+pub(crate) fn read_catalog(mvcc: &Mvcc) -> Result<(BTreeMap<String, TableId>, u32)> {
+    let snap = mvcc.begin(TxnMode::ReadOnly)?;
+    let mut tables = BTreeMap::new();
+    let mut next = 1u32;
+    for (k, v) in snap.scan(SYSTEM_TABLE) {
+        if k == NEXT_TABLE_KEY {
+            let b: [u8; 4] = v.as_slice().try_into().map_err(|_| Error::Corrupt {
+                message: "catalog: next table id is not a u32".into(),
+            })?;
+            next = next.max(u32::from_le_bytes(b));
+        } else if let (Ok(id), Ok(name)) = (<[u8; 4]>::try_from(&k[..]), String::from_utf8(v)) {
+            let id = u32::from_be_bytes(id);
+            next = next.max(id + 1);
+            tables.insert(name, TableId(id));
+        } else {
+            return Err(Error::Corrupt { message: "catalog: malformed table row".into() });
+        }
+    }
+    Ok((tables, next))
+}
+
+impl Durable {
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        options: LogOptions,
+        from: AppendFrom,
+        recovery: RecoveryReport,
+        lock_file: Option<std::fs::File>,
+    ) -> Result<Durable> {
+        let log =
+            Log::open(storage.clone(), options, from, recovery.recovered_ts).map_err(log_error)?;
+        let checkpoint = CheckpointState {
+            ts: recovery.checkpoint_ts,
+            log_bytes_at: 0,
+            at: Instant::now(),
+            count: 0,
+            last_error: None,
+        };
+        Ok(Durable {
+            storage,
+            log,
+            gate: RwLock::new(()),
+            checkpoint: Mutex::new(checkpoint),
+            recovery,
+            lock_file: Mutex::new(lock_file),
+        })
+    }
+
+    /// Takes a checkpoint now (one at a time) and recycles the log it covers.
+    pub(crate) fn checkpoint(&self, mvcc: &Mvcc) -> Result<CheckpointReport> {
+        let mut state = self.checkpoint.lock();
+        let started = Instant::now();
+        let log_bytes = self.log.stats().bytes_appended;
+        if mvcc.now().0 == state.ts {
+            return Ok(CheckpointReport::default());
+        }
+        let result: Result<CheckpointReport> = (|| {
+            let (ts, rows, bytes) = write_checkpoint(mvcc, &*self.storage)?;
+            let retired = self.log.recycle(ts).map_err(log_error)?;
+            Ok(CheckpointReport {
+                ts,
+                rows,
+                bytes,
+                segments_retired: retired as u64,
+                elapsed: started.elapsed(),
+            })
+        })();
+        match &result {
+            Ok(r) => {
+                state.ts = r.ts;
+                state.log_bytes_at = log_bytes;
+                state.at = Instant::now();
+                state.count += 1;
+                state.last_error = None;
+            }
+            Err(e) => state.last_error = Some(e.to_string()),
+        }
+        result
+    }
+
+    /// The background thread's tick: keep a spare segment ready; checkpoint when the log since
+    /// the last one is large or old enough.
+    pub(crate) fn maintain(&self, mvcc: &Mvcc, every: Option<Duration>, log_bytes: u64) {
+        if self.log.failure().is_some() {
+            return;
+        }
+        let _ = self.log.ensure_spare(); // a failure here surfaces at the next rotation
+        let (since, age) = {
+            let s = self.checkpoint.lock();
+            (self.log.stats().bytes_appended.saturating_sub(s.log_bytes_at), s.at.elapsed())
+        };
+        let due = since >= log_bytes || (since > 0 && every.is_some_and(|e| age >= e));
+        if due {
+            let _ = self.checkpoint(mvcc); // recorded in `last_error`
+        }
+    }
+
+    pub(crate) fn stats(&self) -> DurabilityStats {
+        let log = self.log.stats();
+        let s = self.checkpoint.lock();
+        DurabilityStats {
+            log,
+            log_bytes_since_checkpoint: log.bytes_appended.saturating_sub(s.log_bytes_at),
+            checkpoints: s.count,
+            last_checkpoint_ts: s.ts,
+            checkpoint_age: s.at.elapsed(),
+            last_checkpoint_error: s.last_error.clone(),
+            recovery: self.recovery.clone(),
+        }
+    }
+}
+
+/// Recovery's clean-up when the log did not end cleanly: checkpoint what was restored, then
+/// remove every segment. A crash before the checkpoint's rename recovers the same state from
+/// the old files; after it, from the new checkpoint (the old segments hold only timestamps it
+/// covers or ones beyond the gap, which stay beyond it).
+pub(crate) fn reset_log(mvcc: &Mvcc, storage: &dyn Storage) -> Result<()> {
+    write_checkpoint(mvcc, storage)?;
+    remove_segments(storage).map_err(log_error)
+}
