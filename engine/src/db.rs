@@ -11,7 +11,7 @@ use crate::durable::{
 };
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
-use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, Ordering, RwLock, Weak};
+use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, OnceLock, Ordering, RwLock, Weak};
 use crate::txn::{Snapshot, Txn};
 use std::collections::HashMap;
 use std::fmt;
@@ -184,8 +184,7 @@ impl Background {
 /// Databases open in this process, by canonical directory: a second `open` of the same
 /// directory shares the engine instead of failing on its own lock file.
 fn open_registry() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
-    static OPEN: std::sync::OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> =
-        std::sync::OnceLock::new();
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
     OPEN.get_or_init(|| Mutex::new(HashMap::new()))
 }
 

@@ -14,9 +14,8 @@
 //!   switched atomically, then the log segments it covers are recycled.
 
 use crate::error::{Error, Result};
-use crate::sync::{Mutex, RwLock};
+use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{

@@ -4,4 +4,4 @@
 
 pub(crate) use parking_lot::{Condvar, Mutex, RwLock};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-pub(crate) use std::sync::{Arc, Weak};
+pub(crate) use std::sync::{Arc, OnceLock, Weak};

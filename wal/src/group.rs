@@ -329,8 +329,8 @@ mod loom_tests {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64 as StdU64;
-    use std::sync::Arc;
+    use crate::sync::model::AtomicU64 as StdU64;
+    use crate::sync::Arc;
 
     #[test]
     fn out_of_order_writes_move_written_only_past_gaps() {
@@ -351,16 +351,12 @@ mod tests {
         }
         let syncs = StdU64::new(0);
         let flush = || {
-            syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            syncs.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
         g.wait_durable(3, &flush).unwrap();
         g.wait_durable(5, &flush).unwrap();
-        assert_eq!(
-            syncs.load(std::sync::atomic::Ordering::Relaxed),
-            1,
-            "the first sync took all 5"
-        );
+        assert_eq!(syncs.load(Ordering::Relaxed), 1, "the first sync took all 5");
         assert_eq!(g.stats().batch_max, 5);
         g.written(6);
         let failing = || Err("disk on fire".to_string());
