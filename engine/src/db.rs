@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 use strata_mvcc::{GcReport, Mvcc, MvccStats, StoreKind, TableId, Timestamp, TxnMode};
-use strata_wal::{AppendFrom, Durability, FileStorage, LogOptions, Storage};
+use strata_wal::{
+    AppendFrom, Durability, FileStorage, LogOptions, MmapStorage, Storage, SyncMethod,
+};
 
 /// Longest table name, in bytes.
 pub const TABLE_NAME_BYTES_MAX: usize = 255;
@@ -47,6 +49,21 @@ pub struct Options {
     /// ...or when this much time has passed and anything was logged (`None`: only by size and
     /// `Database::checkpoint`).
     pub checkpoint_interval: Option<Duration>,
+    /// How `Database::open` writes its files.
+    pub file_io: FileIo,
+}
+
+/// How a database opened from a directory writes its log and checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileIo {
+    /// Through `memmap2` mappings of the preallocated segments, synced with `fdatasync`.
+    #[default]
+    Mmap,
+    /// Through mappings, synced with `msync` (for comparison).
+    MmapMsync,
+    /// Positioned writes (`pwrite`) and `fdatasync` (for comparison, and a fallback).
+    Pwrite,
 }
 
 impl Default for Options {
@@ -59,6 +76,7 @@ impl Default for Options {
             segment_bytes: strata_wal::log::SEGMENT_BYTES_DEFAULT,
             checkpoint_log_bytes: 256 * 1024 * 1024,
             checkpoint_interval: Some(Duration::from_secs(60)),
+            file_io: FileIo::Mmap,
         }
     }
 }
@@ -91,6 +109,12 @@ impl Options {
     /// Sets the log segment size (at least 4 KiB).
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(4096);
+        self
+    }
+
+    /// Sets how files are written.
+    pub fn file_io(mut self, io: FileIo) -> Self {
+        self.file_io = io;
         self
     }
 
@@ -288,13 +312,17 @@ impl Database {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the directory", e)),
         }
-        let storage = FileStorage::new(&path).map_err(|e| io("opening the directory", e))?;
-        let db = Database::open_storage(
-            Arc::new(storage),
-            options,
-            Some(lock_file),
-            Some(path.clone()),
-        )?;
+        let dir_err = |e| io("opening the directory", e);
+        let storage: Arc<dyn Storage> = match options.file_io {
+            FileIo::Mmap => {
+                Arc::new(MmapStorage::new(&path, SyncMethod::Fdatasync).map_err(dir_err)?)
+            }
+            FileIo::MmapMsync => {
+                Arc::new(MmapStorage::new(&path, SyncMethod::Msync).map_err(dir_err)?)
+            }
+            FileIo::Pwrite => Arc::new(FileStorage::new(&path).map_err(dir_err)?),
+        };
+        let db = Database::open_storage(storage, options, Some(lock_file), Some(path.clone()))?;
         registry.retain(|_, w| w.strong_count() > 0);
         registry.insert(path, Arc::downgrade(&db.inner));
         Ok(db)

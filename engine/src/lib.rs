@@ -34,7 +34,7 @@ mod retry;
 mod sync;
 mod txn;
 
-pub use db::{Database, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
+pub use db::{Database, FileIo, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
 pub use durable::{CheckpointReport, DurabilityStats, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use strata::{
-    CrashMode, Database, Durability, Error, ErrorKind, Faults, FaultyStorage, Options, Storage,
+    CrashMode, Database, Durability, Error, ErrorKind, Faults, FaultyStorage, FileIo, Options,
+    Storage,
 };
 
 fn tmp_dir(name: &str) -> std::path::PathBuf {
@@ -32,7 +33,14 @@ fn state(db: &Database, table: &str) -> State {
 
 #[test]
 fn a_database_survives_close_and_reopen_on_real_files() {
-    let dir = tmp_dir("reopen");
+    for io in [FileIo::Mmap, FileIo::MmapMsync, FileIo::Pwrite] {
+        reopen_round_trip(io);
+    }
+}
+
+fn reopen_round_trip(io: FileIo) {
+    let dir = tmp_dir(&format!("reopen-{io:?}"));
+    let options = || options().file_io(io);
     {
         let db = Database::open(&dir, options()).unwrap();
         let t = db.create_table("t").unwrap();

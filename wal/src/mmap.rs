@@ -1,0 +1,157 @@
+//! `MmapStorage`: the log's default storage. Files are created like `FileStorage`'s (zero-filled,
+//! so a full disk fails at creation, never as a SIGBUS on a mapped page), then mapped with
+//! `memmap2`; appends are a `memcpy` into the mapping and a sync is `fdatasync` of the file
+//! (on Linux it writes back the mapping's dirty pages; `msync` is available as `SyncMethod::Msync`
+//! for comparison). A mapped file is never truncated or grown.
+#![allow(unsafe_code)] // the two copies through the mapping; see docs/UNSAFE.md §8
+
+use crate::storage::{FileStorage, Storage, StorageFile};
+use crate::sync::PlMutex;
+use memmap2::MmapRaw;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+/// How `sync` makes a mapped file durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncMethod {
+    /// `fdatasync` on the file descriptor.
+    #[default]
+    Fdatasync,
+    /// `msync(MS_SYNC)` of the whole mapping.
+    Msync,
+}
+
+/// Files in a directory, written through memory mappings.
+#[derive(Debug, Clone)]
+pub struct MmapStorage {
+    files: FileStorage,
+    dir: PathBuf,
+    sync: SyncMethod,
+}
+
+impl MmapStorage {
+    pub fn new(dir: impl Into<PathBuf>, sync: SyncMethod) -> io::Result<Self> {
+        let dir = dir.into();
+        Ok(MmapStorage { files: FileStorage::new(&dir)?, dir, sync })
+    }
+
+    fn map(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        let file = fs::OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            // Nothing to map (a zero-length mapping is an error); such files are never written.
+            return self.files.open(name);
+        }
+        let map = MmapRaw::map_raw(&file)?;
+        Ok(Box::new(MappedFile { file, map, len, writer: PlMutex::new(()), sync: self.sync }))
+    }
+}
+
+struct MappedFile {
+    file: fs::File,
+    map: MmapRaw,
+    len: u64,
+    /// Copies in and out of the mapping are serialised (the log appends under its own lock
+    /// anyway), so no two overlap: no data race on the mapped bytes.
+    writer: PlMutex<()>,
+    sync: SyncMethod,
+}
+
+impl MappedFile {
+    fn range(&self, offset: u64, n: usize) -> io::Result<usize> {
+        match offset.checked_add(n as u64) {
+            Some(end) if end <= self.len => Ok(offset as usize),
+            _ => Err(io::Error::new(io::ErrorKind::StorageFull, "write past the mapped end")),
+        }
+    }
+}
+
+impl StorageFile for MappedFile {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let at = self.range(offset, data.len())?;
+        let _g = self.writer.lock();
+        // SAFETY: `at + data.len() <= len` (checked above), the mapping is `len` bytes and
+        // lives as long as `self`; copies into it are serialised by `writer`, and `data` cannot
+        // alias the mapping (it is a shared borrow of other memory or of a copy made under the
+        // same lock). The file is never truncated while mapped (a lock file keeps other Strata
+        // processes out; see docs/UNSAFE.md §8 for what an outside writer could do).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(at), data.len());
+        }
+        Ok(())
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = offset.min(self.len) as usize;
+        let n = buf.len().min(self.len as usize - start);
+        let _g = self.writer.lock();
+        // SAFETY: `start + n <= len`; no copy into the mapping runs concurrently (`writer`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(start), buf.as_mut_ptr(), n);
+        }
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        match self.sync {
+            SyncMethod::Fdatasync => self.file.sync_data(),
+            SyncMethod::Msync => self.map.flush(),
+        }
+    }
+}
+
+impl Storage for MmapStorage {
+    fn create(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
+        drop(self.files.create(name, len)?);
+        self.map(name)
+    }
+    fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        self.map(name)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.files.list()
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.files.remove(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.files.rename(from, to)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.files.sync_dir()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{scan_log, AppendFrom, Durability, Log, LogOptions};
+    use crate::record::{encode, RecordKind};
+    use crate::sync::Arc;
+
+    #[test]
+    fn the_log_round_trips_through_mappings_with_both_sync_methods() {
+        for method in [SyncMethod::Fdatasync, SyncMethod::Msync] {
+            let dir = std::env::temp_dir()
+                .join(format!("strata-wal-mmap-{method:?}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            let storage: Arc<dyn Storage> = Arc::new(MmapStorage::new(&dir, method).unwrap());
+            let opts = LogOptions { segment_bytes: 4096 };
+            let log = Log::open(storage.clone(), opts, AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+            for ts in 1..=100u64 {
+                let mut rec = Vec::new();
+                encode(RecordKind::Commit, ts, &[ts as u8; 100], &mut rec).unwrap();
+                log.append(ts, &rec).unwrap();
+            }
+            log.wait(100, Durability::Sync).unwrap();
+            let scan = scan_log(&FileStorage::new(&dir).unwrap()).unwrap();
+            assert_eq!(scan.records.len(), 100, "{method:?}: plain reads see the mapped writes");
+            assert!(scan.stop.is_none() && scan.tail_clean);
+            let f = storage.open(&crate::log::segment_name(1)).unwrap();
+            assert!(f.write_at(4090, &[0u8; 10]).is_err(), "never past the mapped end");
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+}
