@@ -4,10 +4,13 @@
 //!   proptest state machine in `tests/model_si.rs`.
 //! - [`history`]: the history recorder types and the isolation-anomaly checker, run over real
 //!   threads by `tests/history_si.rs`.
+//! - [`bank`]: the bank-with-journal workload and checker of the process kill test
+//!   (`tests/kill.rs`, child binary `src/bin/kill-child.rs`).
 //! - `tests/loom_protocol.rs`: loom models of the commit protocol with canaries.
 //!
 //! What each layer proves and how to run it longer: `docs/design/verification.md`.
 #![forbid(unsafe_code)]
 
+pub mod bank;
 pub mod history;
 pub mod model;
