@@ -1,8 +1,10 @@
 //! `strata`: the command-line tool. `strata bench` runs workloads against Strata and its peers;
-//! `strata shell` and `strata check` arrive with the SQL (#5) and WAL (#4) issues.
+//! `strata check DIR` verifies a database directory; `strata shell` arrives with the SQL
+//! frontend (#5).
 #![forbid(unsafe_code)]
 
 mod bench;
+mod check;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,12 +24,16 @@ struct Cli {
 enum Command {
     /// Run workloads against Strata and its peers and print one row per (engine, workload, threads).
     Bench(bench::BenchArgs),
+    /// Verify a database directory without changing it (checksums, timestamps, catalog, what
+    /// recovery would keep); exit 0 sound, 2 corrupt, 1 could not check.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
+        Command::Check(args) => return check::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{
     read_checkpoint, remove_segments, scan_log, AppendFrom, CheckpointWriter, Log, LogError,
-    LogOptions, RecordKind, Storage,
+    LogOptions, LogScan, RecordKind, Storage,
 };
 
 /// The catalog's own table: `id (u32 BE) -> name`, plus `NEXT_TABLE_KEY -> next id (u32 LE)`.
@@ -118,6 +118,17 @@ pub(crate) fn recover(
     store: StoreKind,
 ) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
     let started = Instant::now();
+    let scan = scan_log(storage).map_err(log_error)?;
+    recover_scanned(storage, store, &scan, started)
+}
+
+/// `recover` over a log already scanned (`strata::check` needs the scan afterwards too).
+pub(crate) fn recover_scanned(
+    storage: &dyn Storage,
+    store: StoreKind,
+    scan: &LogScan,
+    started: Instant,
+) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
     let corrupt = |message: String| Error::Corrupt { message };
     let checkpoint = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
     let mut report = RecoveryReport::default();
@@ -140,7 +151,6 @@ pub(crate) fn recover(
         report.checkpoint_rows = c.rows.len() as u64;
     }
     let base = report.checkpoint_ts;
-    let scan = scan_log(storage).map_err(log_error)?;
     report.log_bytes = scan.bytes_read;
     report.log_stop = scan.stop.as_ref().map(|s| format!("{}: {}", s.segment, s.error));
     let mut above: Vec<&strata_wal::LogRecord> =
@@ -172,7 +182,7 @@ pub(crate) fn recover(
     let from = if !clean {
         None
     } else {
-        Some(match scan.end {
+        Some(match scan.end.clone() {
             Some(end) => AppendFrom::End(end),
             None => AppendFrom::Fresh { seq: last_seq + 1 },
         })

@@ -27,6 +27,7 @@
 //! Design and invariants: `docs/ARCHITECTURE.md` and `docs/design/mvcc.md` in the repository.
 #![forbid(unsafe_code)]
 
+mod check;
 mod db;
 mod durable;
 mod error;
@@ -34,6 +35,7 @@ mod retry;
 mod sync;
 mod txn;
 
+pub use check::{check, CheckReport, LogEnding, TableSummary};
 pub use db::{Database, FileIo, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
 pub use durable::{CheckpointReport, DurabilityStats, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};

@@ -19,8 +19,8 @@ mod sync;
 
 pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};
 pub use log::{
-    remove_segments, scan_log, AppendFrom, Durability, Log, LogEnd, LogError, LogOptions,
-    LogRecord, LogScan, LogStats, LogStop,
+    records_past_end, remove_segments, scan_log, AppendFrom, Durability, Log, LogEnd, LogError,
+    LogOptions, LogRecord, LogScan, LogStats, LogStop, StrayRecord,
 };
 pub use mmap::{MmapStorage, SyncMethod};
 pub use record::{

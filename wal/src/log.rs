@@ -406,6 +406,9 @@ pub struct LogRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogStop {
     pub segment: String,
+    /// The segment's sequence number and the offset of the bad record in it.
+    pub seq: u64,
+    pub offset: u64,
     pub error: CodecError,
 }
 
@@ -471,7 +474,8 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    out.stop = Some(LogStop { segment: name.clone(), error });
+                    out.stop =
+                        Some(LogStop { segment: name.clone(), seq, offset: offset as u64, error });
                     out.tail_clean = false;
                     break;
                 }
@@ -486,6 +490,51 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
         }
     }
     Ok(out)
+}
+
+/// A verified record that lies past the end of the valid log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrayRecord {
+    pub seq: u64,
+    pub offset: u64,
+    pub kind: RecordKind,
+    pub ts: u64,
+}
+
+/// Searches the bytes past the end of the valid log (the first bad record, or a zero header
+/// followed by non-zero bytes) for records that still verify, at every byte offset. Recovery
+/// ignores them. A crash mid-write leaves none; a power loss that kept a later page but not an
+/// earlier one, a lost write, or a flipped bit in the middle of the log does.
+pub fn records_past_end(
+    storage: &dyn Storage,
+    scan: &LogScan,
+) -> Result<Vec<StrayRecord>, LogError> {
+    if scan.tail_clean {
+        return Ok(Vec::new());
+    }
+    let (end_seq, start) = match (&scan.stop, &scan.end) {
+        (Some(stop), _) => (stop.seq, stop.offset + 1),
+        (None, Some(end)) => (end.seq, end.offset),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let mut found = Vec::new();
+    for &seq in scan.segment_seqs.iter().filter(|s| **s >= end_seq) {
+        let file = storage.open(&segment_name(seq)).map_err(io_err("open segment"))?;
+        let mut buf = vec![0u8; file.len().map_err(io_err("segment length"))? as usize];
+        let n = file.read_at(0, &mut buf).map_err(io_err("read segment"))?;
+        buf.truncate(n);
+        let mut offset = if seq == end_seq { start as usize } else { 0 };
+        while offset < buf.len() {
+            match RecordRef::parse(&buf, offset) {
+                Ok(Some((r, next))) => {
+                    found.push(StrayRecord { seq, offset: offset as u64, kind: r.kind, ts: r.ts });
+                    offset = next;
+                }
+                _ => offset += 1,
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Removes every segment file (after a checkpoint made them redundant, during recovery).
@@ -588,6 +637,38 @@ mod tests {
             scan.records.iter().map(|r| r.ts).collect::<Vec<_>>(),
             (1..=12).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn records_past_a_flipped_bit_are_found_and_a_torn_tail_has_none() {
+        let disk = FaultyStorage::new(Faults::default());
+        let log =
+            Log::open(Arc::new(disk.clone()), small(), AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        for ts in 1..=12 {
+            log.append(ts, &rec(ts, 30)).unwrap();
+        }
+        log.sync_all().unwrap();
+        let clean = scan_log(&disk).unwrap();
+        assert!(records_past_end(&disk, &clean).unwrap().is_empty());
+
+        // A torn last record: only its first bytes exist.
+        let torn = disk.crash(CrashMode::LoseUnsynced);
+        let last = clean.records.last().unwrap();
+        let name = segment_name(last.seq);
+        let f = torn.open(&name).unwrap();
+        f.write_at(last.offset + 10, &[0u8; 40]).unwrap();
+        let scan = scan_log(&torn).unwrap();
+        assert_eq!(scan.records.len(), 11);
+        assert_eq!(scan.stop.as_ref().map(|s| (s.seq, s.offset)), Some((last.seq, last.offset)));
+        assert!(records_past_end(&torn, &scan).unwrap().is_empty(), "a torn tail hides nothing");
+
+        // A flipped bit in record 3: records 4.. still verify past the end of the valid log.
+        let third = &clean.records[2];
+        disk.flip_bit(&segment_name(third.seq), (third.offset + 25) * 8).unwrap();
+        let scan = scan_log(&disk).unwrap();
+        assert_eq!(scan.records.len(), 2);
+        let stray = records_past_end(&disk, &scan).unwrap();
+        assert_eq!(stray.iter().map(|r| r.ts).collect::<Vec<_>>(), (4..=12).collect::<Vec<_>>());
     }
 
     #[test]

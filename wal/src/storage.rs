@@ -52,6 +52,7 @@ pub trait StorageFile: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct FileStorage {
     dir: PathBuf,
+    read_only: bool,
 }
 
 impl FileStorage {
@@ -59,7 +60,25 @@ impl FileStorage {
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        Ok(FileStorage { dir })
+        Ok(FileStorage { dir, read_only: false })
+    }
+
+    /// Reads an existing `dir` and changes nothing in it: files are opened read-only, and
+    /// every operation that would create, write, rename or remove fails with
+    /// `PermissionDenied` (what `strata check` inspects a database through).
+    pub fn read_only(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        if !fs::metadata(&dir)?.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory"));
+        }
+        Ok(FileStorage { dir, read_only: true })
+    }
+
+    fn check_writable(&self) -> io::Result<()> {
+        if self.read_only {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only storage"));
+        }
+        Ok(())
     }
 }
 
@@ -89,6 +108,7 @@ impl StorageFile for RealFile {
 
 impl Storage for FileStorage {
     fn create(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
+        self.check_writable()?;
         let path = self.dir.join(name);
         let mut file =
             fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
@@ -111,7 +131,8 @@ impl Storage for FileStorage {
         Ok(Box::new(RealFile(file)))
     }
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
-        let file = fs::OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
+        let file =
+            fs::OpenOptions::new().read(true).write(!self.read_only).open(self.dir.join(name))?;
         Ok(Box::new(RealFile(file)))
     }
     fn list(&self) -> io::Result<Vec<String>> {
@@ -125,12 +146,15 @@ impl Storage for FileStorage {
         Ok(names)
     }
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.check_writable()?;
         fs::remove_file(self.dir.join(name))
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.check_writable()?;
         fs::rename(self.dir.join(from), self.dir.join(to))
     }
     fn sync_dir(&self) -> io::Result<()> {
+        self.check_writable()?;
         fs::File::open(&self.dir)?.sync_all()
     }
 }

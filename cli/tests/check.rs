@@ -1,0 +1,163 @@
+//! `strata check DIR`: the library report and the binary's exit status on a sound database, a
+//! torn tail, damage in the middle of the log, a corrupt checkpoint, an open database and a
+//! missing directory — and the directory is never changed by a check.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use strata::{Database, ErrorKind, LogEnding, Options};
+use strata_wal::{scan_log, FileStorage, LogRecord};
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("strata-check-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// 3 tables, a checkpoint after 100 commits, 50 more commits in the log; closed.
+fn build(dir: &Path) {
+    let db =
+        Database::open(dir, Options::default().segment_bytes(8192).checkpoints(u64::MAX, None))
+            .unwrap();
+    let a = db.create_table("alpha").unwrap();
+    let b = db.create_table("beta").unwrap();
+    db.create_table("empty").unwrap();
+    for i in 0..150u32 {
+        db.transaction(|txn| {
+            txn.put(&a, i.to_be_bytes(), [1u8; 40])?;
+            if i % 3 == 0 {
+                txn.put(&b, i.to_be_bytes(), b"b")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        if i == 99 {
+            db.checkpoint().unwrap();
+        }
+    }
+    db.close().unwrap();
+}
+
+fn snapshot_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn log_records(dir: &Path) -> Vec<LogRecord> {
+    scan_log(&FileStorage::read_only(dir).unwrap()).unwrap().records
+}
+
+fn flip(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x10;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn segment(dir: &Path, r: &LogRecord) -> PathBuf {
+    dir.join(format!("wal-{:020}.log", r.seq))
+}
+
+fn strata_check(dir: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata")).arg("check").arg(dir).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn a_sound_database_checks_clean_and_is_not_changed() {
+    let dir = tmp_dir("sound");
+    build(&dir);
+    let before = snapshot_files(&dir);
+    let report = strata::check(&dir).unwrap();
+    assert!(!report.is_corrupt(), "{:?}", report.problems);
+    assert_eq!(report.ending, LogEnding::Clean);
+    let rows: Vec<(String, u64)> = report.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    assert_eq!(rows, [("alpha".into(), 150), ("beta".into(), 50), ("empty".into(), 0)]);
+    let (ckpt_ts, _, _) = report.checkpoint.unwrap();
+    assert_eq!(report.recovery.recovered_ts, ckpt_ts + 50, "50 commits after the checkpoint");
+    assert_eq!(report.recovery.records_replayed, 50);
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("result      OK") && text.contains("alpha  150 rows"), "{text}");
+    assert_eq!(snapshot_files(&dir), before, "a check changed the directory");
+    // And the database still opens with everything in it.
+    let db = Database::open(&dir, Options::default()).unwrap();
+    assert_eq!(db.recovery_report().unwrap().recovered_ts, report.recovery.recovered_ts);
+    db.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_open_database_and_a_missing_directory_cannot_be_checked() {
+    let dir = tmp_dir("open");
+    build(&dir);
+    let db = Database::open(&dir, Options::default()).unwrap();
+    assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Busy);
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 1, "{text}");
+    db.close().unwrap();
+    assert!(strata::check(&dir).is_ok(), "closed: checkable again");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(strata_check(&dir).0, 1);
+}
+
+#[test]
+fn a_damaged_last_record_is_a_torn_tail_not_corruption() {
+    let dir = tmp_dir("torn");
+    build(&dir);
+    let records = log_records(&dir);
+    let last = records.iter().max_by_key(|r| (r.seq, r.offset)).unwrap();
+    flip(&segment(&dir, last), last.offset + 30);
+    let report = strata::check(&dir).unwrap();
+    assert!(matches!(report.ending, LogEnding::TornTail { .. }), "{:?}", report.ending);
+    assert!(!report.is_corrupt());
+    assert_eq!(report.recovery.records_replayed, 49, "the torn commit is dropped");
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("torn tail"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn damage_in_the_middle_of_the_log_is_corruption() {
+    let dir = tmp_dir("middle");
+    build(&dir);
+    let records = log_records(&dir);
+    let ckpt_ts = strata::check(&dir).unwrap().checkpoint.unwrap().0;
+    let victim = records.iter().find(|r| r.ts == ckpt_ts + 10).unwrap();
+    flip(&segment(&dir, victim), victim.offset + 25);
+    let report = strata::check(&dir).unwrap();
+    assert!(report.is_corrupt());
+    match &report.ending {
+        LogEnding::Damaged { stray_records, stray_ts_max, .. } => {
+            assert!(*stray_records > 0);
+            assert_eq!(*stray_ts_max, ckpt_ts + 50);
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+    assert_eq!(report.recovery.recovered_ts, ckpt_ts + 9, "recovery keeps the prefix");
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("CORRUPT") && text.contains("intact records"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_corruption() {
+    let dir = tmp_dir("checkpoint");
+    build(&dir);
+    let path = dir.join("checkpoint.ckpt");
+    let len = std::fs::metadata(&path).unwrap().len();
+    flip(&path, len / 2);
+    assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Corrupt);
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("CORRUPT"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
