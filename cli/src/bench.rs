@@ -16,15 +16,29 @@
 //! streams come from a fixed seed per thread. Latency is per committed increment, retries
 //! included (what the caller waits for), recorded in an HDR histogram.
 
-use clap::Args;
+mod durability;
+
+use clap::{Args, ValueEnum};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table as Grid};
 use dashmap::DashMap;
+use durability::{DurabilityArg, FileIoArg};
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata::{Database, Options, StoreKind, Table};
+
+/// `--suite`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Suite {
+    /// The counter workloads (`--workload`) on each engine.
+    Counters,
+    /// What durability costs: raw sync rate, Sync commits/s by threads, file I/O methods,
+    /// Buffered vs in memory, recovery (docs/benchmarks.md).
+    Durability,
+}
 
 /// Keys inserted per preload txn.
 const PRELOAD_KEYS_PER_TXN: u64 = 10_000;
@@ -58,7 +72,27 @@ pub struct BenchArgs {
     pub seed: u64,
     /// Also write the rows as a JSON array to this file (schema: docs/benchmarks.md).
     #[arg(long)]
-    pub json: Option<std::path::PathBuf>,
+    pub json: Option<PathBuf>,
+    /// Which suite to run.
+    #[arg(long, value_enum, default_value = "counters")]
+    pub suite: Suite,
+    /// Run on disk in this directory (subdirectories are created and removed): the counter
+    /// workloads' strata/baseline engines open a database here; the durability suite needs it
+    /// (default there: ./strata-bench.tmp). Put it on the device you want to measure, not tmpfs.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// Commit durability of on-disk counter runs.
+    #[arg(long, value_enum, default_value = "sync")]
+    pub durability: DurabilityArg,
+    /// How on-disk counter runs write their files.
+    #[arg(long, value_enum, default_value = "mmap")]
+    pub file_io: FileIoArg,
+    /// Durability suite: writer threads of the Sync sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,64")]
+    pub sync_threads: Vec<usize>,
+    /// Durability suite: commits written before the recovery measurements.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub recovery_commits: u64,
 }
 
 impl Default for BenchArgs {
@@ -72,6 +106,12 @@ impl Default for BenchArgs {
             keys: None,
             seed: 42,
             json: None,
+            suite: Suite::Counters,
+            path: None,
+            durability: DurabilityArg::Sync,
+            file_io: FileIoArg::Mmap,
+            sync_threads: vec![1, 2, 4, 8, 16, 64],
+            recovery_commits: 1_000_000,
         }
     }
 }
@@ -112,9 +152,27 @@ struct StrataEngine {
     table: Table,
 }
 
+/// Where an on-disk engine lives and how it commits.
+struct Disk {
+    dir: PathBuf,
+    durability: DurabilityArg,
+    file_io: FileIoArg,
+}
+
 impl StrataEngine {
-    fn new(store: StoreKind, keys: u64) -> Result<Self, String> {
-        let db = Database::with_options(Options::default().store(store));
+    /// In memory, or (with `disk`) opened fresh in that directory.
+    fn new(store: StoreKind, keys: u64, disk: Option<&Disk>) -> Result<Self, String> {
+        let db = match disk {
+            None => Database::with_options(Options::default().store(store)),
+            Some(d) => {
+                let _ = std::fs::remove_dir_all(&d.dir);
+                let options = Options::default()
+                    .store(store)
+                    .durability(d.durability.into())
+                    .file_io(d.file_io.into());
+                Database::open(&d.dir, options).map_err(|e| e.to_string())?
+            }
+        };
         let table = db.create_table("counters").map_err(|e| e.to_string())?;
         let mut start = 0;
         while start < keys {
@@ -187,10 +245,10 @@ impl Engine for MapEngine {
     }
 }
 
-fn make_engine(name: &str, keys: u64) -> Result<Box<dyn Engine>, String> {
+fn make_engine(name: &str, keys: u64, disk: Option<&Disk>) -> Result<Box<dyn Engine>, String> {
     Ok(match name {
-        "strata" => Box::new(StrataEngine::new(StoreKind::LockFree, keys)?),
-        "baseline" => Box::new(StrataEngine::new(StoreKind::Baseline, keys)?),
+        "strata" => Box::new(StrataEngine::new(StoreKind::LockFree, keys, disk)?),
+        "baseline" => Box::new(StrataEngine::new(StoreKind::Baseline, keys, disk)?),
         "map" => {
             let map = DashMap::with_capacity_and_hasher(keys as usize, Default::default());
             for k in 0..keys {
@@ -294,7 +352,10 @@ fn run_one(
         .collect()
 }
 
-/// Runs the suite; returns whether every gate passed.
+/// The directory the durability suite uses when `--path` is not given.
+const DEFAULT_BENCH_DIR: &str = "strata-bench.tmp";
+
+/// Runs the chosen suite; returns whether every gate passed.
 pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.duration <= 0.0 || !args.duration.is_finite() {
         return Err(format!("--duration must be positive, got {}", args.duration));
@@ -304,8 +365,17 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     }
     let duration = Duration::from_secs_f64(args.duration);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.suite == Suite::Durability {
+        return run_durability(args, duration, cores);
+    }
+    let place = match &args.path {
+        None => "in memory".to_string(),
+        Some(p) => {
+            format!("on disk in {} ({:?}, {:?})", p.display(), args.durability, args.file_io)
+        }
+    };
     println!(
-        "strata bench: {} core(s); {:.1}s per run; seed {}; in memory; threads beyond {cores} are oversubscribed",
+        "strata bench: {} core(s); {:.1}s per run; seed {}; {place}; threads beyond {cores} are oversubscribed",
         cores, args.duration, args.seed
     );
     let mut rows = Vec::new();
@@ -313,7 +383,12 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         let keys = workload_keys(workload, args.keys)?;
         for engine_name in &args.engine {
             let setup = Instant::now();
-            let engine: Arc<dyn Engine> = Arc::from(make_engine(engine_name, keys)?);
+            let disk = args.path.as_ref().map(|p| Disk {
+                dir: p.join(format!("{engine_name}-{workload}")),
+                durability: args.durability,
+                file_io: args.file_io,
+            });
+            let engine: Arc<dyn Engine> = Arc::from(make_engine(engine_name, keys, disk.as_ref())?);
             eprintln!(
                 "  {engine_name}/{workload}: preloaded {keys} keys in {:.2?}",
                 setup.elapsed()
@@ -335,11 +410,57 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         }
     }
     print_table(&rows);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("wrote {} rows to {}", rows.len(), path.display());
+    write_json(args.json.as_deref(), &rows)?;
+    if let Some(p) = &args.path {
+        for engine_name in &args.engine {
+            for workload in &args.workload {
+                let _ = std::fs::remove_dir_all(p.join(format!("{engine_name}-{workload}")));
+            }
+        }
     }
+    Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
+}
+
+fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<(), String> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_durability(args: &BenchArgs, duration: Duration, cores: usize) -> Result<bool, String> {
+    if args.sync_threads.is_empty() || args.sync_threads.contains(&0) {
+        return Err("--sync-threads needs positive counts".into());
+    }
+    let default_dir = args.path.is_none();
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_BENCH_DIR));
+    println!(
+        "strata bench --suite durability: {cores} core(s); {:.1}s per run, median of {}; in {}",
+        args.duration,
+        args.repeat.max(1),
+        path.display()
+    );
+    let suite = durability::SuiteArgs {
+        path: path.clone(),
+        duration,
+        sync_threads: args.sync_threads.clone(),
+        recovery_commits: args.recovery_commits,
+        repeat: args.repeat,
+    };
+    let result = durability::run(&suite, &|step| eprintln!("  {step}"));
+    if default_dir {
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    let (rows, goals) = result?;
+    durability::print(&rows, &goals);
+    #[derive(Serialize)]
+    struct Out<'a> {
+        rows: &'a [durability::DurRow],
+        goals: &'a [durability::Goal],
+    }
+    write_json(args.json.as_deref(), &Out { rows: &rows, goals: &goals })?;
     Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
 }
 
@@ -425,6 +546,7 @@ fn print_table(rows: &[Row]) {
         "engine",
         "workload",
         "threads",
+        "runs",
         "commits/s",
         "aborts/s",
         "p50 µs",
@@ -505,7 +627,7 @@ mod tests {
 
     #[test]
     fn gate_catches_a_lost_update() {
-        let engine = StrataEngine::new(StoreKind::LockFree, 4).unwrap();
+        let engine = StrataEngine::new(StoreKind::LockFree, 4, None).unwrap();
         engine.increment(1).unwrap();
         assert_eq!(gate(&engine, 1, None), "pass");
         assert!(gate(&engine, 2, None).starts_with("FAILED"));

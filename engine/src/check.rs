@@ -118,11 +118,16 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     let interrupted_checkpoint =
         storage.list().map_err(|e| io("listing", e))?.iter().any(|n| n == CHECKPOINT_TMP);
 
-    let strays: Vec<u64> =
-        scan.records.iter().filter(|r| r.kind != RecordKind::Commit).map(|r| r.ts).collect();
+    let strays: Vec<u64> = scan
+        .records
+        .iter()
+        .filter(|r| !matches!(r.kind, RecordKind::Commit | RecordKind::Padding))
+        .map(|r| r.ts)
+        .collect();
     if let Some(ts) = strays.first() {
         problems.push(format!(
-            "{} log records are not commits (first at timestamp {ts}); recovery ignores them",
+            "{} log records are neither commits nor padding (first at timestamp {ts}); recovery \
+             ignores them",
             strays.len()
         ));
     }
@@ -137,7 +142,9 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
             ),
             (None, None) => "the first segment".to_string(),
         };
-        let past = records_past_end(&storage, &scan).map_err(crate::durable::log_error)?;
+        // Padding past the end carries nothing; only records with data count as damage.
+        let mut past = records_past_end(&storage, &scan).map_err(crate::durable::log_error)?;
+        past.retain(|r| r.kind != RecordKind::Padding);
         if past.is_empty() {
             LogEnding::TornTail { at }
         } else {

@@ -13,7 +13,7 @@
 //! refuses every later append and every waiter gets the error.
 
 use crate::group::{Failed, GroupCommit, GroupStats};
-use crate::record::{CodecError, RecordKind, RecordRef};
+use crate::record::{encode, CodecError, RecordKind, RecordRef, RECORD_HEADER_BYTES};
 use crate::storage::{Storage, StorageFile};
 use crate::sync::{Arc, PlMutex};
 use std::fmt;
@@ -151,6 +151,8 @@ pub struct Log {
     options: LogOptions,
     append: PlMutex<AppendState>,
     group: GroupCommit,
+    /// `storage.sync_page_bytes()`: pad to this boundary before each sync.
+    pad_page: Option<u64>,
 }
 
 impl fmt::Debug for Log {
@@ -201,7 +203,14 @@ impl Log {
             bytes_appended: 0,
             failed: None,
         };
-        Ok(Log { storage, options, append: PlMutex::new(append), group: GroupCommit::new(ts) })
+        let pad_page = storage.sync_page_bytes().filter(|p| *p > RECORD_HEADER_BYTES as u64);
+        Ok(Log {
+            storage,
+            options,
+            append: PlMutex::new(append),
+            group: GroupCommit::new(ts),
+            pad_page,
+        })
     }
 
     /// Appends one sealed record of timestamp `ts`. Each timestamp exactly once.
@@ -260,11 +269,47 @@ impl Log {
     fn flush(&self) -> Result<(), String> {
         let (full, current) = {
             let mut a = self.append.lock();
+            if let Some(page) = self.pad_page {
+                self.pad_to_page(&mut a, page).map_err(|e| e.to_string())?;
+            }
             (std::mem::take(&mut a.unsynced_full), a.current.clone())
         };
         for seg in full.iter().chain(std::iter::once(&current)) {
             seg.file.sync().map_err(|e| format!("sync of segment {}: {e}", seg.seq))?;
         }
+        Ok(())
+    }
+
+    /// Fills the current page with a padding record, so the first append after the coming
+    /// sync starts on a fresh page (`Storage::sync_page_bytes`). A gap too small for a record
+    /// header takes the next page too. Nothing to do at a page boundary, or where the padding
+    /// would not fit in the segment (the next append rotates instead).
+    fn pad_to_page(&self, a: &mut AppendState, page: u64) -> Result<(), LogError> {
+        if a.failed.is_some() || a.offset.is_multiple_of(page) {
+            return Ok(());
+        }
+        let mut gap = page - a.offset % page;
+        if gap < RECORD_HEADER_BYTES as u64 {
+            gap += page;
+        }
+        if a.offset + gap > a.current.len {
+            return Ok(());
+        }
+        let mut record = Vec::with_capacity(gap as usize);
+        let ts = self.group.written_ts().max(1);
+        encode(
+            RecordKind::Padding,
+            ts,
+            &vec![0u8; gap as usize - RECORD_HEADER_BYTES],
+            &mut record,
+        )?;
+        if let Err(e) = a.current.file.write_at(a.offset, &record) {
+            let reason = format!("log padding: {e}");
+            a.failed = Some(reason.clone());
+            return Err(LogError::Failed(reason));
+        }
+        a.offset += gap;
+        a.bytes_appended += gap;
         Ok(())
     }
 
@@ -637,6 +682,40 @@ mod tests {
             scan.records.iter().map(|r| r.ts).collect::<Vec<_>>(),
             (1..=12).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn on_storage_that_asks_for_it_each_sync_pads_to_a_page_boundary() {
+        let disk = FaultyStorage::new(Faults::default());
+        disk.set_sync_page_bytes(Some(128));
+        let log = Log::open(
+            Arc::new(disk.clone()),
+            LogOptions { segment_bytes: 1024 },
+            AppendFrom::Fresh { seq: 1 },
+            0,
+        )
+        .unwrap();
+        for ts in 1..=12 {
+            log.append(ts, &rec(ts, 30)).unwrap(); // 50 bytes each
+            log.wait(ts, Durability::Sync).unwrap();
+        }
+        let scan = scan_log(&disk.crash(CrashMode::LoseUnsynced)).unwrap();
+        assert!(scan.stop.is_none() && scan.tail_clean);
+        let commits: Vec<&LogRecord> =
+            scan.records.iter().filter(|r| r.kind == RecordKind::Commit).collect();
+        assert_eq!(commits.iter().map(|r| r.ts).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
+        for r in &commits {
+            assert_eq!(r.offset % 128, 0, "after a sync, the next record starts a page: {r:?}");
+        }
+        let pads = scan.records.iter().filter(|r| r.kind == RecordKind::Padding).count();
+        assert!(pads >= 10, "{pads} padding records");
+        assert!(scan
+            .records
+            .iter()
+            .all(|r| matches!(r.kind, RecordKind::Commit | RecordKind::Padding)));
+        // Appends continue at the valid end, after the last padding.
+        let end = scan.end.unwrap();
+        assert_eq!(end.offset % 128, 0);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum RecordKind {
     /// The last record of a checkpoint file: the row count, `u64`. A checkpoint without it is
     /// incomplete and never used.
     CheckpointEnd = 4,
+    /// Filler to the next page boundary, written just before a sync on storage where writing
+    /// into a page just synced is slow (`Storage::sync_page_bytes`); the payload is zeros.
+    /// Recovery skips it.
+    Padding = 5,
 }
 
 impl RecordKind {
@@ -53,6 +57,7 @@ impl RecordKind {
             2 => Some(RecordKind::CheckpointBegin),
             3 => Some(RecordKind::CheckpointRows),
             4 => Some(RecordKind::CheckpointEnd),
+            5 => Some(RecordKind::Padding),
             _ => None,
         }
     }

@@ -32,6 +32,13 @@ pub trait Storage: Send + Sync {
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creations, renames and removals durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// `Some(page)` when writing into a page soon after it was synced is slow here: a mapped
+    /// file's synced page is write-protected for writeback, so the next store faults (and may
+    /// wait for the writeback to end). The log then pads to a page boundary before each sync,
+    /// so the next record lands on a fresh page. `None` (the default): no padding.
+    fn sync_page_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One file.
@@ -74,6 +81,39 @@ impl FileStorage {
         Ok(FileStorage { dir, read_only: true })
     }
 
+    /// `Storage::create`, zero-filling in writes of `chunk` bytes. The size of those writes
+    /// sets the size of the page-cache folios the file starts with (Linux 6.x allocates large
+    /// folios for large writes), and a mapped file's dirty tracking works per folio: see
+    /// `MmapStorage`.
+    pub(crate) fn create_zeroed(
+        &self,
+        name: &str,
+        len: u64,
+        chunk: usize,
+    ) -> io::Result<Box<dyn StorageFile>> {
+        self.check_writable()?;
+        let path = self.dir.join(name);
+        let mut file =
+            fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        // Zero-fill rather than `set_len`: a sparse file would defer ENOSPC to a later write
+        // (a SIGBUS once the file is memory-mapped).
+        let zeros = vec![0u8; chunk.max(1)];
+        let mut left = len;
+        let filled = (|| {
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()
+        })();
+        if let Err(e) = filled {
+            let _ = fs::remove_file(&path); // do not leave a half-allocated segment behind
+            return Err(e);
+        }
+        Ok(Box::new(RealFile(file)))
+    }
+
     fn check_writable(&self) -> io::Result<()> {
         if self.read_only {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only storage"));
@@ -108,27 +148,7 @@ impl StorageFile for RealFile {
 
 impl Storage for FileStorage {
     fn create(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
-        self.check_writable()?;
-        let path = self.dir.join(name);
-        let mut file =
-            fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-        // Zero-fill rather than `set_len`: a sparse file would defer ENOSPC to a later write
-        // (a SIGBUS once the file is memory-mapped).
-        let zeros = vec![0u8; PREALLOCATE_CHUNK_BYTES];
-        let mut left = len;
-        let filled = (|| {
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            file.sync_all()
-        })();
-        if let Err(e) = filled {
-            let _ = fs::remove_file(&path); // do not leave a half-allocated segment behind
-            return Err(e);
-        }
-        Ok(Box::new(RealFile(file)))
+        self.create_zeroed(name, len, PREALLOCATE_CHUNK_BYTES)
     }
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         let file =
@@ -198,6 +218,7 @@ struct Disk {
     files: HashMap<String, MemFile>,
     faults: Faults,
     ops: u64,
+    sync_page_bytes: Option<u64>,
 }
 
 impl Disk {
@@ -240,6 +261,12 @@ impl FaultyStorage {
     /// An empty disk with these faults.
     pub fn new(faults: Faults) -> Self {
         FaultyStorage { disk: Arc::new(Mutex::new(Disk { faults, ..Disk::default() })) }
+    }
+
+    /// Makes the disk ask the log for padding to `page`-byte boundaries before syncs, as a
+    /// mapped file does (`Storage::sync_page_bytes`); survives `crash`.
+    pub fn set_sync_page_bytes(&self, page: Option<u64>) {
+        lock(&self.disk).sync_page_bytes = page;
     }
 
     /// Changes the faults from now on (the operation count keeps running).
@@ -291,7 +318,10 @@ impl FaultyStorage {
                 MemFile { durable: after.clone(), current: after, unsynced: Vec::new() },
             );
         }
-        FaultyStorage { disk: Arc::new(Mutex::new(Disk { files, ..Disk::default() })) }
+        let sync_page_bytes = disk.sync_page_bytes;
+        FaultyStorage {
+            disk: Arc::new(Mutex::new(Disk { files, sync_page_bytes, ..Disk::default() })),
+        }
     }
 
     /// Flips one bit of a file, durably (a bad sector). For corruption tests.
@@ -399,6 +429,9 @@ impl Storage for FaultyStorage {
     }
     fn sync_dir(&self) -> io::Result<()> {
         lock(&self.disk).op()
+    }
+    fn sync_page_bytes(&self) -> Option<u64> {
+        lock(&self.disk).sync_page_bytes
     }
 }
 
