@@ -93,6 +93,9 @@ pub struct BenchArgs {
     /// Durability suite: commits written before the recovery measurements.
     #[arg(long, default_value_t = 1_000_000)]
     pub recovery_commits: u64,
+    /// Durability suite: the parts to run (raw, sync, file-io, buffered, recovery).
+    #[arg(long, value_delimiter = ',', default_value = "raw,sync,file-io,buffered,recovery")]
+    pub sections: Vec<String>,
 }
 
 impl Default for BenchArgs {
@@ -112,6 +115,7 @@ impl Default for BenchArgs {
             file_io: FileIoArg::Mmap,
             sync_threads: vec![1, 2, 4, 8, 16, 64],
             recovery_commits: 1_000_000,
+            sections: durability::SECTIONS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -448,6 +452,7 @@ fn run_durability(args: &BenchArgs, duration: Duration, cores: usize) -> Result<
         sync_threads: args.sync_threads.clone(),
         recovery_commits: args.recovery_commits,
         repeat: args.repeat,
+        sections: args.sections.clone(),
     };
     let result = durability::run(&suite, &|step| eprintln!("  {step}"));
     if default_dir {

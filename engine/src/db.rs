@@ -374,7 +374,8 @@ impl Database {
                 (name, table)
             })
             .collect();
-        let log_options = LogOptions { segment_bytes: options.segment_bytes };
+        let log_options =
+            LogOptions { segment_bytes: options.segment_bytes, ..LogOptions::default() };
         let durable = Durable::open(storage, log_options, from, report, lock_file)?;
         Ok(Database::assemble(mvcc, catalog, next_table, options, Some(Arc::new(durable)), path))
     }

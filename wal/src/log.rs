@@ -12,7 +12,7 @@
 //! full); encoding happens before, waiting after. A failed write or sync is sticky: the log
 //! refuses every later append and every waiter gets the error.
 
-use crate::group::{Failed, GroupCommit, GroupStats};
+use crate::group::{Failed, GroupCommit, GroupStats, SYNC_FLIGHTS_DEFAULT};
 use crate::record::{encode, CodecError, RecordKind, RecordRef, RECORD_HEADER_BYTES};
 use crate::storage::{Storage, StorageFile};
 use crate::sync::{Arc, PlMutex};
@@ -83,11 +83,13 @@ fn is_spare(name: &str) -> bool {
 pub struct LogOptions {
     /// Size of each preallocated segment.
     pub segment_bytes: u64,
+    /// Most group-commit syncs running at once (`group::SYNC_FLIGHTS_DEFAULT`).
+    pub sync_flights: usize,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { segment_bytes: SEGMENT_BYTES_DEFAULT }
+        LogOptions { segment_bytes: SEGMENT_BYTES_DEFAULT, sync_flights: SYNC_FLIGHTS_DEFAULT }
     }
 }
 
@@ -208,7 +210,7 @@ impl Log {
             storage,
             options,
             append: PlMutex::new(append),
-            group: GroupCommit::new(ts),
+            group: GroupCommit::with_flights(ts, options.sync_flights),
             pad_page,
         })
     }
@@ -272,10 +274,16 @@ impl Log {
             if let Some(page) = self.pad_page {
                 self.pad_to_page(&mut a, page).map_err(|e| e.to_string())?;
             }
-            (std::mem::take(&mut a.unsynced_full), a.current.clone())
+            (a.unsynced_full.clone(), a.current.clone())
         };
         for seg in full.iter().chain(std::iter::once(&current)) {
             seg.file.sync().map_err(|e| format!("sync of segment {}: {e}", seg.seq))?;
+        }
+        // Full segments leave the list only once a sync of them has completed, so a sync that
+        // overlaps this one (group commit runs several) never skips a segment still unsynced.
+        if !full.is_empty() {
+            let mut a = self.append.lock();
+            a.unsynced_full.retain(|s| !full.iter().any(|f| Arc::ptr_eq(f, s)));
         }
         Ok(())
     }
@@ -605,7 +613,7 @@ mod tests {
     }
 
     fn small() -> LogOptions {
-        LogOptions { segment_bytes: 256 }
+        LogOptions { segment_bytes: 256, ..LogOptions::default() }
     }
 
     #[test]
@@ -690,7 +698,7 @@ mod tests {
         disk.set_sync_page_bytes(Some(128));
         let log = Log::open(
             Arc::new(disk.clone()),
-            LogOptions { segment_bytes: 1024 },
+            LogOptions { segment_bytes: 1024, ..LogOptions::default() },
             AppendFrom::Fresh { seq: 1 },
             0,
         )

@@ -158,7 +158,7 @@ mod tests {
                 .join(format!("strata-wal-mmap-{method:?}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             let storage: Arc<dyn Storage> = Arc::new(MmapStorage::new(&dir, method).unwrap());
-            let opts = LogOptions { segment_bytes: 4096 };
+            let opts = LogOptions { segment_bytes: 4096, ..LogOptions::default() };
             let log = Log::open(storage.clone(), opts, AppendFrom::Fresh { seq: 1 }, 0).unwrap();
             for ts in 1..=100u64 {
                 let mut rec = Vec::new();

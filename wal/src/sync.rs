@@ -6,6 +6,8 @@
 #![allow(clippy::disallowed_types)]
 
 pub(crate) use parking_lot::Mutex as PlMutex;
+#[cfg(all(test, not(loom)))]
+pub(crate) use std::sync::mpsc;
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the group-commit model checks.
@@ -28,4 +30,9 @@ pub(crate) mod model {
     pub(crate) fn wait<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         cv.wait(g).unwrap_or_else(|e| e.into_inner())
     }
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::yield_now;
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::yield_now;
 }

@@ -83,7 +83,12 @@ pub struct SuiteArgs {
     pub sync_threads: Vec<usize>,
     pub recovery_commits: u64,
     pub repeat: u32,
+    /// Which parts to run (`SECTIONS`); the raw rate runs whenever `sync` does.
+    pub sections: Vec<String>,
 }
+
+/// The suite's parts, in the order they run.
+pub const SECTIONS: [&str; 5] = ["raw", "sync", "file-io", "buffered", "recovery"];
 
 /// One measured row.
 #[derive(Serialize, Debug, Clone)]
@@ -346,18 +351,26 @@ pub struct Goal {
 pub fn run(args: &SuiteArgs, progress: &dyn Fn(&str)) -> Result<(Vec<DurRow>, Vec<Goal>), String> {
     std::fs::create_dir_all(&args.path)
         .map_err(|e| format!("creating {}: {e}", args.path.display()))?;
+    if let Some(bad) = args.sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        return Err(format!("unknown section {bad:?} ({})", SECTIONS.join(", ")));
+    }
+    let wants = |section: &str| args.sections.iter().any(|s| s == section);
     let base = args.path.as_path();
     let mut rows = Vec::new();
     let mut goals = Vec::new();
 
-    progress("raw device sync rate");
-    let raw = raw_sync(base, args.duration)?;
-    let raw_rate = raw.ops_per_s;
-    rows.push(raw);
+    let mut raw_rate = f64::NAN;
+    if wants("raw") || wants("sync") {
+        progress("raw device sync rate");
+        let raw = raw_sync(base, args.duration)?;
+        raw_rate = raw.ops_per_s;
+        rows.push(raw);
+    }
 
     let sync = Place::Disk(Durability::Sync, FileIo::Mmap);
     let mut one_thread = None;
-    for &threads in &args.sync_threads {
+    let sweep = if wants("sync") { args.sync_threads.as_slice() } else { &[] };
+    for &threads in sweep {
         progress(&format!("Sync commits, {threads} threads"));
         let run = measured(base, sync, threads, args)?;
         let base_rate = *one_thread.get_or_insert(run.ops_per_s);
@@ -383,7 +396,8 @@ pub fn run(args: &SuiteArgs, progress: &dyn Fn(&str)) -> Result<(Vec<DurRow>, Ve
     }
 
     let mut io_rates = Vec::new();
-    for threads in [1, 16] {
+    let io_threads: &[usize] = if wants("file-io") { &[1, 16] } else { &[] };
+    for &threads in io_threads {
         for io in [FileIo::Mmap, FileIo::MmapMsync, FileIo::Pwrite] {
             progress(&format!("Sync commits via {io:?}, {threads} threads"));
             let place = Place::Disk(Durability::Sync, io);
@@ -403,7 +417,8 @@ pub fn run(args: &SuiteArgs, progress: &dyn Fn(&str)) -> Result<(Vec<DurRow>, Ve
         }
     }
 
-    for threads in [1, 2, 4] {
+    let buffered_threads: &[usize] = if wants("buffered") { &[1, 2, 4] } else { &[] };
+    for &threads in buffered_threads {
         progress(&format!("in memory vs Buffered vs None, {threads} threads"));
         let mem = measured(base, Place::Memory, threads, args)?;
         rows.push(write_row("buffered", Place::Memory, threads, &mem, Some(1.0), "reference"));
@@ -433,8 +448,10 @@ pub fn run(args: &SuiteArgs, progress: &dyn Fn(&str)) -> Result<(Vec<DurRow>, Ve
         }
     }
 
-    progress(&format!("recovery after {} commits", args.recovery_commits));
-    rows.extend(recovery(base, args.recovery_commits)?);
+    if wants("recovery") {
+        progress(&format!("recovery after {} commits", args.recovery_commits));
+        rows.extend(recovery(base, args.recovery_commits)?);
+    }
     let _ = std::fs::remove_dir_all(base.join("writes"));
     Ok((rows, goals))
 }
