@@ -16,7 +16,9 @@ use crate::sync::Arc;
 use std::fmt;
 use std::ops::Deref;
 use strata_mvcc::{TableId, Timestamp, TxnId};
-use strata_wal::{CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX};
+use strata_wal::{
+    commit_write_bytes, CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX,
+};
 
 /// A read-only snapshot. Never conflicts, never blocks anyone.
 pub struct Snapshot {
@@ -164,7 +166,8 @@ impl Txn {
         if let Some(reason) = d.log.failure() {
             return Err(Error::Io { message: format!("the database is read-only: {reason}") });
         }
-        let mut record = CommitBuilder::new();
+        let bytes = inner.writes().map(|(_, k, v)| commit_write_bytes(k, v)).sum();
+        let mut record = CommitBuilder::with_capacity(bytes);
         for (table, key, value) in inner.writes() {
             record.push(table.0, key, value);
         }

@@ -99,6 +99,8 @@ pub(crate) struct GroupCommit {
     written_hint: AtomicU64,
     /// Most syncs running at once (at least 1).
     flights_max: usize,
+    /// Whether `failed` is set (so the commit path checks it without the lock).
+    failed_flag: AtomicBool,
 }
 
 impl GroupCommit {
@@ -112,6 +114,7 @@ impl GroupCommit {
     pub(crate) fn with_flights(ts: u64, flights_max: usize) -> Self {
         GroupCommit {
             flights_max: flights_max.max(1),
+            failed_flag: AtomicBool::new(false),
             frontier: Mutex::new(Frontier { written: ts, pending: BinaryHeap::new() }),
             sync: Mutex::new(SyncState { durable: ts, ..SyncState::default() }),
             cv: Condvar::new(),
@@ -130,8 +133,8 @@ impl GroupCommit {
                     f.pending.pop();
                     f.written += 1;
                 }
-                // Relaxed: a hint; the lock orders the real value.
-                self.written_hint.store(f.written, Ordering::Relaxed);
+                // Release: `wait_written`'s lock-free fast path acquires it.
+                self.written_hint.store(f.written, Ordering::Release);
             } else if ts > f.written {
                 f.pending.push(Reverse(ts));
                 return; // `written` did not move: nobody to wake
@@ -154,12 +157,17 @@ impl GroupCommit {
         let mut s = lock(&self.sync);
         if s.failed.is_none() {
             s.failed = Some(Failed(reason));
+            self.failed_flag.store(true, Ordering::Release);
         }
         self.cv.notify_all();
     }
 
     /// The sticky failure, if any.
     pub(crate) fn failed(&self) -> Option<Failed> {
+        // Acquire: pairs with the Release store made with the failure, under `sync`.
+        if !self.failed_flag.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.sync).failed.clone()
     }
 
@@ -179,6 +187,12 @@ impl GroupCommit {
 
     /// Waits until every record at or below `ts` is written (`Buffered`).
     pub(crate) fn wait_written(&self, ts: u64) -> Result<(), Failed> {
+        // Fast path, no lock: Acquire on the hint pairs with its Release store, made under the
+        // frontier lock by whoever advanced `written` — after every record up to it reported
+        // (each after its bytes were copied), so those copies happen before this return.
+        if self.written_hint.load(Ordering::Acquire) >= ts && self.failed().is_none() {
+            return Ok(());
+        }
         let mut s = lock(&self.sync);
         loop {
             if let Some(f) = &s.failed {
@@ -263,6 +277,7 @@ impl GroupCommit {
                 Err(e) => {
                     if s.failed.is_none() {
                         s.failed = Some(Failed(format!("log sync failed: {e}")));
+                        self.failed_flag.store(true, Ordering::Release);
                     }
                 }
             }

@@ -238,7 +238,13 @@ impl Default for CommitBuilder {
 
 impl CommitBuilder {
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(64);
+        Self::with_capacity(64)
+    }
+
+    /// A builder whose buffer holds `payload_bytes` of writes without growing (see
+    /// `commit_write_bytes`).
+    pub fn with_capacity(payload_bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(RECORD_HEADER_BYTES + 4 + payload_bytes);
         buf.extend_from_slice(&[0u8; RECORD_HEADER_BYTES + 4]);
         CommitBuilder { buf, count: 0 }
     }
@@ -280,6 +286,11 @@ impl CommitBuilder {
         seal(&mut self.buf, kind, ts)?;
         Ok(self.buf)
     }
+}
+
+/// The bytes one write takes in a commit payload.
+pub fn commit_write_bytes(key: &[u8], value: Option<&[u8]>) -> usize {
+    4 + 4 + key.len() + 1 + value.map_or(0, |v| 4 + v.len())
 }
 
 /// Decodes a commit payload; never panics on bad bytes.
@@ -336,6 +347,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_builder_is_sized_exactly_by_commit_write_bytes(w in writes()) {
+            let bytes: usize = w.iter().map(|(_, k, v)| commit_write_bytes(k, v.as_deref())).sum();
+            let mut b = CommitBuilder::with_capacity(bytes);
+            let capacity = b.buf.capacity();
+            for (t, k, v) in &w {
+                b.push(*t, k, v.as_deref());
+            }
+            prop_assert_eq!(b.payload_len(), 4 + bytes);
+            prop_assert_eq!(b.buf.capacity(), capacity, "the buffer never grew");
+            prop_assert_eq!(b.payload(), &encode_commit(&w)[..]);
+        }
+
         #[test]
         fn records_round_trip(batch in proptest::collection::vec((1u64..u64::MAX, writes()), 1..8)) {
             let mut log = Vec::new();
