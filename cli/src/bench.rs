@@ -618,6 +618,53 @@ mod tests {
     }
 
     #[test]
+    fn the_durability_suite_runs_every_section_with_passing_gates() {
+        let dir = std::env::temp_dir().join(format!("strata-bench-dur-{}", std::process::id()));
+        let json =
+            std::env::temp_dir().join(format!("strata-bench-dur-{}.json", std::process::id()));
+        let args = BenchArgs {
+            suite: Suite::Durability,
+            path: Some(dir.clone()),
+            duration: 0.05,
+            sync_threads: vec![1, 3],
+            recovery_commits: 2_000,
+            json: Some(json.clone()),
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap(), "every gate passes");
+        let out: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let rows = out["rows"].as_array().unwrap();
+        for section in durability::SECTIONS {
+            assert!(rows.iter().any(|r| r["section"] == section), "no {section} row");
+        }
+        for r in rows {
+            assert!(r["ops_per_s"].as_f64().unwrap() >= 0.0, "{r}");
+            assert!(!r["gate"].as_str().unwrap().starts_with("FAILED"), "{r}");
+        }
+        assert!(!out["goals"].as_array().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_file(&json).unwrap();
+    }
+
+    #[test]
+    fn counters_run_on_disk_too() {
+        let dir = std::env::temp_dir().join(format!("strata-bench-disk-{}", std::process::id()));
+        let args = BenchArgs {
+            engine: vec!["strata".into()],
+            workload: vec!["counters".into()],
+            threads: vec![2],
+            duration: 0.05,
+            keys: Some(100),
+            path: Some(dir.clone()),
+            durability: DurabilityArg::Buffered,
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_arguments_are_errors() {
         let bad = |f: fn(&mut BenchArgs)| {
             let mut a = BenchArgs { duration: 0.01, ..BenchArgs::default() };
