@@ -437,7 +437,7 @@ fn checkpoints_under_concurrent_writers_then_a_crash_recover_a_prefix_equal_to_t
         let report = db.recovery_report().unwrap();
         let r = report.recovered_ts;
         let mut model = State::new();
-        for &(ts, key, value, _) in commits.iter().filter(|c| c.0 <= r) {
+        for &(_, key, value, _) in commits.iter().filter(|c| c.0 <= r) {
             model.insert(key.to_be_bytes().to_vec(), value.to_le_bytes().to_vec());
         }
         assert_eq!(state(&db, "counters"), model, "snapshot {epoch} ({mode:?}): {report:?}");
