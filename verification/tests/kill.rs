@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use strata::{Database, FileIo};
-use strata_verification::bank::{self, Summary, WriterId};
+use strata_verification::bank::{self, splitmix64 as next, Summary, WriterId};
 
 const WRITERS: u16 = 4;
 /// Kills per directory: each child recovers from its predecessor's crash; after this many a
@@ -30,14 +30,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn sleep_up_to(rng: &mut u64, micros: u64) {

@@ -11,19 +11,10 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use strata::{Database, ErrorKind, FileIo};
-use strata_verification::bank::{self, Tables, ACCOUNTS};
+use strata_verification::bank::{self, splitmix64 as next, Tables, ACCOUNTS};
 
 /// How long a child runs if nobody kills it (a guard against an orphaned child).
 const SAFETY_LIMIT: Duration = Duration::from_secs(60);
-
-/// splitmix64: the test's deterministic coin.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("kill-child: {what}: {e}");
