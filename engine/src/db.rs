@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
 use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, OnceLock, Ordering, RwLock, Weak};
 use crate::txn::{Snapshot, Txn};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -172,6 +173,8 @@ pub(crate) struct Inner {
     closed: Mutex<bool>,
     /// The registry key of a database opened from a directory.
     path: Option<PathBuf>,
+    /// State of layers built on this database (`Database::extension`), one per type.
+    extensions: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Drop for Inner {
@@ -269,6 +272,7 @@ impl Database {
             background: Mutex::new(None),
             closed: Mutex::new(false),
             path,
+            extensions: Mutex::new(HashMap::new()),
         });
         let tick = match (inner.options.gc_interval, &inner.durable) {
             (Some(gc), Some(_)) => Some(gc.min(Duration::from_millis(100))),
@@ -542,6 +546,19 @@ impl Database {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Per-database state of a layer built on top of the engine (the SQL frontend keeps its
+    /// rowid counters here): one value per type, created by `init` on first use and shared by
+    /// every handle of this database, including a second `Database::open` of the same
+    /// directory in this process. It lives as long as the database.
+    pub fn extension<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let mut map = self.inner.extensions.lock();
+        let entry = map.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(init()));
+        match Arc::clone(entry).downcast::<T>() {
+            Ok(value) => value,
+            Err(_) => panic!("the map is keyed by each value's own type id, so this cannot fail"),
         }
     }
 

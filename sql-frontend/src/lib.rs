@@ -1,3 +1,36 @@
-//! `strata-sql`: the SQL frontend over `sqlparser` (`BEGIN CONCURRENT`, prepared statements, the
-//! shell). Not built yet: issue #5 fills this crate.
+//! `strata-sql`: a thin SQL layer over the Strata engine (sqlparser for the grammar).
+//!
+//! ```
+//! use strata_sql::{Connection, Value};
+//!
+//! let mut a = Connection::open_in_memory()?;
+//! a.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", &[])?;
+//! a.execute("INSERT INTO counters VALUES (1, 0), (2, 0)", &[])?;
+//! let mut b = a.connect()?; // a sibling connection, e.g. for another thread
+//! a.execute("BEGIN CONCURRENT", &[])?;
+//! b.execute("BEGIN CONCURRENT", &[])?;
+//! a.execute("UPDATE counters SET n = n + 1 WHERE id = ?", &[Value::from(1)])?;
+//! b.execute("UPDATE counters SET n = n + 1 WHERE id = ?", &[Value::from(1)])?;
+//! a.execute("COMMIT", &[])?;
+//! let err = b.execute("COMMIT", &[]).unwrap_err(); // first committer wins
+//! assert!(err.is_retryable());
+//! let rows = a.query("SELECT id, n FROM counters ORDER BY id", &[])?;
+//! assert_eq!(rows.rows, vec![vec![Value::from(1), Value::from(1)], vec![Value::from(2), Value::from(0)]]);
+//! # Ok::<(), strata_sql::Error>(())
+//! ```
+//!
+//! What is supported and what is not: `docs/design/sql-frontend.md`.
 #![forbid(unsafe_code)]
+
+mod conn;
+mod error;
+mod exec;
+mod expr;
+mod schema;
+mod value;
+
+pub use conn::{split_statements, Connection, Statement, STATEMENT_BYTES_MAX};
+pub use error::{Error, ErrorKind, Result};
+pub use exec::Rows;
+pub use schema::{Column, ColumnType, TableSchema};
+pub use value::Value;

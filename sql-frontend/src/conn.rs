@@ -1,0 +1,552 @@
+//! `Connection`: statements, transactions, prepared statements and the statement cache.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::exec::{self, Env, Plan, Rows};
+use crate::schema::{self, TableSchema};
+use crate::value::{key_rowid, Value};
+use sqlparser::ast::{self as sql};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use strata::{Database, Durability, Options, Table, Txn};
+
+/// Statements kept parsed per connection.
+const STATEMENT_CACHE_MAX: usize = 256;
+/// Attempts of an autocommit statement that meets write-write conflicts.
+const AUTOCOMMIT_ATTEMPTS: u32 = 64;
+/// Longest statement accepted, in bytes (a guard against unbounded parser memory).
+pub const STATEMENT_BYTES_MAX: usize = 1 << 20;
+
+/// Per-database state shared by every connection (`Database::extension`): the rowid counters.
+#[derive(Default)]
+struct Shared {
+    counters: Mutex<HashMap<String, Arc<AtomicI64>>>,
+}
+
+impl Shared {
+    /// The counter of `key`'s table, initialised past the largest rowid committed now.
+    fn counter(&self, db: &Database, table: &Table, key: &str) -> Result<Arc<AtomicI64>> {
+        let mut map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(key) {
+            return Ok(Arc::clone(c));
+        }
+        let snap = db.begin_read()?;
+        let max = snap.scan(table)?.last().map(|(k, _)| key_rowid(k)).transpose()?.unwrap_or(0);
+        let c = Arc::new(AtomicI64::new(max.saturating_add(1).max(1)));
+        map.insert(key.to_string(), Arc::clone(&c));
+        Ok(c)
+    }
+}
+
+/// What a parsed statement is.
+#[derive(Debug)]
+enum Kind {
+    Begin,
+    Commit,
+    Rollback,
+    Pragma { name: String, value: Option<String> },
+    Statement(Box<sql::Statement>),
+}
+
+#[derive(Debug)]
+struct Parsed {
+    kind: Kind,
+}
+
+/// A prepared statement: parsed once, bound against the current schema at each execution.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    parsed: Arc<Parsed>,
+}
+
+impl Statement {
+    /// Runs it; returns the number of rows changed (0 for other statements).
+    pub fn execute(&self, conn: &mut Connection, params: &[Value]) -> Result<u64> {
+        conn.run(&self.parsed, params).map(|o| o.changed)
+    }
+
+    /// Runs it; returns the rows of a query (none for other statements).
+    pub fn query(&self, conn: &mut Connection, params: &[Value]) -> Result<Rows> {
+        conn.run(&self.parsed, params).map(|o| o.rows)
+    }
+}
+
+struct Outcome {
+    changed: u64,
+    rows: Rows,
+}
+
+enum TxnState {
+    Auto,
+    Open(Txn),
+    /// An explicit txn that failed: everything but COMMIT/ROLLBACK is refused.
+    Failed(Error),
+}
+
+/// A connection: one per thread (`Send`), sharing one engine with its siblings
+/// (`Connection::connect`).
+pub struct Connection {
+    db: Database,
+    shared: Arc<Shared>,
+    catalog: Table,
+    tables: HashMap<String, Table>,
+    state: TxnState,
+    cache: HashMap<String, Arc<Parsed>>,
+    durability: Option<Durability>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("in_txn", &self.in_transaction()).finish()
+    }
+}
+
+impl Connection {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Connection> {
+        Connection::from_database(Database::open(dir, Options::default())?)
+    }
+
+    /// A new in-memory database.
+    pub fn open_in_memory() -> Result<Connection> {
+        Connection::from_database(Database::in_memory())
+    }
+
+    /// A connection to an existing engine handle.
+    pub fn from_database(db: Database) -> Result<Connection> {
+        let catalog = schema::catalog_table(&db)?;
+        let shared = db.extension(Shared::default);
+        Ok(Connection {
+            db,
+            shared,
+            catalog,
+            tables: HashMap::new(),
+            state: TxnState::Auto,
+            cache: HashMap::new(),
+            durability: None,
+        })
+    }
+
+    /// A sibling connection to the same engine (for another thread).
+    pub fn connect(&self) -> Result<Connection> {
+        Connection::from_database(self.db.clone())
+    }
+
+    /// The engine underneath.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Whether an explicit txn is open (or failed and awaiting ROLLBACK).
+    pub fn in_transaction(&self) -> bool {
+        !matches!(self.state, TxnState::Auto)
+    }
+
+    /// Whether the open txn failed (every statement but ROLLBACK/COMMIT is refused).
+    pub fn transaction_failed(&self) -> bool {
+        matches!(self.state, TxnState::Failed(_))
+    }
+
+    /// Parses `sql` (one statement) into a reusable statement; cached per connection.
+    pub fn prepare(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(p) = self.cache.get(sql) {
+            return Ok(Statement { parsed: Arc::clone(p) });
+        }
+        let parsed = Arc::new(parse(sql)?);
+        if self.cache.len() >= STATEMENT_CACHE_MAX {
+            self.cache.clear();
+        }
+        self.cache.insert(sql.to_string(), Arc::clone(&parsed));
+        Ok(Statement { parsed })
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        let s = self.prepare(sql)?;
+        s.execute(self, params)
+    }
+
+    /// Runs one statement; returns its rows (with column names).
+    pub fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows> {
+        let s = self.prepare(sql)?;
+        s.query(self, params)
+    }
+
+    /// Runs every statement of a script, stopping at the first error.
+    pub fn execute_batch(&mut self, sql: &str) -> Result<()> {
+        for text in split_statements(sql) {
+            self.execute(&text, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The schemas of every table (for `.tables` and `.schema`), in this connection's view.
+    pub fn schemas(&mut self) -> Result<Vec<TableSchema>> {
+        match &self.state {
+            TxnState::Open(txn) => schema::all(txn, &self.catalog),
+            _ => {
+                let snap = self.db.begin()?;
+                let all = schema::all(&snap, &self.catalog);
+                snap.rollback();
+                all
+            }
+        }
+    }
+
+    fn run(&mut self, parsed: &Parsed, params: &[Value]) -> Result<Outcome> {
+        let none = |changed| Outcome { changed, rows: Rows::default() };
+        match &parsed.kind {
+            Kind::Begin => match self.state {
+                TxnState::Auto => {
+                    let mut txn = self.db.begin()?;
+                    if let Some(d) = self.durability {
+                        txn.set_durability(d);
+                    }
+                    self.state = TxnState::Open(txn);
+                    Ok(none(0))
+                }
+                _ => Err(Error::new(
+                    ErrorKind::TxnState,
+                    "cannot start a transaction within a transaction",
+                )),
+            },
+            Kind::Commit => match std::mem::replace(&mut self.state, TxnState::Auto) {
+                TxnState::Auto => Err(Error::new(ErrorKind::TxnState, "no transaction is active")),
+                TxnState::Failed(e) => Err(Error::new(
+                    ErrorKind::TxnAborted,
+                    format!("the transaction was aborted and has been rolled back (by: {e})"),
+                )),
+                TxnState::Open(txn) => match txn.commit() {
+                    Ok(_) => Ok(none(0)),
+                    Err(e) => Err(Error::from(e)),
+                },
+            },
+            Kind::Rollback => match std::mem::replace(&mut self.state, TxnState::Auto) {
+                TxnState::Auto => Err(Error::new(ErrorKind::TxnState, "no transaction is active")),
+                TxnState::Failed(_) => Ok(none(0)),
+                TxnState::Open(txn) => {
+                    txn.rollback();
+                    Ok(none(0))
+                }
+            },
+            Kind::Pragma { name, value } => {
+                if let TxnState::Failed(_) = self.state {
+                    return Err(aborted());
+                }
+                self.pragma(name, value.as_deref())
+            }
+            Kind::Statement(stmt) => match std::mem::replace(&mut self.state, TxnState::Auto) {
+                TxnState::Failed(e) => {
+                    self.state = TxnState::Failed(e);
+                    Err(aborted())
+                }
+                TxnState::Open(mut txn) => {
+                    let result = self.run_in(stmt, &mut txn, params);
+                    match result {
+                        Ok(o) => {
+                            self.state = TxnState::Open(txn);
+                            Ok(o)
+                        }
+                        Err(e) => {
+                            // PostgreSQL's rule: the txn is done for; its writes are discarded.
+                            txn.rollback();
+                            self.state = TxnState::Failed(e.clone());
+                            Err(e)
+                        }
+                    }
+                }
+                TxnState::Auto => self.autocommit(stmt, params),
+            },
+        }
+    }
+
+    fn run_in(
+        &mut self,
+        stmt: &sql::Statement,
+        txn: &mut Txn,
+        params: &[Value],
+    ) -> Result<Outcome> {
+        let (plan, count) = exec::plan(stmt, txn, &self.catalog)?;
+        check_params(count, params)?;
+        let mut env = ConnEnv {
+            db: &self.db,
+            shared: &self.shared,
+            catalog: &self.catalog,
+            tables: &mut self.tables,
+        };
+        match &plan {
+            Plan::Select(sel) => {
+                Ok(Outcome { changed: 0, rows: exec::run_select(sel, txn, &mut env, params)? })
+            }
+            _ => Ok(Outcome {
+                changed: exec::run_write(&plan, txn, &mut env, params)?,
+                rows: Rows::default(),
+            }),
+        }
+    }
+
+    /// One statement in its own txn; write-write conflicts are retried (nothing of a failed
+    /// attempt is visible, so the retry is the statement run later).
+    fn autocommit(&mut self, stmt: &sql::Statement, params: &[Value]) -> Result<Outcome> {
+        let mut last = None;
+        for attempt in 0..AUTOCOMMIT_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::yield_now();
+            }
+            let mut txn = self.db.begin()?;
+            if let Some(d) = self.durability {
+                txn.set_durability(d);
+            }
+            match self.run_in(stmt, &mut txn, params) {
+                Ok(o) => match txn.commit() {
+                    Ok(_) => return Ok(o),
+                    Err(e) if e.is_retryable() => last = Some(Error::from(e)),
+                    Err(e) => return Err(e.into()),
+                },
+                Err(e) if e.is_retryable() => {
+                    txn.rollback();
+                    last = Some(e);
+                }
+                Err(e) => {
+                    txn.rollback();
+                    return Err(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Conflict, "conflict")))
+    }
+
+    fn pragma(&mut self, name: &str, value: Option<&str>) -> Result<Outcome> {
+        let one = |column: &str, v: Value| Outcome {
+            changed: 0,
+            rows: Rows { columns: vec![column.to_string()], rows: vec![vec![v]] },
+        };
+        let value = value.map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_ascii_lowercase());
+        match (name, value.as_deref()) {
+            ("journal_mode", _) => Ok(one("journal_mode", Value::from("mvcc"))),
+            ("isolation_level", None | Some("snapshot")) => {
+                Ok(one("isolation_level", Value::from("snapshot")))
+            }
+            ("isolation_level", Some(other)) => Err(Error::not_supported(format!(
+                "isolation level {other} (snapshot only, for now)"
+            ))),
+            ("durability" | "synchronous", None) => {
+                let d = self.durability.unwrap_or(self.db.options().durability);
+                let text = match (name, d) {
+                    ("durability", Durability::None) => "none",
+                    ("durability", Durability::Buffered) => "buffered",
+                    ("durability", _) => "sync",
+                    (_, Durability::None) => "off",
+                    (_, Durability::Buffered) => "normal",
+                    (_, _) => "full",
+                };
+                Ok(one(name, Value::from(text)))
+            }
+            ("durability" | "synchronous", Some(v)) => {
+                let d = match v {
+                    "none" | "off" | "0" => Durability::None,
+                    "buffered" | "normal" | "1" => Durability::Buffered,
+                    "sync" | "full" | "2" | "extra" | "3" => Durability::Sync,
+                    other => {
+                        return Err(Error::type_error(format!(
+                            "{name} must be none/off, buffered/normal or sync/full, not {other}"
+                        )))
+                    }
+                };
+                self.durability = Some(d);
+                if let TxnState::Open(txn) = &mut self.state {
+                    txn.set_durability(d);
+                }
+                Ok(Outcome { changed: 0, rows: Rows::default() })
+            }
+            (other, _) => Err(Error::not_supported(format!("PRAGMA {other}"))),
+        }
+    }
+}
+
+fn aborted() -> Error {
+    Error::new(
+        ErrorKind::TxnAborted,
+        "current transaction is aborted, statements are refused until ROLLBACK (or COMMIT, which reports the failure)",
+    )
+}
+
+fn check_params(expected: usize, given: &[Value]) -> Result<()> {
+    if expected != given.len() {
+        return Err(Error::new(
+            ErrorKind::Params,
+            format!("the statement takes {expected} parameters, {} given", given.len()),
+        ));
+    }
+    Ok(())
+}
+
+struct ConnEnv<'a> {
+    db: &'a Database,
+    shared: &'a Shared,
+    catalog: &'a Table,
+    tables: &'a mut HashMap<String, Table>,
+}
+
+impl Env for ConnEnv<'_> {
+    fn catalog(&self) -> &Table {
+        self.catalog
+    }
+
+    fn data_table(&mut self, name: &str, create: bool) -> Result<Table> {
+        let key = schema::table_key(name);
+        if let Some(t) = self.tables.get(&key) {
+            return Ok(t.clone());
+        }
+        let engine_name = schema::data_table_name(name);
+        let t = if create {
+            self.db.create_or_open_table(&engine_name)?
+        } else {
+            self.db.open_table(&engine_name)?
+        };
+        self.tables.insert(key, t.clone());
+        Ok(t)
+    }
+
+    fn next_rowid(&mut self, table: &Table, key: &str) -> Result<i64> {
+        let c = self.shared.counter(self.db, table, key)?;
+        let id = c.fetch_add(1, Ordering::Relaxed);
+        if id == i64::MAX {
+            return Err(Error::range("the table's rowids are exhausted"));
+        }
+        Ok(id)
+    }
+
+    fn saw_rowid(&mut self, table: &Table, key: &str, rowid: i64) -> Result<()> {
+        self.shared
+            .counter(self.db, table, key)?
+            .fetch_max(rowid.saturating_add(1), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Parses one statement. `BEGIN CONCURRENT` is recognised before sqlparser (which has no such
+/// statement); plain `BEGIN` is the same thing on this engine (every txn is optimistic).
+fn parse(text: &str) -> Result<Parsed> {
+    if text.len() > STATEMENT_BYTES_MAX {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("statement longer than {STATEMENT_BYTES_MAX} bytes"),
+        ));
+    }
+    let words: Vec<String> = text
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if matches!(words.as_slice(), ["BEGIN", "CONCURRENT"] | ["BEGIN", "CONCURRENT", "TRANSACTION"])
+    {
+        return Ok(Parsed { kind: Kind::Begin });
+    }
+    if words.first() == Some(&"PRAGMA") {
+        return parse_pragma(text);
+    }
+    let mut stmts = Parser::parse_sql(&SQLiteDialect {}, text)?;
+    let stmt = match stmts.len() {
+        1 => stmts.remove(0),
+        0 => return Err(Error::new(ErrorKind::Parse, "no statement")),
+        n => {
+            return Err(Error::new(
+                ErrorKind::Parse,
+                format!("{n} statements where one was expected (use execute_batch)"),
+            ))
+        }
+    };
+    let kind = match stmt {
+        sql::Statement::StartTransaction {
+            modes, statements, exception, has_end_keyword, ..
+        } => {
+            if !modes.is_empty() || !statements.is_empty() || exception.is_some() || has_end_keyword
+            {
+                return Err(Error::not_supported(
+                    "transaction modes (isolation levels, READ ONLY) and BEGIN ... END blocks",
+                ));
+            }
+            Kind::Begin
+        }
+        sql::Statement::Commit { chain: false, .. } => Kind::Commit,
+        sql::Statement::Rollback { chain: false, savepoint: None } => Kind::Rollback,
+        sql::Statement::Commit { .. } | sql::Statement::Rollback { .. } => {
+            return Err(Error::not_supported("AND CHAIN and savepoints"))
+        }
+        other => Kind::Statement(Box::new(other)),
+    };
+    Ok(Parsed { kind })
+}
+
+/// `PRAGMA name`, `PRAGMA name = value` or `PRAGMA name(value)` (values are bare words,
+/// numbers or quoted strings; sqlparser accepts no bare words there).
+fn parse_pragma(text: &str) -> Result<Parsed> {
+    let body = text.trim().trim_end_matches(';').trim();
+    let body = body.get(6..).unwrap_or("").trim(); // after "PRAGMA"
+    let (name, value) = match body.find(['=', '(']) {
+        None => (body, None),
+        Some(i) => {
+            let v = body[i + 1..].trim().trim_end_matches(')').trim();
+            (body[..i].trim(), Some(v.trim_matches(|c| c == '\'' || c == '"').to_string()))
+        }
+    };
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid(name) || value.as_deref().is_some_and(|v| !valid(v)) {
+        return Err(Error::new(ErrorKind::Parse, format!("malformed PRAGMA: {text}")));
+    }
+    Ok(Parsed { kind: Kind::Pragma { name: name.to_ascii_lowercase(), value } })
+}
+
+/// Splits a script at top-level semicolons (outside quotes and comments).
+pub fn split_statements(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = script.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    if chars.peek() == Some(&q) {
+                        cur.push(q);
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+            }
+            None => match c {
+                '\'' | '"' | '`' => {
+                    quote = Some(c);
+                    cur.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            break;
+                        }
+                    }
+                    cur.push('\n');
+                }
+                ';' => {
+                    if !cur.trim().is_empty() {
+                        out.push(cur.trim().to_string());
+                    }
+                    cur.clear();
+                }
+                c => cur.push(c),
+            },
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
