@@ -17,6 +17,18 @@ use strata::{Database, Durability, Options, Table, Txn};
 const STATEMENT_CACHE_MAX: usize = 256;
 /// Attempts of an autocommit statement that meets write-write conflicts.
 const AUTOCOMMIT_ATTEMPTS: u32 = 64;
+/// Stack the parser gets: sqlparser recurses per nesting level (its limit: 50 levels) with
+/// frames of ~70 KiB in a debug build, so parsing (and dropping a parsed statement) runs where
+/// at least this much stack is left — on a fresh segment if needed (`stacker`).
+const PARSE_STACK_BYTES: usize = 4 << 20;
+/// Stack planning and evaluation get (they recurse at most `EXPR_DEPTH_MAX` levels, ~5 KiB
+/// each in a debug build).
+const RUN_STACK_BYTES: usize = 3 << 19;
+/// Size of a fresh stack segment when one is needed.
+const STACK_SEGMENT_BYTES: usize = 16 << 20;
+
+/// Most operators (and parentheses) in one statement (`check_complexity`).
+pub const OPERATORS_MAX: usize = 10_000;
 /// Longest statement accepted, in bytes (a guard against unbounded parser memory).
 pub const STATEMENT_BYTES_MAX: usize = 1 << 20;
 
@@ -54,6 +66,17 @@ enum Kind {
 #[derive(Debug)]
 struct Parsed {
     kind: Kind,
+    /// The statement as written (for `.schema` and error messages).
+    text: String,
+}
+
+impl Drop for Parsed {
+    /// A parsed statement's tree is as deep as its longest operator chain, and its destructor
+    /// recurses: drop it where there is stack for that.
+    fn drop(&mut self) {
+        let kind = std::mem::replace(&mut self.kind, Kind::Begin);
+        stacker::maybe_grow(PARSE_STACK_BYTES, STACK_SEGMENT_BYTES, move || drop(kind));
+    }
 }
 
 /// A prepared statement: parsed once, bound against the current schema at each execution.
@@ -197,6 +220,10 @@ impl Connection {
     }
 
     fn run(&mut self, parsed: &Parsed, params: &[Value]) -> Result<Outcome> {
+        stacker::maybe_grow(RUN_STACK_BYTES, STACK_SEGMENT_BYTES, || self.run_here(parsed, params))
+    }
+
+    fn run_here(&mut self, parsed: &Parsed, params: &[Value]) -> Result<Outcome> {
         let none = |changed| Outcome { changed, rows: Rows::default() };
         match &parsed.kind {
             Kind::Begin => match self.state {
@@ -244,7 +271,7 @@ impl Connection {
                     Err(aborted())
                 }
                 TxnState::Open(mut txn) => {
-                    let result = self.run_in(stmt, &mut txn, params);
+                    let result = self.run_in(stmt, &parsed.text, &mut txn, params);
                     match result {
                         Ok(o) => {
                             self.state = TxnState::Open(txn);
@@ -258,7 +285,7 @@ impl Connection {
                         }
                     }
                 }
-                TxnState::Auto => self.autocommit(stmt, params),
+                TxnState::Auto => self.autocommit(stmt, &parsed.text, params),
             },
         }
     }
@@ -266,10 +293,11 @@ impl Connection {
     fn run_in(
         &mut self,
         stmt: &sql::Statement,
+        text: &str,
         txn: &mut Txn,
         params: &[Value],
     ) -> Result<Outcome> {
-        let (plan, count) = exec::plan(stmt, txn, &self.catalog)?;
+        let (plan, count) = exec::plan(stmt, text, txn, &self.catalog)?;
         check_params(count, params)?;
         let mut env = ConnEnv {
             db: &self.db,
@@ -290,7 +318,12 @@ impl Connection {
 
     /// One statement in its own txn; write-write conflicts are retried (nothing of a failed
     /// attempt is visible, so the retry is the statement run later).
-    fn autocommit(&mut self, stmt: &sql::Statement, params: &[Value]) -> Result<Outcome> {
+    fn autocommit(
+        &mut self,
+        stmt: &sql::Statement,
+        text: &str,
+        params: &[Value],
+    ) -> Result<Outcome> {
         let mut last = None;
         for attempt in 0..AUTOCOMMIT_ATTEMPTS {
             if attempt > 0 {
@@ -300,7 +333,7 @@ impl Connection {
             if let Some(d) = self.durability {
                 txn.set_durability(d);
             }
-            match self.run_in(stmt, &mut txn, params) {
+            match self.run_in(stmt, text, &mut txn, params) {
                 Ok(o) => match txn.commit() {
                     Ok(_) => return Ok(o),
                     Err(e) if e.is_retryable() => last = Some(Error::from(e)),
@@ -431,6 +464,10 @@ impl Env for ConnEnv<'_> {
 /// Parses one statement. `BEGIN CONCURRENT` is recognised before sqlparser (which has no such
 /// statement); plain `BEGIN` is the same thing on this engine (every txn is optimistic).
 fn parse(text: &str) -> Result<Parsed> {
+    stacker::maybe_grow(PARSE_STACK_BYTES, STACK_SEGMENT_BYTES, || parse_here(text))
+}
+
+fn parse_here(text: &str) -> Result<Parsed> {
     if text.len() > STATEMENT_BYTES_MAX {
         return Err(Error::new(
             ErrorKind::Parse,
@@ -446,11 +483,12 @@ fn parse(text: &str) -> Result<Parsed> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     if matches!(words.as_slice(), ["BEGIN", "CONCURRENT"] | ["BEGIN", "CONCURRENT", "TRANSACTION"])
     {
-        return Ok(Parsed { kind: Kind::Begin });
+        return Ok(Parsed { kind: Kind::Begin, text: text.to_string() });
     }
     if words.first() == Some(&"PRAGMA") {
         return parse_pragma(text);
     }
+    check_complexity(text)?;
     let mut stmts = Parser::parse_sql(&SQLiteDialect {}, text)?;
     let stmt = match stmts.len() {
         1 => stmts.remove(0),
@@ -481,7 +519,45 @@ fn parse(text: &str) -> Result<Parsed> {
         }
         other => Kind::Statement(Box::new(other)),
     };
-    Ok(Parsed { kind })
+    Ok(Parsed { kind, text: text.to_string() })
+}
+
+/// Refuses a statement with more than `OPERATORS_MAX` operators before it is parsed: a long
+/// chain like `1+1+...+1` parses (without recursion) into a tree as deep as it is long, and
+/// the tree's destructor recurses — 100,000 terms overflow a 2 MiB thread stack.
+fn check_complexity(text: &str) -> Result<()> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&SQLiteDialect {}, text).tokenize()?;
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::LParen => true,
+            Token::Word(w) => ["AND", "OR", "NOT", "IS", "IN", "BETWEEN", "LIKE"]
+                .iter()
+                .any(|k| w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k)),
+            _ => false,
+        })
+        .count();
+    if operators > OPERATORS_MAX {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("statement too complex: {operators} operators (at most {OPERATORS_MAX})"),
+        ));
+    }
+    Ok(())
 }
 
 /// `PRAGMA name`, `PRAGMA name = value` or `PRAGMA name(value)` (values are bare words,
@@ -500,7 +576,10 @@ fn parse_pragma(text: &str) -> Result<Parsed> {
     if !valid(name) || value.as_deref().is_some_and(|v| !valid(v)) {
         return Err(Error::new(ErrorKind::Parse, format!("malformed PRAGMA: {text}")));
     }
-    Ok(Parsed { kind: Kind::Pragma { name: name.to_ascii_lowercase(), value } })
+    Ok(Parsed {
+        kind: Kind::Pragma { name: name.to_ascii_lowercase(), value },
+        text: text.to_string(),
+    })
 }
 
 /// Splits a script at top-level semicolons (outside quotes and comments).

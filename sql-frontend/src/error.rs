@@ -116,6 +116,12 @@ impl From<strata::Error> for Error {
     }
 }
 
+impl From<sqlparser::tokenizer::TokenizerError> for Error {
+    fn from(e: sqlparser::tokenizer::TokenizerError) -> Self {
+        Error::new(ErrorKind::Parse, e.to_string())
+    }
+}
+
 impl From<sqlparser::parser::ParserError> for Error {
     fn from(e: sqlparser::parser::ParserError) -> Self {
         let message = match e {

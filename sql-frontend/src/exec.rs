@@ -94,10 +94,18 @@ fn column_names(schema: &TableSchema) -> Vec<String> {
 }
 
 /// Binds `stmt` in `snap`'s view. Returns the plan and its parameter count.
-pub fn plan(stmt: &sql::Statement, snap: &Snapshot, catalog: &Table) -> Result<(Plan, usize)> {
+///
+/// Error messages never print a piece of the tree (`Display` recurses, and the tree may be
+/// deeper than the stack allows); they name the construct, or quote `text`.
+pub fn plan(
+    stmt: &sql::Statement,
+    text: &str,
+    snap: &Snapshot,
+    catalog: &Table,
+) -> Result<(Plan, usize)> {
     let mut params = Params::default();
     let plan = match stmt {
-        sql::Statement::CreateTable(c) => plan_create(c, &stmt.to_string())?,
+        sql::Statement::CreateTable(c) => plan_create(c, text.trim().trim_end_matches(';'))?,
         sql::Statement::Drop { object_type, if_exists, names, cascade, .. } => {
             if *object_type != sql::ObjectType::Table {
                 return Err(Error::not_supported(format!("DROP {object_type}")));
@@ -123,7 +131,7 @@ pub fn plan(stmt: &sql::Statement, snap: &Snapshot, catalog: &Table) -> Result<(
             for a in assignments {
                 let target = match &a.target {
                     sql::AssignmentTarget::ColumnName(n) => single_name(n)?,
-                    other => return Err(Error::not_supported(format!("assignment to {other}"))),
+                    _ => return Err(Error::not_supported("assignment to a tuple of columns")),
                 };
                 let idx = schema
                     .column_index(&target)
@@ -152,10 +160,9 @@ pub fn plan(stmt: &sql::Statement, snap: &Snapshot, catalog: &Table) -> Result<(
             let schema = table_of(table, snap, catalog)?;
             Plan::Delete { source: plan_source(schema, d.selection.as_ref(), &mut params)? }
         }
-        other => {
-            let text = other.to_string();
-            let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-            return Err(Error::not_supported(format!("statement {head} ...")));
+        _ => {
+            let head: Vec<&str> = text.split_whitespace().take(2).collect();
+            return Err(Error::not_supported(format!("statement {} ...", head.join(" "))));
         }
     };
     Ok((plan, params.count))
@@ -169,7 +176,7 @@ fn table_of(t: &sql::TableWithJoins, snap: &Snapshot, catalog: &Table) -> Result
         sql::TableFactor::Table { name, alias: None, args: None, .. } => {
             schema::require(snap, catalog, &single_name(name)?)
         }
-        other => Err(Error::not_supported(format!("table expression {other}"))),
+        _ => Err(Error::not_supported("aliases, subqueries and table functions in FROM")),
     }
 }
 
@@ -223,7 +230,11 @@ fn plan_create(c: &sql::CreateTable, text: &str) -> Result<Plan> {
                     col.default = ty.coerce(&cname, eval(&bound, &Ctx::params(&[]))?)?;
                 }
                 sql::ColumnOption::Unique { is_primary: true, .. } => primary.push(cname.clone()),
-                other => return Err(Error::not_supported(format!("column constraint {other}"))),
+                _ => {
+                    return Err(Error::not_supported(
+                        "column constraints other than NOT NULL, DEFAULT and PRIMARY KEY",
+                    ))
+                }
             }
         }
         columns.push(col);
@@ -234,13 +245,11 @@ fn plan_create(c: &sql::CreateTable, text: &str) -> Result<Plan> {
                 for ic in cols {
                     match &ic.column.expr {
                         sql::Expr::Identifier(id) => primary.push(id.value.clone()),
-                        other => {
-                            return Err(Error::not_supported(format!("PRIMARY KEY on {other}")))
-                        }
+                        _ => return Err(Error::not_supported("PRIMARY KEY on an expression")),
                     }
                 }
             }
-            other => return Err(Error::not_supported(format!("table constraint {other}"))),
+            _ => return Err(Error::not_supported("table constraints other than PRIMARY KEY")),
         }
     }
     if columns.is_empty() {
@@ -287,7 +296,7 @@ fn plan_insert(
     }
     let name = match &i.table {
         sql::TableObject::TableName(n) => single_name(n)?,
-        other => return Err(Error::not_supported(format!("INSERT into {other}"))),
+        _ => return Err(Error::not_supported("INSERT into a table function")),
     };
     let schema = schema::require(snap, catalog, &name)?;
     let targets: Vec<usize> = if i.columns.is_empty() {
@@ -408,8 +417,8 @@ fn plan_select(
         _ => return Err(Error::not_supported("several tables in FROM")),
     };
     let names = schema.as_ref().map(column_names);
-    let group_exprs: Vec<sql::Expr> = match &s.group_by {
-        sql::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
+    let group_exprs: &[sql::Expr] = match &s.group_by {
+        sql::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs,
         _ => return Err(Error::not_supported("GROUP BY ALL or modifiers")),
     };
     let order_exprs: Vec<&sql::OrderByExpr> = match &q.order_by {
@@ -446,7 +455,7 @@ fn plan_select(
 struct Shape<'a> {
     names: Option<&'a [String]>,
     aggregate_query: bool,
-    group_exprs: Vec<sql::Expr>,
+    group_exprs: &'a [sql::Expr],
     order_exprs: Vec<&'a sql::OrderByExpr>,
 }
 
@@ -460,15 +469,16 @@ fn plan_rest(
 ) -> Result<Select> {
     let Shape { names, aggregate_query, group_exprs, order_exprs } = shape;
     let mut aggregates = Vec::new();
-    let key_texts: Vec<String> = group_exprs.iter().map(expr_text).collect();
     let mut keys = Vec::new();
-    for e in &group_exprs {
+    for e in group_exprs {
         let mut scope = Scope { columns: names, group: None };
         if has_aggregate(e) {
             return Err(Error::schema("aggregate functions are not allowed in GROUP BY"));
         }
         keys.push(bind(e, &mut scope, params)?);
     }
+    // After binding, which bounds their depth (the text is built recursively).
+    let key_texts: Vec<String> = group_exprs.iter().map(expr_text).collect();
     let mut projection = Vec::new();
     let mut columns = Vec::new();
     {
@@ -510,7 +520,7 @@ fn plan_rest(
                     projection.push(bind(expr, &mut scope, params)?);
                     columns.push(alias.value.clone());
                 }
-                other => return Err(Error::not_supported(format!("select item {other}"))),
+                _ => return Err(Error::not_supported("qualified wildcards (t.*)")),
             }
         }
     }

@@ -93,7 +93,13 @@ pub struct GroupScope<'a> {
 pub struct Params {
     next: usize,
     pub count: usize,
+    /// Current expression nesting while binding.
+    depth: usize,
 }
+
+/// Deepest expression accepted. (SQLite allows 1000; binding and evaluation recurse, and a debug
+/// build of this crate used ~5 KiB of stack per level, so 200 keeps a 2 MiB thread safe.)
+pub const EXPR_DEPTH_MAX: usize = 200;
 
 impl Params {
     fn bind(&mut self, text: &str) -> Result<usize> {
@@ -165,13 +171,49 @@ fn hex(h: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// What an unsupported expression is, without printing it (its `Display` recurses).
+fn expr_kind(e: &sql::Expr) -> &'static str {
+    match e {
+        sql::Expr::Cast { .. } => "CAST",
+        sql::Expr::Case { .. } => "CASE",
+        sql::Expr::Subquery(_) | sql::Expr::Exists { .. } | sql::Expr::InSubquery { .. } => {
+            "subqueries"
+        }
+        sql::Expr::ILike { .. } => "ILIKE",
+        sql::Expr::Like { .. } => "LIKE with ESCAPE or ANY",
+        sql::Expr::SimilarTo { .. } => "SIMILAR TO",
+        sql::Expr::IsTrue(_)
+        | sql::Expr::IsFalse(_)
+        | sql::Expr::IsNotTrue(_)
+        | sql::Expr::IsNotFalse(_) => "IS TRUE / IS FALSE",
+        sql::Expr::IsDistinctFrom(..) | sql::Expr::IsNotDistinctFrom(..) => "IS DISTINCT FROM",
+        sql::Expr::Tuple(_) => "row values",
+        sql::Expr::Collate { .. } => "COLLATE",
+        sql::Expr::CompoundIdentifier(_) => "names qualified by a schema",
+        _ => "this kind of expression",
+    }
+}
+
 /// The text an expression is known by (GROUP BY matching, column headers).
 pub fn expr_text(e: &sql::Expr) -> String {
     e.to_string()
 }
 
-/// Binds an expression.
+/// Binds an expression (at most `EXPR_DEPTH_MAX` deep).
 pub fn bind(e: &sql::Expr, scope: &mut Scope<'_>, params: &mut Params) -> Result<Expr> {
+    if params.depth >= EXPR_DEPTH_MAX {
+        return Err(Error::new(
+            ErrorKind::Parse,
+            format!("expression nested more than {EXPR_DEPTH_MAX} levels deep"),
+        ));
+    }
+    params.depth += 1;
+    let bound = bind_inner(e, scope, params);
+    params.depth -= 1;
+    bound
+}
+
+fn bind_inner(e: &sql::Expr, scope: &mut Scope<'_>, params: &mut Params) -> Result<Expr> {
     if let Some(g) = &scope.group {
         let text = expr_text(e);
         if let Some(i) = g.keys.iter().position(|k| k.eq_ignore_ascii_case(&text)) {
@@ -236,7 +278,7 @@ pub fn bind(e: &sql::Expr, scope: &mut Scope<'_>, params: &mut Params) -> Result
             negated: *negated,
         },
         sql::Expr::Function(f) => aggregate(f, scope, params)?,
-        other => return Err(Error::not_supported(format!("expression `{other}`"))),
+        other => return Err(Error::not_supported(expr_kind(other))),
     })
 }
 
@@ -304,23 +346,26 @@ fn aggregate(f: &sql::Function, scope: &mut Scope<'_>, params: &mut Params) -> R
     Ok(Expr::Aggregate(group.aggregates.len() - 1))
 }
 
-/// Whether an AST expression contains an aggregate call (decides an aggregate query).
+/// Whether an AST expression contains an aggregate call (decides an aggregate query). Looks
+/// no deeper than `EXPR_DEPTH_MAX` (binding refuses anything deeper anyway).
 pub fn has_aggregate(e: &sql::Expr) -> bool {
+    has_aggregate_within(e, EXPR_DEPTH_MAX)
+}
+
+fn has_aggregate_within(e: &sql::Expr, depth: usize) -> bool {
+    let Some(depth) = depth.checked_sub(1) else { return false };
+    let f = |x: &sql::Expr| has_aggregate_within(x, depth);
     match e {
-        sql::Expr::Function(f) => {
-            let n = f.name.to_string().to_ascii_lowercase();
+        sql::Expr::Function(func) => {
+            let n = func.name.to_string().to_ascii_lowercase();
             matches!(n.as_str(), "count" | "sum" | "min" | "max" | "avg")
         }
-        sql::Expr::Nested(x) | sql::Expr::IsNull(x) | sql::Expr::IsNotNull(x) => has_aggregate(x),
-        sql::Expr::UnaryOp { expr, .. } => has_aggregate(expr),
-        sql::Expr::BinaryOp { left, right, .. } => has_aggregate(left) || has_aggregate(right),
-        sql::Expr::Like { expr, pattern, .. } => has_aggregate(expr) || has_aggregate(pattern),
-        sql::Expr::InList { expr, list, .. } => {
-            has_aggregate(expr) || list.iter().any(has_aggregate)
-        }
-        sql::Expr::Between { expr, low, high, .. } => {
-            has_aggregate(expr) || has_aggregate(low) || has_aggregate(high)
-        }
+        sql::Expr::Nested(x) | sql::Expr::IsNull(x) | sql::Expr::IsNotNull(x) => f(x),
+        sql::Expr::UnaryOp { expr, .. } => f(expr),
+        sql::Expr::BinaryOp { left, right, .. } => f(left) || f(right),
+        sql::Expr::Like { expr, pattern, .. } => f(expr) || f(pattern),
+        sql::Expr::InList { expr, list, .. } => f(expr) || list.iter().any(f),
+        sql::Expr::Between { expr, low, high, .. } => f(expr) || f(low) || f(high),
         _ => false,
     }
 }
