@@ -1,10 +1,10 @@
 //! `strata`: the command-line tool. `strata bench` runs workloads against Strata and its peers;
-//! `strata check DIR` verifies a database directory; `strata shell` arrives with the SQL
-//! frontend (#5).
+//! `strata check DIR` verifies a database directory; `strata shell [DIR]` is the SQL shell.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod check;
+mod shell;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +27,9 @@ enum Command {
     /// Verify a database directory without changing it (checksums, timestamps, catalog, what
     /// recovery would keep); exit 0 sound, 2 corrupt, 1 could not check.
     Check(check::CheckArgs),
+    /// SQL shell over a database directory (or in memory): statements end with `;`, dot-commands
+    /// (`.help`), several connections at once (`.spawn`, `.use NAME`, `.conns`).
+    Shell(shell::ShellArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Check(args) => return check::run(&args),
+        Command::Shell(args) => return shell::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

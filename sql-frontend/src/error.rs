@@ -105,14 +105,16 @@ impl Error {
 
 impl From<strata::Error> for Error {
     fn from(e: strata::Error) -> Self {
-        let kind = match e.kind() {
-            strata::ErrorKind::Conflict | strata::ErrorKind::RetryLimitExceeded => {
-                ErrorKind::Conflict
-            }
-            strata::ErrorKind::InvalidInput => ErrorKind::Range,
-            _ => ErrorKind::Engine,
-        };
-        Error::new(kind, e.to_string())
+        match e.kind() {
+            // A stable message (the engine's names internal txn ids and encoded keys).
+            strata::ErrorKind::Conflict | strata::ErrorKind::RetryLimitExceeded => Error::new(
+                ErrorKind::Conflict,
+                "write-write conflict: another transaction committed a change to a row this one \
+                 wrote; this transaction was rolled back, retry it",
+            ),
+            strata::ErrorKind::InvalidInput => Error::new(ErrorKind::Range, e.to_string()),
+            _ => Error::new(ErrorKind::Engine, e.to_string()),
+        }
     }
 }
 

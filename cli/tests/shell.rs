@@ -1,0 +1,62 @@
+//! `strata shell`: each `tests/shell/NAME.sql` is piped into the binary and its output must
+//! equal `tests/shell/NAME.out` exactly (rows, errors, connection lists, conflicts). Set
+//! `STRATA_BLESS=1` to rewrite the `.out` files from the current output (then review the diff).
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn shell(args: &[&str], input: &str) -> (String, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("shell")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (String::from_utf8(out.stdout).unwrap(), out.status.success())
+}
+
+#[test]
+fn scripts_print_exactly_their_expected_output() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shell");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3);
+    let bless = std::env::var_os("STRATA_BLESS").is_some();
+    for script in names {
+        let (got, ok) = shell(&[], &std::fs::read_to_string(&script).unwrap());
+        assert!(ok, "{}: the shell exited with an error", script.display());
+        let expected_path = script.with_extension("out");
+        if bless {
+            std::fs::write(&expected_path, &got).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap();
+        assert_eq!(got, expected, "{}", script.display());
+    }
+}
+
+#[test]
+fn a_shell_on_a_directory_keeps_its_tables() {
+    let dir = std::env::temp_dir().join(format!("strata-shell-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let (out, ok) = shell(&[d], "CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1), (2);\n");
+    assert!(ok && out.is_empty(), "{out}");
+    let (out, ok) = shell(&[d], "SELECT SUM(a) FROM t;\n.tables\n.quit\nSELECT 'not reached';\n");
+    assert!(ok);
+    assert_eq!(out, "3\nt\n");
+    // A statement without a final `;` at the end of input still runs.
+    let (out, _) = shell(&[d], "SELECT COUNT(*) FROM t");
+    assert_eq!(out, "2\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
