@@ -4,7 +4,9 @@
 //! - `strata`: the lock-free store, through the public API (`Database::transaction`);
 //! - `baseline`: the mutex-per-chain store of SQLRite's shape, through the same API;
 //! - `map`: the *limit* — a plain `DashMap<u64, u64>` read-then-insert, no versions, no txns
-//!   (it loses updates under concurrency; its gate reports how many, as `n/a: ...`).
+//!   (it loses updates under concurrency; its gate reports how many, as `n/a: ...`);
+//! - `strata-sql` and `sqlite`: the same workload through SQL, prepared statements, one
+//!   connection per thread (`bench/sql.rs`).
 //!
 //! Workloads: `counters-1k`, `counters-1m` (k uniform over 1,000 / 1,000,000 keys) and
 //! `counters-hot` (uniform over a hot set of 10): each op is `begin; v = get(k); put(k, v+1);
@@ -17,6 +19,7 @@
 //! included (what the caller waits for), recorded in an HDR histogram.
 
 mod durability;
+mod sql;
 
 use clap::{Args, ValueEnum};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table as Grid};
@@ -47,8 +50,9 @@ const LATENCY_NS_MAX: u64 = 60_000_000_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Engines, comma-separated: strata, baseline, map (the plain-DashMap limit).
-    #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map")]
+    /// Engines, comma-separated: strata, baseline, map (the plain-DashMap limit), strata-sql
+    /// (through SQL, prepared statements), sqlite (rusqlite: WAL, BEGIN IMMEDIATE).
+    #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map,strata-sql,sqlite")]
     pub engine: Vec<String>,
     /// Workloads, comma-separated: counters-1k, counters-1m, counters-hot, counters (uniform
     /// over --keys).
@@ -101,7 +105,9 @@ pub struct BenchArgs {
 impl Default for BenchArgs {
     fn default() -> Self {
         BenchArgs {
-            engine: vec!["strata".into(), "baseline".into(), "map".into()],
+            engine: ["strata", "baseline", "map", "strata-sql", "sqlite"]
+                .map(String::from)
+                .to_vec(),
             workload: vec!["counters-1k".into(), "counters-1m".into(), "counters-hot".into()],
             threads: vec![1, 2, 4, 16],
             duration: 1.0,
@@ -143,12 +149,21 @@ pub struct Row {
 /// and returns how many attempts aborted.
 trait Engine: Send + Sync {
     fn increment(&self, key: u64) -> Result<u64, String>;
+    /// A per-thread worker (a connection of its own), for engines that need one.
+    fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
+        None
+    }
     /// Sum of all counters (the gate).
     fn sum(&self) -> Result<u64, String>;
     /// Whether the engine isolates txns (the `map` limit does not).
     fn transactional(&self) -> bool {
         true
     }
+}
+
+/// A thread's own handle on an engine (SQL engines: a connection and its prepared statements).
+trait Worker: Send {
+    fn increment(&mut self, key: u64) -> Result<u64, String>;
 }
 
 struct StrataEngine {
@@ -252,6 +267,8 @@ impl Engine for MapEngine {
 fn make_engine(name: &str, keys: u64, disk: Option<&Disk>) -> Result<Box<dyn Engine>, String> {
     Ok(match name {
         "strata" => Box::new(StrataEngine::new(StoreKind::LockFree, keys, disk)?),
+        "strata-sql" => Box::new(sql::StrataSql::new(keys, disk)?),
+        "sqlite" => Box::new(sql::Sqlite::new(keys, disk)?),
         "baseline" => Box::new(StrataEngine::new(StoreKind::Baseline, keys, disk)?),
         "map" => {
             let map = DashMap::with_capacity_and_hasher(keys as usize, Default::default());
@@ -260,7 +277,11 @@ fn make_engine(name: &str, keys: u64, disk: Option<&Disk>) -> Result<Box<dyn Eng
             }
             Box::new(MapEngine { map })
         }
-        other => return Err(format!("unknown engine {other:?} (strata, baseline, map)")),
+        other => {
+            return Err(format!(
+                "unknown engine {other:?} (strata, baseline, map, strata-sql, sqlite)"
+            ))
+        }
     })
 }
 
@@ -319,10 +340,22 @@ fn run_one(
                         .expect("valid bounds"),
                     error: None,
                 };
+                let mut worker = match engine.worker().transpose() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        result.error = Some(e);
+                        return result;
+                    }
+                };
                 let mut t0 = Instant::now();
                 // Relaxed: a stop flag; the join orders everything that matters.
                 while !stop.load(Ordering::Relaxed) {
-                    match engine.increment(stream.next(keys)) {
+                    let key = stream.next(keys);
+                    let done = match worker.as_mut() {
+                        Some(w) => w.increment(key),
+                        None => engine.increment(key),
+                    };
+                    match done {
                         Ok(aborts) => {
                             result.commits += 1;
                             result.aborts += aborts;
@@ -595,7 +628,7 @@ mod tests {
         assert!(run(&args).unwrap());
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert_eq!(rows.len(), 2 * 3 * 2);
+        assert_eq!(rows.len(), 2 * 5 * 2, "2 workloads, 5 engines, 2 thread counts");
         for r in &rows {
             for field in [
                 "engine",

@@ -1,0 +1,235 @@
+//! The SQL engines of `strata bench`: Strata through `strata-sql` and SQLite through `rusqlite`,
+//! both running the counters workload as prepared statements, one connection per thread:
+//!
+//! - `strata-sql`: `BEGIN CONCURRENT; UPDATE counters SET n = n + 1 WHERE id = ?; COMMIT`,
+//!   a conflict (at the UPDATE or the COMMIT) rolled back and retried;
+//! - `sqlite`: the same with `BEGIN IMMEDIATE`, in WAL mode with `busy_timeout` (a writer waits
+//!   for the lock instead of failing), `synchronous` matched to Strata's durability (OFF for in
+//!   memory, which for SQLite is a file in the temporary directory whose pages stay in the page
+//!   cache; FULL for `Sync`).
+
+use super::{Disk, Engine, Worker};
+use durability_arg::to_synchronous;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use strata::{Database, Options};
+use strata_sql::{Connection, Value};
+
+const SCHEMA: &str = "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)";
+const UPDATE: &str = "UPDATE counters SET n = n + 1 WHERE id = ?";
+/// Rows per INSERT statement while preloading.
+const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
+
+mod durability_arg {
+    use crate::bench::durability::DurabilityArg;
+
+    pub fn to_synchronous(d: Option<DurabilityArg>) -> &'static str {
+        match d {
+            Some(DurabilityArg::Sync) => "FULL",
+            _ => "OFF",
+        }
+    }
+}
+
+fn preload_statements(keys: u64) -> impl Iterator<Item = String> {
+    (0..keys).step_by(PRELOAD_ROWS_PER_STATEMENT as usize).map(move |start| {
+        let end = (start + PRELOAD_ROWS_PER_STATEMENT).min(keys);
+        let rows: Vec<String> = (start..end).map(|k| format!("({k}, 0)")).collect();
+        format!("INSERT INTO counters VALUES {}", rows.join(", "))
+    })
+}
+
+pub struct StrataSql {
+    root: Mutex<Connection>,
+}
+
+impl StrataSql {
+    pub fn new(keys: u64, disk: Option<&Disk>) -> Result<Self, String> {
+        let e = |e: strata_sql::Error| e.to_string();
+        let db = match disk {
+            None => Database::in_memory(),
+            Some(d) => {
+                let _ = std::fs::remove_dir_all(&d.dir);
+                let options =
+                    Options::default().durability(d.durability.into()).file_io(d.file_io.into());
+                Database::open(&d.dir, options).map_err(|e| e.to_string())?
+            }
+        };
+        let mut root = Connection::from_database(db).map_err(e)?;
+        root.execute(SCHEMA, &[]).map_err(e)?;
+        for stmt in preload_statements(keys) {
+            root.execute(&stmt, &[]).map_err(e)?;
+        }
+        root.database().collect_garbage();
+        Ok(StrataSql { root: Mutex::new(root) })
+    }
+}
+
+struct StrataSqlWorker {
+    conn: Connection,
+    begin: strata_sql::Statement,
+    update: strata_sql::Statement,
+    commit: strata_sql::Statement,
+    rollback: strata_sql::Statement,
+}
+
+impl Worker for StrataSqlWorker {
+    fn increment(&mut self, key: u64) -> Result<u64, String> {
+        let mut aborts = 0;
+        loop {
+            self.begin.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
+            let done = self
+                .update
+                .execute(&mut self.conn, &[Value::Integer(key as i64)])
+                .and_then(|_| self.commit.execute(&mut self.conn, &[]));
+            match done {
+                Ok(_) => return Ok(aborts),
+                Err(e) if e.is_retryable() => {
+                    aborts += 1;
+                    if self.conn.in_transaction() {
+                        self.rollback.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+impl Engine for StrataSql {
+    fn increment(&self, key: u64) -> Result<u64, String> {
+        let mut w = self.worker().ok_or("no worker")??;
+        w.increment(key)
+    }
+
+    fn sum(&self) -> Result<u64, String> {
+        let mut root = self.root.lock().map_err(|_| "poisoned")?;
+        let rows = root.query("SELECT SUM(n) FROM counters", &[]).map_err(|e| e.to_string())?;
+        match rows.rows.first().and_then(|r| r.first()) {
+            Some(Value::Integer(n)) => Ok(*n as u64),
+            Some(Value::Null) | None => Ok(0),
+            Some(other) => Err(format!("SUM(n) is {other:?}")),
+        }
+    }
+
+    fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
+        Some((|| {
+            let mut conn =
+                self.root.lock().map_err(|_| "poisoned")?.connect().map_err(|e| e.to_string())?;
+            let mut prep = |sql: &str| conn.prepare(sql).map_err(|e| e.to_string());
+            let (begin, update, commit, rollback) =
+                (prep("BEGIN CONCURRENT")?, prep(UPDATE)?, prep("COMMIT")?, prep("ROLLBACK")?);
+            Ok(Box::new(StrataSqlWorker { conn, begin, update, commit, rollback })
+                as Box<dyn Worker>)
+        })())
+    }
+}
+
+pub struct Sqlite {
+    path: PathBuf,
+    synchronous: &'static str,
+    cleanup: Option<PathBuf>,
+}
+
+impl Sqlite {
+    pub fn new(keys: u64, disk: Option<&Disk>) -> Result<Self, String> {
+        let (dir, cleanup) = match disk {
+            Some(d) => (d.dir.clone(), None),
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("strata-bench-sqlite-{}", std::process::id()));
+                (dir.clone(), Some(dir))
+            }
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let engine = Sqlite {
+            path: dir.join("bench.sqlite"),
+            synchronous: to_synchronous(disk.map(|d| d.durability)),
+            cleanup,
+        };
+        let conn = engine.open()?;
+        let e = |e: rusqlite::Error| e.to_string();
+        conn.execute(SCHEMA, []).map_err(e)?;
+        conn.execute_batch("BEGIN").map_err(e)?;
+        for stmt in preload_statements(keys) {
+            conn.execute(&stmt, []).map_err(e)?;
+        }
+        conn.execute_batch("COMMIT").map_err(e)?;
+        Ok(engine)
+    }
+
+    fn open(&self) -> Result<rusqlite::Connection, String> {
+        let e = |e: rusqlite::Error| e.to_string();
+        let conn = rusqlite::Connection::open(&self.path).map_err(e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(e)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", self.synchronous).map_err(e)?;
+        Ok(conn)
+    }
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.cleanup {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+struct SqliteWorker {
+    conn: rusqlite::Connection,
+}
+
+impl Worker for SqliteWorker {
+    fn increment(&mut self, key: u64) -> Result<u64, String> {
+        let mut aborts = 0;
+        loop {
+            let attempt = (|| -> rusqlite::Result<()> {
+                self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let updated =
+                    self.conn.prepare_cached(UPDATE).and_then(|mut s| s.execute([key as i64]));
+                match updated {
+                    Ok(_) => self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()),
+                    Err(e) => {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                        Err(e)
+                    }
+                }
+            })();
+            match attempt {
+                Ok(()) => return Ok(aborts),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+                {
+                    aborts += 1;
+                    if !self.conn.is_autocommit() {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+impl Engine for Sqlite {
+    fn increment(&self, key: u64) -> Result<u64, String> {
+        let mut w = self.worker().ok_or("no worker")??;
+        w.increment(key)
+    }
+
+    fn sum(&self) -> Result<u64, String> {
+        let conn = self.open()?;
+        conn.query_row("SELECT COALESCE(SUM(n), 0) FROM counters", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| e.to_string())
+    }
+
+    fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
+        Some(self.open().map(|conn| Box::new(SqliteWorker { conn }) as Box<dyn Worker>))
+    }
+}
