@@ -444,6 +444,21 @@ impl Env for ConnEnv<'_> {
         Ok(t)
     }
 
+    fn key_table(&mut self, name: &str, create: bool) -> Result<Table> {
+        let key = format!("{}\0pk", schema::table_key(name));
+        if let Some(t) = self.tables.get(&key) {
+            return Ok(t.clone());
+        }
+        let engine_name = schema::key_table_name(name);
+        let t = if create {
+            self.db.create_or_open_table(&engine_name)?
+        } else {
+            self.db.open_table(&engine_name)?
+        };
+        self.tables.insert(key, t.clone());
+        Ok(t)
+    }
+
     fn next_rowid(&mut self, table: &Table, key: &str) -> Result<i64> {
         let c = self.shared.counter(self.db, table, key)?;
         let id = c.fetch_add(1, Ordering::Relaxed);

@@ -17,6 +17,8 @@ pub trait Env {
     fn catalog(&self) -> &Table;
     /// The engine table of a SQL table's rows (created for CREATE TABLE).
     fn data_table(&mut self, name: &str, create: bool) -> Result<Table>;
+    /// The engine table keeping a non-rowid PRIMARY KEY unique (`schema::key_table_name`).
+    fn key_table(&mut self, name: &str, create: bool) -> Result<Table>;
     /// A fresh rowid for `table` (never handed out before in this process).
     fn next_rowid(&mut self, table: &Table, key: &str) -> Result<i64>;
     /// Records that `rowid` is used in `table`, so later fresh rowids are above it.
@@ -36,6 +38,8 @@ enum Access {
     Scan,
     /// A point lookup: `rowid = e` or `rowid IN (...)` on the rowid (or INTEGER PRIMARY KEY).
     Rowids(Vec<Expr>),
+    /// A lookup through the key table: `pk = e` or `pk IN (...)` on a one-column PRIMARY KEY.
+    Key(Vec<Expr>),
 }
 
 #[derive(Clone, Debug)]
@@ -255,25 +259,30 @@ fn plan_create(c: &sql::CreateTable, text: &str) -> Result<Plan> {
     if columns.is_empty() {
         return Err(Error::schema("a table needs at least one column"));
     }
-    let rowid_column = match primary.as_slice() {
-        [] => None,
-        [one] => {
-            let idx = columns
-                .iter()
-                .position(|c| c.name.eq_ignore_ascii_case(one))
-                .ok_or_else(|| Error::schema(format!("PRIMARY KEY names no column: {one}")))?;
-            if columns[idx].ty != ColumnType::Integer {
-                return Err(Error::not_supported(format!(
-                    "PRIMARY KEY on a {} column (only INTEGER PRIMARY KEY, the rowid)",
-                    columns[idx].ty.name()
-                )));
-            }
-            Some(idx)
+    let mut key = Vec::new();
+    for p in &primary {
+        let idx = columns
+            .iter()
+            .position(|c| c.name.eq_ignore_ascii_case(p))
+            .ok_or_else(|| Error::schema(format!("PRIMARY KEY names no column: {p}")))?;
+        if key.contains(&idx) {
+            return Err(Error::schema(format!("column {p} is in the PRIMARY KEY twice")));
         }
-        _ => return Err(Error::not_supported("a PRIMARY KEY of several columns")),
+        key.push(idx);
+    }
+    // One INTEGER column is the rowid; any other key is kept unique through a key table, and
+    // its columns are NOT NULL (standard SQL; SQLite's legacy allows NULLs there).
+    let (rowid_column, primary_key) = match key.as_slice() {
+        [one] if columns[*one].ty == ColumnType::Integer => (Some(*one), Vec::new()),
+        _ => {
+            for i in &key {
+                columns[*i].not_null = true;
+            }
+            (None, key)
+        }
     };
     Ok(Plan::CreateTable {
-        schema: TableSchema { name, columns, rowid_column, sql: text.to_string() },
+        schema: TableSchema { name, columns, rowid_column, primary_key, sql: text.to_string() },
         if_not_exists: c.if_not_exists,
     })
 }
@@ -363,9 +372,23 @@ fn is_constant(e: &Expr) -> bool {
     }
 }
 
-/// `rowid = c`, `c = rowid` or `rowid IN (c, ...)` among the top-level conjuncts.
+/// `rowid = c`, `c = rowid` or `rowid IN (c, ...)` among the top-level conjuncts — or the same
+/// on a one-column PRIMARY KEY.
 fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
+    let is_key_col =
+        |e: &Expr| matches!((e, schema.primary_key.as_slice()), (Expr::Column(i), [k]) if i == k);
     match filter {
+        Expr::Binary(BinOp::Eq, l, r) if is_key_col(l) && is_constant(r) => {
+            Access::Key(vec![(**r).clone()])
+        }
+        Expr::Binary(BinOp::Eq, l, r) if is_key_col(r) && is_constant(l) => {
+            Access::Key(vec![(**l).clone()])
+        }
+        Expr::InList { expr, list, negated: false }
+            if is_key_col(expr) && list.iter().all(is_constant) =>
+        {
+            Access::Key(list.clone())
+        }
         Expr::Binary(BinOp::And, l, r) => match access_path(l, schema) {
             Access::Scan => access_path(r, schema),
             found => found,
@@ -594,10 +617,11 @@ fn plan_rest(
 /// Reads the rows of a source that pass its filter: each is the declared columns plus the rowid.
 fn rows_of(
     snap: &Snapshot,
-    table: &Table,
+    env: &mut dyn Env,
     source: &Source,
     params: &[Value],
 ) -> Result<Vec<(i64, Vec<Value>)>> {
+    let table = env.data_table(&source.schema.name, false)?;
     let n = source.schema.columns.len();
     let decode = |key: &[u8], bytes: &[u8]| -> Result<(i64, Vec<Value>)> {
         let rowid = key_rowid(key)?;
@@ -608,8 +632,29 @@ fn rows_of(
     let mut out = Vec::new();
     match &source.access {
         Access::Scan => {
-            for (k, v) in snap.scan(table)? {
+            for (k, v) in snap.scan(&table)? {
                 out.push(decode(&k, &v)?);
+            }
+        }
+        Access::Key(exprs) => {
+            let keys = env.key_table(&source.schema.name, false)?;
+            let column = &source.schema.columns[source.schema.primary_key[0]];
+            let mut ids = Vec::new();
+            for e in exprs {
+                let Some(v) = key_value(column.ty, eval(e, &Ctx::params(params))?) else {
+                    continue;
+                };
+                if let Some(id) = snap.get(&keys, key_bytes(&[v]))? {
+                    ids.push(key_rowid(&id)?);
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                let key = rowid_key(id);
+                if let Some(v) = snap.get(&table, key)? {
+                    out.push(decode(&key, &v)?);
+                }
             }
         }
         Access::Rowids(exprs) => {
@@ -625,7 +670,7 @@ fn rows_of(
             ids.dedup();
             for id in ids {
                 let key = rowid_key(id);
-                if let Some(v) = snap.get(table, key)? {
+                if let Some(v) = snap.get(&table, key)? {
                     out.push(decode(&key, &v)?);
                 }
             }
@@ -642,6 +687,34 @@ fn rows_of(
         out = kept;
     }
     Ok(out)
+}
+
+/// The key table's key for primary-key values.
+fn key_bytes(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_row(values, &mut out);
+    out
+}
+
+/// The stored form of a lookup value for a key column of type `ty`, if any stored value could
+/// equal it (`2` finds a REAL key `2.0`; `'2'` finds no INTEGER key).
+fn key_value(ty: ColumnType, v: Value) -> Option<Value> {
+    match (ty, v) {
+        (_, Value::Null) => None,
+        (ColumnType::Integer, v @ Value::Integer(_)) => Some(v),
+        (ColumnType::Integer, Value::Real(r)) if r.fract() == 0.0 && r.abs() < 9.0e18 => {
+            Some(Value::Integer(r as i64))
+        }
+        (ColumnType::Real, Value::Integer(i)) => Some(Value::Real(i as f64)),
+        (ColumnType::Real, v @ Value::Real(_)) => Some(v),
+        (ColumnType::Text, v @ Value::Text(_)) => Some(v),
+        (ColumnType::Blob, v @ Value::Blob(_)) => Some(v),
+        _ => None,
+    }
+}
+
+fn pk_values(schema: &TableSchema, row: &[Value]) -> Vec<Value> {
+    schema.primary_key.iter().map(|i| row[*i].clone()).collect()
 }
 
 /// A sort key of values, ordered by `Value::total_cmp` lexicographically.
@@ -703,10 +776,7 @@ pub fn run_select(
             .collect()
     };
     let input: Vec<(i64, Vec<Value>)> = match &sel.source {
-        Some(source) => {
-            let table = env.data_table(&source.schema.name, false)?;
-            rows_of(snap, &table, source, params)?
-        }
+        Some(source) => rows_of(snap, env, source, params)?,
         None => {
             let keep = match &sel.constant_filter {
                 None => true,
@@ -803,8 +873,17 @@ fn put_row(txn: &mut Txn, table: &Table, rowid: i64, values: &[Value]) -> Result
 }
 
 fn unique_violation(schema: &TableSchema) -> Error {
-    let col = schema.rowid_column.map_or("rowid", |i| schema.columns[i].name.as_str());
-    Error::constraint(format!("UNIQUE constraint failed: {}.{col}", schema.name))
+    let cols: Vec<String> = if schema.primary_key.is_empty() {
+        let col = schema.rowid_column.map_or("rowid", |i| schema.columns[i].name.as_str());
+        vec![format!("{}.{col}", schema.name)]
+    } else {
+        schema
+            .primary_key
+            .iter()
+            .map(|i| format!("{}.{}", schema.name, schema.columns[*i].name))
+            .collect()
+    };
+    Error::constraint(format!("UNIQUE constraint failed: {}", cols.join(", ")))
 }
 
 /// Runs a writing statement; returns the rows it changed.
@@ -818,21 +897,30 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
                 return Err(Error::schema(format!("table {} already exists", schema.name)));
             }
             env.data_table(&schema.name, true)?;
+            if !schema.primary_key.is_empty() {
+                env.key_table(&schema.name, true)?;
+            }
             let catalog = env.catalog().clone();
             schema::store(txn, &catalog, schema)?;
             Ok(0)
         }
         Plan::DropTable { names, if_exists } => {
             for name in names {
-                if schema::lookup(txn, env.catalog(), name)?.is_none() {
+                let Some(dropped) = schema::lookup(txn, env.catalog(), name)? else {
                     if *if_exists {
                         continue;
                     }
                     return Err(Error::schema(format!("no such table: {name}")));
-                }
+                };
                 let table = env.data_table(name, false)?;
                 for (k, _) in txn.scan(&table)? {
                     txn.delete(&table, k)?;
+                }
+                if !dropped.primary_key.is_empty() {
+                    let keys = env.key_table(name, false)?;
+                    for (k, _) in txn.scan(&keys)? {
+                        txn.delete(&keys, k)?;
+                    }
                 }
                 let catalog = env.catalog().clone();
                 schema::remove(txn, &catalog, name)?;
@@ -872,6 +960,14 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
                 if let Some(i) = schema.rowid_column {
                     values[i] = Value::Integer(rowid);
                 }
+                if !schema.primary_key.is_empty() {
+                    let keys = env.key_table(&schema.name, false)?;
+                    let k = key_bytes(&pk_values(schema, &values));
+                    if txn.get(&keys, &k)?.is_some() {
+                        return Err(unique_violation(schema));
+                    }
+                    txn.put(&keys, k, rowid_key(rowid))?;
+                }
                 put_row(txn, &table, rowid, &values)?;
             }
             Ok(rows.len() as u64)
@@ -880,7 +976,12 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             let schema = &source.schema;
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
-            let matches = rows_of(txn, &table, source, params)?;
+            let matches = rows_of(txn, env, source, params)?;
+            let keys = if schema.primary_key.is_empty() {
+                None
+            } else {
+                Some(env.key_table(&schema.name, false)?)
+            };
             let n = schema.columns.len();
             for (rowid, row) in &matches {
                 let ctx = Ctx { row, params, keys: &[], aggs: &[] };
@@ -906,15 +1007,37 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
                     txn.delete(&table, rowid_key(*rowid))?;
                     env.saw_rowid(&table, &key, new_rowid)?;
                 }
+                if let Some(keys) = &keys {
+                    let (old_k, new_k) = (
+                        key_bytes(&pk_values(schema, &row[..n])),
+                        key_bytes(&pk_values(schema, &new)),
+                    );
+                    if old_k != new_k {
+                        if txn.get(keys, &new_k)?.is_some() {
+                            return Err(unique_violation(schema));
+                        }
+                        txn.delete(keys, old_k)?;
+                        txn.put(keys, new_k, rowid_key(new_rowid))?;
+                    }
+                }
                 put_row(txn, &table, new_rowid, &new)?;
             }
             Ok(matches.len() as u64)
         }
         Plan::Delete { source } => {
-            let table = env.data_table(&source.schema.name, false)?;
-            let matches = rows_of(txn, &table, source, params)?;
-            for (rowid, _) in &matches {
+            let schema = &source.schema;
+            let table = env.data_table(&schema.name, false)?;
+            let matches = rows_of(txn, env, source, params)?;
+            let keys = if schema.primary_key.is_empty() {
+                None
+            } else {
+                Some(env.key_table(&schema.name, false)?)
+            };
+            for (rowid, row) in &matches {
                 txn.delete(&table, rowid_key(*rowid))?;
+                if let Some(keys) = &keys {
+                    txn.delete(keys, key_bytes(&pk_values(schema, row)))?;
+                }
             }
             Ok(matches.len() as u64)
         }

@@ -90,6 +90,9 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// The INTEGER PRIMARY KEY column, which is the rowid.
     pub rowid_column: Option<usize>,
+    /// The columns of any other PRIMARY KEY (kept unique through the key table `sql-pk:<name>`),
+    /// empty when there is none.
+    pub primary_key: Vec<usize>,
     /// The CREATE TABLE statement (for `.schema`).
     pub sql: String,
 }
@@ -106,7 +109,9 @@ impl TableSchema {
             Value::Text(self.sql.clone()),
             Value::Integer(self.rowid_column.map_or(-1, |i| i as i64)),
             Value::Integer(self.columns.len() as i64),
+            Value::Integer(self.primary_key.len() as i64),
         ];
+        values.extend(self.primary_key.iter().map(|i| Value::Integer(*i as i64)));
         for c in &self.columns {
             values.push(Value::Text(c.name.clone()));
             values.push(Value::Integer(c.ty.code()));
@@ -121,8 +126,12 @@ impl TableSchema {
     fn decode(bytes: &[u8]) -> Result<Self> {
         let corrupt = || Error::schema("corrupt schema in the SQL catalog");
         let values = decode_values(bytes).map_err(|_| corrupt())?;
-        let n = match values.get(3) {
-            Some(Value::Integer(n)) if *n >= 0 && values.len() as i64 == 4 + 4 * n => *n as usize,
+        let (n, k) = match (values.get(3), values.get(4)) {
+            (Some(Value::Integer(n)), Some(Value::Integer(k)))
+                if *n >= 0 && *k >= 0 && values.len() as i64 == 5 + k + 4 * n =>
+            {
+                (*n as usize, *k as usize)
+            }
             _ => return Err(corrupt()),
         };
         let text = |v: &Value| match v {
@@ -133,8 +142,16 @@ impl TableSchema {
             Value::Integer(i) => Ok(*i),
             _ => Err(corrupt()),
         };
+        let mut primary_key = Vec::with_capacity(k);
+        for v in &values[5..5 + k] {
+            let i = int(v)?;
+            if i < 0 || i as usize >= n {
+                return Err(corrupt());
+            }
+            primary_key.push(i as usize);
+        }
         let mut columns = Vec::with_capacity(n);
-        for c in values[4..].chunks(4) {
+        for c in values[5 + k..].chunks(4) {
             columns.push(Column {
                 name: text(&c[0])?,
                 ty: ColumnType::from_code(int(&c[1])?).ok_or_else(corrupt)?,
@@ -147,7 +164,13 @@ impl TableSchema {
         if rowid_column.is_some_and(|i| i >= n) {
             return Err(corrupt());
         }
-        Ok(TableSchema { name: text(&values[0])?, sql: text(&values[1])?, columns, rowid_column })
+        Ok(TableSchema {
+            name: text(&values[0])?,
+            sql: text(&values[1])?,
+            columns,
+            rowid_column,
+            primary_key,
+        })
     }
 }
 
@@ -159,6 +182,12 @@ pub fn table_key(name: &str) -> String {
 /// The engine table holding a SQL table's rows.
 pub fn data_table_name(name: &str) -> String {
     format!("sql:{}", table_key(name))
+}
+
+/// The engine table keeping a non-rowid PRIMARY KEY unique: key = the key columns' values
+/// (row-encoded), value = the rowid.
+pub fn key_table_name(name: &str) -> String {
+    format!("sql-pk:{}", table_key(name))
 }
 
 /// The catalog's engine table (created on first use).
@@ -216,6 +245,7 @@ mod tests {
                 },
             ],
             rowid_column: Some(0),
+            primary_key: Vec::new(),
             sql: "CREATE TABLE People (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '?')"
                 .into(),
         };

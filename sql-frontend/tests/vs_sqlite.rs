@@ -11,6 +11,12 @@ use proptest::prelude::*;
 use strata_sql::{Connection, Value};
 
 const SCHEMA: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c REAL)";
+/// A table whose key is not the rowid (kept unique through a key table in Strata).
+const SCHEMA_U: &str = "CREATE TABLE u (k TEXT PRIMARY KEY, v INTEGER)";
+
+fn key() -> impl Strategy<Value = String> {
+    (0i64..8).prop_map(|n| format!("'k{n}'"))
+}
 
 fn int() -> impl Strategy<Value = String> {
     prop_oneof![Just("NULL".to_string()), (-5i64..20).prop_map(|i| i.to_string())]
@@ -68,6 +74,11 @@ fn statement() -> impl Strategy<Value = String> {
         1 => Just("SELECT a % 3, COUNT(*) FROM t WHERE a IS NOT NULL GROUP BY a % 3 HAVING COUNT(*) > 1 ORDER BY 1".to_string()),
         1 => predicate().prop_map(|p| format!("SELECT a / 2, a * 3 - id, -a, a % 4, c || 'x', c / 2 FROM t WHERE {p} ORDER BY id")),
         1 => (1i64..15, predicate()).prop_map(|(k, p)| format!("UPDATE t SET id = id + {k} WHERE {p}")),
+        2 => (key(), int()).prop_map(|(k, v)| format!("INSERT INTO u VALUES ({k}, {v})")),
+        1 => (key(), key()).prop_map(|(a, b)| format!("UPDATE u SET k = {b} WHERE k = {a}")),
+        1 => (key(), key()).prop_map(|(a, b)| format!("UPDATE u SET v = v + 1 WHERE k IN ({a}, {b}) OR v > 10")),
+        1 => key().prop_map(|k| format!("DELETE FROM u WHERE k = {k}")),
+        1 => key().prop_map(|k| format!("SELECT k, v FROM u WHERE k = {k} OR v IS NULL ORDER BY k")),
         1 => (0i64..4, 0i64..3).prop_map(|(l, o)| format!("SELECT id, b || '-' || a FROM t ORDER BY a DESC, id LIMIT {l} OFFSET {o}")),
     ]
 }
@@ -133,15 +144,18 @@ proptest! {
     fn random_statement_sequences_match_sqlite(stmts in prop::collection::vec(statement(), 1..40)) {
         let lite = rusqlite::Connection::open_in_memory().unwrap();
         lite.execute(SCHEMA, []).unwrap();
+        lite.execute(SCHEMA_U, []).unwrap();
         let mut strata = Connection::open_in_memory().unwrap();
         strata.execute(SCHEMA, &[]).unwrap();
+        strata.execute(SCHEMA_U, &[]).unwrap();
         for sql in &stmts {
             let expected = on_sqlite(&lite, sql);
             let got = on_strata(&mut strata, sql);
             prop_assert_eq!(&got, &expected, "statement: {}", sql);
         }
         // And the final table, whole.
-        let all = "SELECT id, a, b, c FROM t ORDER BY id";
-        prop_assert_eq!(on_strata(&mut strata, all), on_sqlite(&lite, all));
+        for all in ["SELECT id, a, b, c FROM t ORDER BY id", "SELECT k, v FROM u ORDER BY k"] {
+            prop_assert_eq!(on_strata(&mut strata, all), on_sqlite(&lite, all));
+        }
     }
 }
