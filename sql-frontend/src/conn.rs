@@ -306,6 +306,13 @@ impl Connection {
             tables: &mut self.tables,
         };
         match &plan {
+            Plan::Explain(lines) => Ok(Outcome {
+                changed: 0,
+                rows: Rows {
+                    columns: vec!["detail".to_string()],
+                    rows: lines.iter().map(|l| vec![Value::Text(l.clone())]).collect(),
+                },
+            }),
             Plan::Select(sel) => {
                 Ok(Outcome { changed: 0, rows: exec::run_select(sel, txn, &mut env, params)? })
             }

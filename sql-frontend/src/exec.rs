@@ -78,12 +78,65 @@ pub struct Select {
 /// A bound statement.
 #[derive(Clone, Debug)]
 pub enum Plan {
-    CreateTable { schema: TableSchema, if_not_exists: bool },
-    DropTable { names: Vec<String>, if_exists: bool },
-    Insert { schema: TableSchema, targets: Vec<usize>, rows: Vec<Vec<Expr>> },
+    CreateTable {
+        schema: TableSchema,
+        if_not_exists: bool,
+    },
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    Insert {
+        schema: TableSchema,
+        targets: Vec<usize>,
+        rows: Vec<Vec<Expr>>,
+    },
     Select(Box<Select>),
-    Update { source: Source, assignments: Vec<(usize, Expr)> },
-    Delete { source: Source },
+    Update {
+        source: Source,
+        assignments: Vec<(usize, Expr)>,
+    },
+    Delete {
+        source: Source,
+    },
+    /// `EXPLAIN QUERY PLAN`: how the statement would read its table.
+    Explain(Vec<String>),
+}
+
+impl Plan {
+    /// One line per step, as `EXPLAIN QUERY PLAN` prints them.
+    fn describe(&self) -> Vec<String> {
+        let access = |s: &Source| match &s.access {
+            Access::Scan => format!("SCAN {}", s.schema.name),
+            Access::Rowids(v) => {
+                format!("SEARCH {} USING ROWID ({} value(s))", s.schema.name, v.len())
+            }
+            Access::Key(v) => {
+                format!("SEARCH {} USING PRIMARY KEY ({} value(s))", s.schema.name, v.len())
+            }
+        };
+        match self {
+            Plan::CreateTable { schema, .. } => vec![format!("CREATE TABLE {}", schema.name)],
+            Plan::DropTable { names, .. } => vec![format!("DROP TABLE {}", names.join(", "))],
+            Plan::Insert { schema, rows, .. } => {
+                vec![format!("INSERT INTO {} ({} row(s))", schema.name, rows.len())]
+            }
+            Plan::Select(sel) => {
+                let mut lines =
+                    vec![sel.source.as_ref().map_or("SCAN CONSTANT ROW".to_string(), access)];
+                if sel.group.is_some() {
+                    lines.push("AGGREGATE".to_string());
+                }
+                if !sel.order.is_empty() {
+                    lines.push("SORT FOR ORDER BY".to_string());
+                }
+                lines
+            }
+            Plan::Update { source, .. } => vec![format!("UPDATE: {}", access(source))],
+            Plan::Delete { source } => vec![format!("DELETE: {}", access(source))],
+            Plan::Explain(lines) => lines.clone(),
+        }
+    }
 }
 
 fn single_name(name: &sql::ObjectName) -> Result<String> {
@@ -123,6 +176,11 @@ pub fn plan(
         sql::Statement::Insert(i) => plan_insert(i, snap, catalog, &mut params)?,
         sql::Statement::Query(q) => {
             Plan::Select(Box::new(plan_select(q, snap, catalog, &mut params)?))
+        }
+        sql::Statement::Explain { query_plan: true, analyze: false, statement, .. } => {
+            // Parameters need no values to be explained.
+            let (inner, _) = plan(statement, text, snap, catalog)?;
+            return Ok((Plan::Explain(inner.describe()), 0));
         }
         sql::Statement::Update { table, assignments, from, selection, returning, or, limit } => {
             if from.is_some() || returning.is_some() || or.is_some() || limit.is_some() {
@@ -1041,6 +1099,8 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             }
             Ok(matches.len() as u64)
         }
-        Plan::Select(_) => Err(Error::new(ErrorKind::Engine, "a SELECT is not a write")),
+        Plan::Select(_) | Plan::Explain(_) => {
+            Err(Error::new(ErrorKind::Engine, "a query is not a write"))
+        }
     }
 }
