@@ -259,3 +259,16 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn connections_and_statements_move_between_threads() {
+    fn is_send<T: Send>() {}
+    is_send::<Connection>();
+    is_send::<strata_sql::Statement>();
+    is_send::<strata_sql::Rows>();
+    is_send::<strata_sql::Error>();
+    let mut c = Connection::open_in_memory().unwrap();
+    let stmt = c.prepare("SELECT 40 + 2").unwrap();
+    let rows = std::thread::spawn(move || stmt.query(&mut c, &[]).unwrap()).join().unwrap();
+    assert_eq!(rows.rows, vec![vec![Value::Integer(42)]]);
+}
