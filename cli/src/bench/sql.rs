@@ -1,8 +1,10 @@
 //! The SQL engines of `strata bench`: Strata through `strata-sql` and SQLite through `rusqlite`,
-//! both running the counters workload as prepared statements, one connection per thread:
+//! both running every workload as prepared statements, one connection per thread (an increment
+//! is `BEGIN; UPDATE counters SET n = n + 1 WHERE id = ?; COMMIT`, a read a point `SELECT`, a
+//! transfer two `UPDATE`s in one txn, a total `SELECT SUM(n)`):
 //!
-//! - `strata-sql`: `BEGIN CONCURRENT; UPDATE counters SET n = n + 1 WHERE id = ?; COMMIT`,
-//!   a conflict (at the UPDATE or the COMMIT) rolled back and retried;
+//! - `strata-sql`: `BEGIN CONCURRENT`, a conflict (at an UPDATE or the COMMIT) rolled back and
+//!   retried;
 //! - `sqlite`: the same with `BEGIN IMMEDIATE`, in WAL mode with `busy_timeout` (a writer waits
 //!   for the lock instead of failing), `synchronous` matched to Strata's durability (OFF for in
 //!   memory, which for SQLite is a file in the temporary directory whose pages stay in the page
@@ -17,6 +19,11 @@ use strata_sql::{Connection, Value};
 
 const SCHEMA: &str = "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)";
 const UPDATE: &str = "UPDATE counters SET n = n + 1 WHERE id = ?";
+const READ: &str = "SELECT n FROM counters WHERE id = ?";
+const WRITE: &str = "UPDATE counters SET n = ?2 WHERE id = ?1";
+const DEBIT: &str = "UPDATE counters SET n = n - ?2 WHERE id = ?1";
+const CREDIT: &str = "UPDATE counters SET n = n + ?2 WHERE id = ?1";
+const TOTAL: &str = "SELECT SUM(n) FROM counters";
 /// Rows per INSERT statement while preloading.
 const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
 
@@ -31,10 +38,10 @@ mod durability_arg {
     }
 }
 
-fn preload_statements(keys: u64) -> impl Iterator<Item = String> {
+fn preload_statements(keys: u64, initial: u64) -> impl Iterator<Item = String> {
     (0..keys).step_by(PRELOAD_ROWS_PER_STATEMENT as usize).map(move |start| {
         let end = (start + PRELOAD_ROWS_PER_STATEMENT).min(keys);
-        let rows: Vec<String> = (start..end).map(|k| format!("({k}, 0)")).collect();
+        let rows: Vec<String> = (start..end).map(|k| format!("({k}, {initial})")).collect();
         format!("INSERT INTO counters VALUES {}", rows.join(", "))
     })
 }
@@ -44,7 +51,7 @@ pub struct StrataSql {
 }
 
 impl StrataSql {
-    pub fn new(keys: u64, disk: Option<&Disk>) -> Result<Self, String> {
+    pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
         let e = |e: strata_sql::Error| e.to_string();
         let db = match disk {
             None => Database::in_memory(),
@@ -57,7 +64,7 @@ impl StrataSql {
         };
         let mut root = Connection::from_database(db).map_err(e)?;
         root.execute(SCHEMA, &[]).map_err(e)?;
-        for stmt in preload_statements(keys) {
+        for stmt in preload_statements(keys, initial) {
             root.execute(&stmt, &[]).map_err(e)?;
         }
         root.database().collect_garbage();
@@ -71,17 +78,32 @@ struct StrataSqlWorker {
     update: strata_sql::Statement,
     commit: strata_sql::Statement,
     rollback: strata_sql::Statement,
+    read: strata_sql::Statement,
+    write: strata_sql::Statement,
+    debit: strata_sql::Statement,
+    credit: strata_sql::Statement,
+    total: strata_sql::Statement,
 }
 
-impl Worker for StrataSqlWorker {
-    fn increment(&mut self, key: u64) -> Result<u64, String> {
+fn int(v: u64) -> Value {
+    Value::Integer(v as i64)
+}
+
+impl StrataSqlWorker {
+    /// `BEGIN CONCURRENT`, the statements with their parameters, `COMMIT`; retried on conflict.
+    /// Returns the aborted attempts.
+    fn txn(&mut self, steps: &[(&strata_sql::Statement, &[Value])]) -> Result<u64, String> {
         let mut aborts = 0;
         loop {
             self.begin.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
-            let done = self
-                .update
-                .execute(&mut self.conn, &[Value::Integer(key as i64)])
-                .and_then(|_| self.commit.execute(&mut self.conn, &[]));
+            let mut done = Ok(0);
+            for (stmt, params) in steps {
+                done = stmt.execute(&mut self.conn, params);
+                if done.is_err() {
+                    break;
+                }
+            }
+            let done = done.and_then(|_| self.commit.execute(&mut self.conn, &[]));
             match done {
                 Ok(_) => return Ok(aborts),
                 Err(e) if e.is_retryable() => {
@@ -93,6 +115,46 @@ impl Worker for StrataSqlWorker {
                 Err(e) => return Err(e.to_string()),
             }
         }
+    }
+
+    fn one_integer(
+        &mut self,
+        which: &strata_sql::Statement,
+        params: &[Value],
+    ) -> Result<Option<u64>, String> {
+        let rows = which.query(&mut self.conn, params).map_err(|e| e.to_string())?;
+        match rows.rows.first().and_then(|r| r.first()) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Integer(n)) => Ok(Some(*n as u64)),
+            Some(other) => Err(format!("expected an integer, got {other:?}")),
+        }
+    }
+}
+
+impl Worker for StrataSqlWorker {
+    fn increment(&mut self, key: u64) -> Result<u64, String> {
+        let update = self.update.clone();
+        self.txn(&[(&update, &[int(key)])])
+    }
+
+    fn read(&mut self, key: u64) -> Result<Option<u64>, String> {
+        let read = self.read.clone();
+        self.one_integer(&read, &[int(key)])
+    }
+
+    fn write(&mut self, key: u64, value: u64) -> Result<u64, String> {
+        let write = self.write.clone();
+        self.txn(&[(&write, &[int(key), int(value)])])
+    }
+
+    fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
+        let (debit, credit) = (self.debit.clone(), self.credit.clone());
+        self.txn(&[(&debit, &[int(from), int(amount)]), (&credit, &[int(to), int(amount)])])
+    }
+
+    fn total(&mut self) -> Result<u64, String> {
+        let total = self.total.clone();
+        Ok(self.one_integer(&total, &[])?.unwrap_or(0))
     }
 }
 
@@ -119,8 +181,20 @@ impl Engine for StrataSql {
             let mut prep = |sql: &str| conn.prepare(sql).map_err(|e| e.to_string());
             let (begin, update, commit, rollback) =
                 (prep("BEGIN CONCURRENT")?, prep(UPDATE)?, prep("COMMIT")?, prep("ROLLBACK")?);
-            Ok(Box::new(StrataSqlWorker { conn, begin, update, commit, rollback })
-                as Box<dyn Worker>)
+            let (read, write, debit, credit, total) =
+                (prep(READ)?, prep(WRITE)?, prep(DEBIT)?, prep(CREDIT)?, prep(TOTAL)?);
+            Ok(Box::new(StrataSqlWorker {
+                conn,
+                begin,
+                update,
+                commit,
+                rollback,
+                read,
+                write,
+                debit,
+                credit,
+                total,
+            }) as Box<dyn Worker>)
         })())
     }
 }
@@ -132,7 +206,7 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    pub fn new(keys: u64, disk: Option<&Disk>) -> Result<Self, String> {
+    pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
         let (dir, cleanup) = match disk {
             Some(d) => (d.dir.clone(), None),
             None => {
@@ -152,7 +226,7 @@ impl Sqlite {
         let e = |e: rusqlite::Error| e.to_string();
         conn.execute(SCHEMA, []).map_err(e)?;
         conn.execute_batch("BEGIN").map_err(e)?;
-        for stmt in preload_statements(keys) {
+        for stmt in preload_statements(keys, initial) {
             conn.execute(&stmt, []).map_err(e)?;
         }
         conn.execute_batch("COMMIT").map_err(e)?;
@@ -181,16 +255,18 @@ struct SqliteWorker {
     conn: rusqlite::Connection,
 }
 
-impl Worker for SqliteWorker {
-    fn increment(&mut self, key: u64) -> Result<u64, String> {
+impl SqliteWorker {
+    /// `BEGIN IMMEDIATE`, `body`, `COMMIT`; retried when busy. Returns the retries.
+    fn txn(
+        &mut self,
+        body: impl Fn(&rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<u64, String> {
         let mut aborts = 0;
         loop {
             let attempt = (|| -> rusqlite::Result<()> {
                 self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                let updated =
-                    self.conn.prepare_cached(UPDATE).and_then(|mut s| s.execute([key as i64]));
-                match updated {
-                    Ok(_) => self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()),
+                match body(&self.conn) {
+                    Ok(()) => self.conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()),
                     Err(e) => {
                         let _ = self.conn.execute_batch("ROLLBACK");
                         Err(e)
@@ -213,6 +289,39 @@ impl Worker for SqliteWorker {
                 Err(e) => return Err(e.to_string()),
             }
         }
+    }
+}
+
+impl Worker for SqliteWorker {
+    fn increment(&mut self, key: u64) -> Result<u64, String> {
+        self.txn(|c| c.prepare_cached(UPDATE)?.execute([key as i64]).map(|_| ()))
+    }
+
+    fn read(&mut self, key: u64) -> Result<Option<u64>, String> {
+        let mut stmt = self.conn.prepare_cached(READ).map_err(|e| e.to_string())?;
+        let mut rows = stmt.query([key as i64]).map_err(|e| e.to_string())?;
+        match rows.next().map_err(|e| e.to_string())? {
+            Some(r) => r.get::<_, i64>(0).map(|n| Some(n as u64)).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
+    fn write(&mut self, key: u64, value: u64) -> Result<u64, String> {
+        self.txn(|c| c.prepare_cached(WRITE)?.execute([key as i64, value as i64]).map(|_| ()))
+    }
+
+    fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
+        self.txn(|c| {
+            c.prepare_cached(DEBIT)?.execute([from as i64, amount as i64])?;
+            c.prepare_cached(CREDIT)?.execute([to as i64, amount as i64]).map(|_| ())
+        })
+    }
+
+    fn total(&mut self) -> Result<u64, String> {
+        self.conn
+            .query_row(TOTAL, [], |r| r.get::<_, Option<i64>>(0))
+            .map(|n| n.unwrap_or(0) as u64)
+            .map_err(|e| e.to_string())
     }
 }
 
