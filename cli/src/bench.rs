@@ -83,6 +83,12 @@ pub struct BenchArgs {
     /// Also write the rows as a JSON array to this file (schema: docs/benchmarks.md).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write the rows as CSV (the JSON fields, in order, with a header line).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// A short tour: every workload, 0.25 s per run (overrides --workload and --duration).
+    #[arg(long)]
+    pub quick: bool,
     /// Which suite to run.
     #[arg(long, value_enum, default_value = "counters")]
     pub suite: Suite,
@@ -122,6 +128,8 @@ impl Default for BenchArgs {
             zipf: 0.99,
             seed: 42,
             json: None,
+            csv: None,
+            quick: false,
             suite: Suite::Counters,
             path: None,
             durability: DurabilityArg::Sync,
@@ -511,8 +519,21 @@ fn run_one(
 /// The directory the durability suite uses when `--path` is not given.
 const DEFAULT_BENCH_DIR: &str = "strata-bench.tmp";
 
+/// The workloads of `--quick`.
+const QUICK_WORKLOADS: [&str; 7] =
+    ["counters-1k", "counters-hot", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-f", "bank"];
+
 /// Runs the chosen suite; returns whether every gate passed.
 pub fn run(args: &BenchArgs) -> Result<bool, String> {
+    if args.quick {
+        let quick = BenchArgs {
+            quick: false,
+            duration: 0.25,
+            workload: QUICK_WORKLOADS.map(String::from).to_vec(),
+            ..args.clone()
+        };
+        return run(&quick);
+    }
     if args.duration <= 0.0 || !args.duration.is_finite() {
         return Err(format!("--duration must be positive, got {}", args.duration));
     }
@@ -577,6 +598,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     }
     print_table(&rows);
     write_json(args.json.as_deref(), &rows)?;
+    write_csv(args.csv.as_deref(), &rows)?;
     if let Some(p) = &args.path {
         for engine_name in &args.engine {
             for workload in &args.workload {
@@ -585,6 +607,36 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         }
     }
     Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
+}
+
+fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from(
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,gate\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{}\n",
+            r.engine,
+            r.workload,
+            r.threads,
+            r.keys,
+            r.zipf.map_or(String::new(), |z| z.to_string()),
+            r.duration_s,
+            r.runs,
+            r.commits,
+            r.aborts,
+            r.commits_per_s,
+            r.aborts_per_s,
+            r.p50_us,
+            r.p99_us,
+            quote(&r.gate)
+        ));
+    }
+    std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<(), String> {
@@ -775,6 +827,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strata-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let json = dir.join("rows.json");
+        let csv = dir.join("rows.csv");
         let args = BenchArgs {
             workload: vec!["counters".into(), "counters-hot".into()],
             threads: vec![1, 3],
@@ -782,9 +835,13 @@ mod tests {
             repeat: 3,
             keys: Some(50),
             json: Some(json.clone()),
+            csv: Some(csv.clone()),
             ..BenchArgs::default()
         };
         assert!(run(&args).unwrap());
+        let csv_text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(csv_text.lines().count(), 1 + 2 * 5 * 2, "a header and one line per row");
+        assert!(csv_text.starts_with("engine,workload,threads"));
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(rows.len(), 2 * 5 * 2, "2 workloads, 5 engines, 2 thread counts");

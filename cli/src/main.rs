@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run workloads against Strata and its peers and print one row per (engine, workload, threads).
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Verify a database directory without changing it (checksums, timestamps, catalog, what
     /// recovery would keep); exit 0 sound, 2 corrupt, 1 could not check.
     Check(check::CheckArgs),
