@@ -431,39 +431,33 @@ struct ConnEnv<'a> {
     tables: &'a mut HashMap<String, Table>,
 }
 
+impl ConnEnv<'_> {
+    /// An engine table by name, through the connection's cache of handles.
+    fn engine_table(&mut self, engine_name: String, create: bool) -> Result<Table> {
+        if let Some(t) = self.tables.get(&engine_name) {
+            return Ok(t.clone());
+        }
+        let t = if create {
+            self.db.create_or_open_table(&engine_name)?
+        } else {
+            self.db.open_table(&engine_name)?
+        };
+        self.tables.insert(engine_name, t.clone());
+        Ok(t)
+    }
+}
+
 impl Env for ConnEnv<'_> {
     fn catalog(&self) -> &Table {
         self.catalog
     }
 
     fn data_table(&mut self, name: &str, create: bool) -> Result<Table> {
-        let key = schema::table_key(name);
-        if let Some(t) = self.tables.get(&key) {
-            return Ok(t.clone());
-        }
-        let engine_name = schema::data_table_name(name);
-        let t = if create {
-            self.db.create_or_open_table(&engine_name)?
-        } else {
-            self.db.open_table(&engine_name)?
-        };
-        self.tables.insert(key, t.clone());
-        Ok(t)
+        self.engine_table(schema::data_table_name(name), create)
     }
 
     fn key_table(&mut self, name: &str, create: bool) -> Result<Table> {
-        let key = format!("{}\0pk", schema::table_key(name));
-        if let Some(t) = self.tables.get(&key) {
-            return Ok(t.clone());
-        }
-        let engine_name = schema::key_table_name(name);
-        let t = if create {
-            self.db.create_or_open_table(&engine_name)?
-        } else {
-            self.db.open_table(&engine_name)?
-        };
-        self.tables.insert(key, t.clone());
-        Ok(t)
+        self.engine_table(schema::key_table_name(name), create)
     }
 
     fn next_rowid(&mut self, table: &Table, key: &str) -> Result<i64> {

@@ -771,6 +771,14 @@ fn key_value(ty: ColumnType, v: Value) -> Option<Value> {
     }
 }
 
+/// The key table of a table with a non-rowid PRIMARY KEY.
+fn key_table_of(env: &mut dyn Env, schema: &TableSchema) -> Result<Option<Table>> {
+    if schema.primary_key.is_empty() {
+        return Ok(None);
+    }
+    env.key_table(&schema.name, false).map(Some)
+}
+
 fn pk_values(schema: &TableSchema, row: &[Value]) -> Vec<Value> {
     schema.primary_key.iter().map(|i| row[*i].clone()).collect()
 }
@@ -1035,11 +1043,7 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
             let matches = rows_of(txn, env, source, params)?;
-            let keys = if schema.primary_key.is_empty() {
-                None
-            } else {
-                Some(env.key_table(&schema.name, false)?)
-            };
+            let keys = key_table_of(env, schema)?;
             let n = schema.columns.len();
             for (rowid, row) in &matches {
                 let ctx = Ctx { row, params, keys: &[], aggs: &[] };
@@ -1086,11 +1090,7 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             let schema = &source.schema;
             let table = env.data_table(&schema.name, false)?;
             let matches = rows_of(txn, env, source, params)?;
-            let keys = if schema.primary_key.is_empty() {
-                None
-            } else {
-                Some(env.key_table(&schema.name, false)?)
-            };
+            let keys = key_table_of(env, schema)?;
             for (rowid, row) in &matches {
                 txn.delete(&table, rowid_key(*rowid))?;
                 if let Some(keys) = &keys {
