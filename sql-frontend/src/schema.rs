@@ -249,10 +249,13 @@ mod tests {
             sql: "CREATE TABLE People (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '?')"
                 .into(),
         };
-        let bytes = s.encode();
-        assert_eq!(TableSchema::decode(&bytes).unwrap(), s);
-        for cut in 0..bytes.len() {
-            assert!(TableSchema::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        let keyed = TableSchema { rowid_column: None, primary_key: vec![1, 0], ..s.clone() };
+        for s in [s, keyed] {
+            let bytes = s.encode();
+            assert_eq!(TableSchema::decode(&bytes).unwrap(), s);
+            for cut in 0..bytes.len() {
+                assert!(TableSchema::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
         }
     }
 }
