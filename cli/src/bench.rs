@@ -159,6 +159,12 @@ pub struct Row {
     pub aborts_per_s: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// `long-reader`: versions kept at the end of the run, while the reader still held its
+    /// snapshot.
+    pub retained_versions: Option<u64>,
+    /// `long-reader`: milliseconds after the reader ended until the versions were back to at
+    /// most two per key (`null` if not within 5 s).
+    pub reclaim_ms: Option<f64>,
     pub gate: String,
 }
 
@@ -184,6 +190,14 @@ trait Engine: Send + Sync {
     }
     /// Sum of all counters (the gate).
     fn sum(&self) -> Result<u64, String>;
+    /// Holds a read snapshot until the guard drops (`long-reader`); `None`: not supported.
+    fn hold_snapshot(&self) -> Option<Result<Box<dyn std::any::Any + Send>, String>> {
+        None
+    }
+    /// Versions the store keeps now, if the engine can tell (`long-reader`).
+    fn live_versions(&self) -> Option<u64> {
+        None
+    }
     /// Whether the engine isolates txns (the `map` limit does not).
     fn transactional(&self) -> bool {
         true
@@ -296,6 +310,19 @@ impl Engine for StrataEngine {
         let snap = self.db.begin_read().map_err(|e| e.to_string())?;
         let rows = snap.scan(&self.table).map_err(|e| e.to_string())?;
         rows.iter().try_fold(0u64, |acc, (_, v)| Ok(acc.wrapping_add(decode(v)?)))
+    }
+
+    fn hold_snapshot(&self) -> Option<Result<Box<dyn std::any::Any + Send>, String>> {
+        Some(
+            self.db
+                .begin_read()
+                .map(|s| Box::new(s) as Box<dyn std::any::Any + Send>)
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn live_versions(&self) -> Option<u64> {
+        Some(self.db.stats().live_versions)
     }
 
     fn read(&self, key: u64) -> Result<Option<u64>, String> {
@@ -569,6 +596,12 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
             });
             let engine: Arc<dyn Engine> =
                 Arc::from(make_engine(engine_name, &spec, disk.as_ref())?);
+            if spec.mix == Mix::LongReader && engine.live_versions().is_none() {
+                eprintln!(
+                    "  {engine_name}/{workload}: skipped (the engine does not report its versions)"
+                );
+                continue;
+            }
             eprintln!(
                 "  {engine_name}/{workload}: preloaded {keys} keys in {:.2?}",
                 setup.elapsed()
@@ -613,11 +646,11 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,gate\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -631,6 +664,8 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             r.aborts_per_s,
             r.p50_us,
             r.p99_us,
+            r.retained_versions.map_or(String::new(), |v| v.to_string()),
+            r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
             quote(&r.gate)
         ));
     }
@@ -701,7 +736,37 @@ impl Run<'_> {
         seed: u64,
         committed_total: &mut u64,
     ) -> Result<Row, String> {
+        let reader = match self.spec.mix {
+            Mix::LongReader => match self.engine.hold_snapshot() {
+                Some(guard) => Some(guard?),
+                None => {
+                    return Err(format!(
+                    "{}: long-reader needs an engine that reports its versions (strata, baseline)",
+                    self.name
+                ))
+                }
+            },
+            _ => None,
+        };
         let results = run_one(self.engine, self.threads, self.spec, self.zipf, duration, seed);
+        let (retained_versions, reclaim_ms) = match reader {
+            None => (None, None),
+            Some(guard) => {
+                let retained = self.engine.live_versions();
+                drop(guard);
+                let ended = Instant::now();
+                let settled = 2 * self.spec.keys;
+                let mut reclaim = None;
+                while ended.elapsed() < Duration::from_secs(5) {
+                    if self.engine.live_versions().is_some_and(|v| v <= settled) {
+                        reclaim = Some(ended.elapsed().as_secs_f64() * 1e3);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (retained, reclaim)
+            }
+        };
         let elapsed = duration.as_secs_f64();
         let mut latency = Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
         let (mut commits, mut aborts, mut error) = (0, 0, None);
@@ -734,6 +799,8 @@ impl Run<'_> {
             aborts_per_s: aborts as f64 / elapsed,
             p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
             p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
+            retained_versions,
+            reclaim_ms,
             gate: gate(self.engine.as_ref(), self.spec, *committed_total, error),
         })
     }
@@ -767,14 +834,16 @@ fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>
         Ok(sum) => sum,
     };
     let expected = match spec.mix {
-        Mix::Counters | Mix::Ycsb { rmw: true, .. } => Some(opening.wrapping_add(increments)),
+        Mix::Counters | Mix::LongReader | Mix::Ycsb { rmw: true, .. } => {
+            Some(opening.wrapping_add(increments))
+        }
         Mix::Ycsb { read_pct: 100, .. } | Mix::Bank => Some(opening),
         // Blind writes of values the gate does not track: the rows were read back above.
         Mix::Ycsb { .. } => None,
     };
     match expected {
         _ if limit => match spec.mix {
-            Mix::Counters => {
+            Mix::Counters | Mix::LongReader => {
                 format!(
                     "n/a: limit (no txns), lost {} updates",
                     opening.wrapping_add(increments).wrapping_sub(sum)
@@ -800,6 +869,8 @@ fn print_table(rows: &[Row]) {
         "aborts/s",
         "p50 µs",
         "p99 µs",
+        "kept versions",
+        "reclaim ms",
         "gate",
     ]);
     for r in rows {
@@ -812,6 +883,10 @@ fn print_table(rows: &[Row]) {
             Cell::new(format!("{:.0}", r.aborts_per_s)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.2}", r.p50_us)).set_alignment(CellAlignment::Right),
             Cell::new(format!("{:.2}", r.p99_us)).set_alignment(CellAlignment::Right),
+            Cell::new(r.retained_versions.map_or(String::new(), |v| v.to_string()))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(r.reclaim_ms.map_or(String::new(), |v| format!("{v:.0}")))
+                .set_alignment(CellAlignment::Right),
             Cell::new(&r.gate),
         ]);
     }
@@ -923,6 +998,36 @@ mod tests {
             ..BenchArgs::default()
         };
         assert!(run(&args).unwrap(), "every transactional engine passes its gates");
+    }
+
+    #[test]
+    fn a_long_reader_keeps_versions_and_gc_reclaims_them_after_it() {
+        let dir = std::env::temp_dir().join(format!("strata-bench-lr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("rows.json");
+        let args = BenchArgs {
+            engine: vec!["strata".into(), "baseline".into()],
+            workload: vec!["long-reader".into()],
+            threads: vec![2],
+            duration: 0.2,
+            json: Some(json.clone()),
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap());
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        for r in &rows {
+            let kept = r["retained_versions"].as_u64().unwrap();
+            assert!(kept > 1_000, "the reader pins old versions: {r}");
+            assert!(r["reclaim_ms"].as_f64().is_some(), "reclaimed within 5 s: {r}");
+        }
+        // Engines that cannot report their versions are skipped, not failed.
+        let sql = BenchArgs { engine: vec!["sqlite".into()], ..args };
+        assert!(run(&sql).unwrap());
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert!(rows.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //!   update is a blind write (no read) of a fresh value. Gates: every read finds its row; for C
 //!   the SUM is unchanged, for F it grew by the RMWs committed; for A and B (blind writes of
 //!   values the gate cannot predict) the rows are all there and readable.
+//! - `long-reader`: `counters` over 1,000 keys while one reader holds a snapshot for the whole
+//!   run (engines that can report their versions: strata, baseline). Reported beside the
+//!   throughput: the versions retained while the reader lives, and how long after it ends the
+//!   background GC needs to bring them back to one per key. Gate: as `counters`.
 //! - `bank`: transfers of 1–10 units between two uniform accounts (1,000 accounts of 1,000), and
 //!   every 16th op of each thread a snapshot SUM of all balances, which must equal the opening
 //!   total. Gate: every snapshot sum and the final sum equal the opening total.
@@ -15,6 +19,8 @@
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mix {
     Counters,
+    /// Counters while a reader holds one snapshot for the whole run.
+    LongReader,
     /// Percent of reads; the rest are blind writes (`rmw: false`) or increments (`rmw: true`).
     Ycsb {
         read_pct: u64,
@@ -38,8 +44,8 @@ pub const BANK_BALANCE: u64 = 1_000;
 /// Every this many ops a bank thread checks the snapshot total.
 pub const BANK_CHECK_EVERY: u64 = 16;
 
-pub const NAMES: &str =
-    "counters-1k, counters-1m, counters-hot, counters, ycsb-a, ycsb-b, ycsb-c, ycsb-f, bank";
+pub const NAMES: &str = "counters-1k, counters-1m, counters-hot, counters, long-reader, ycsb-a, \
+     ycsb-b, ycsb-c, ycsb-f, bank";
 
 impl Spec {
     pub fn parse(name: &str, keys: Option<u64>, zipf: f64) -> Result<Spec, String> {
@@ -47,6 +53,7 @@ impl Spec {
             "counters-1k" | "counters" => (Mix::Counters, 1_000, None, 0),
             "counters-1m" => (Mix::Counters, 1_000_000, None, 0),
             "counters-hot" => (Mix::Counters, 10, None, 0),
+            "long-reader" => (Mix::LongReader, 1_000, None, 0),
             "ycsb-a" => (Mix::Ycsb { read_pct: 50, rmw: false }, 100_000, Some(zipf), 0),
             "ycsb-b" => (Mix::Ycsb { read_pct: 95, rmw: false }, 100_000, Some(zipf), 0),
             "ycsb-c" => (Mix::Ycsb { read_pct: 100, rmw: false }, 100_000, Some(zipf), 0),
@@ -163,7 +170,7 @@ impl Ops {
     pub fn next(&mut self) -> Op {
         self.count += 1;
         match self.spec.mix {
-            Mix::Counters => Op::Increment(self.key()),
+            Mix::Counters | Mix::LongReader => Op::Increment(self.key()),
             Mix::Ycsb { read_pct, rmw } => {
                 let k = self.key();
                 if self.rng.next() % 100 < read_pct {
