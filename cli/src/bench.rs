@@ -247,20 +247,25 @@ struct Disk {
     file_io: FileIoArg,
 }
 
+/// A fresh database: in memory, or (with `disk`) emptied and opened in that directory.
+fn open_database(store: StoreKind, disk: Option<&Disk>) -> Result<Database, String> {
+    match disk {
+        None => Ok(Database::with_options(Options::default().store(store))),
+        Some(d) => {
+            let _ = std::fs::remove_dir_all(&d.dir);
+            let options = Options::default()
+                .store(store)
+                .durability(d.durability.into())
+                .file_io(d.file_io.into());
+            Database::open(&d.dir, options).map_err(|e| e.to_string())
+        }
+    }
+}
+
 impl StrataEngine {
     /// In memory, or (with `disk`) opened fresh in that directory.
     fn new(store: StoreKind, keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
-        let db = match disk {
-            None => Database::with_options(Options::default().store(store)),
-            Some(d) => {
-                let _ = std::fs::remove_dir_all(&d.dir);
-                let options = Options::default()
-                    .store(store)
-                    .durability(d.durability.into())
-                    .file_io(d.file_io.into());
-                Database::open(&d.dir, options).map_err(|e| e.to_string())?
-            }
-        };
+        let db = open_database(store, disk)?;
         let table = db.create_table("counters").map_err(|e| e.to_string())?;
         let mut start = 0;
         while start < keys {

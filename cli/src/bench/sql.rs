@@ -10,11 +10,11 @@
 //!   memory, which for SQLite is a file in the temporary directory whose pages stay in the page
 //!   cache; FULL for `Sync`).
 
-use super::{Disk, Engine, Worker};
+use super::{open_database, Disk, Engine, Worker};
 use durability_arg::to_synchronous;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use strata::{Database, Options};
+use strata::StoreKind;
 use strata_sql::{Connection, Value};
 
 const SCHEMA: &str = "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)";
@@ -53,15 +53,7 @@ pub struct StrataSql {
 impl StrataSql {
     pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
         let e = |e: strata_sql::Error| e.to_string();
-        let db = match disk {
-            None => Database::in_memory(),
-            Some(d) => {
-                let _ = std::fs::remove_dir_all(&d.dir);
-                let options =
-                    Options::default().durability(d.durability.into()).file_io(d.file_io.into());
-                Database::open(&d.dir, options).map_err(|e| e.to_string())?
-            }
-        };
+        let db = open_database(StoreKind::LockFree, disk)?;
         let mut root = Connection::from_database(db).map_err(e)?;
         root.execute(SCHEMA, &[]).map_err(e)?;
         for stmt in preload_statements(keys, initial) {
