@@ -612,7 +612,13 @@ impl Inner {
             if d.log.failure().is_none() {
                 result = d.log.sync_all().map_err(durable::log_error);
             }
-            d.lock_file.lock().take();
+            if let Some(lock) = d.lock_file.lock().take() {
+                // Unlock explicitly rather than only closing the file: a child process forked
+                // by any thread while the database was open shares this open file description
+                // (and its flock) until it execs, so closing our descriptor alone can leave the
+                // directory locked for a moment — a reopen then failed with `AlreadyOpen`.
+                let _ = lock.unlock();
+            }
         }
         if let Some(path) = &self.path {
             let mut registry = open_registry().lock();
