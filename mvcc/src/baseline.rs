@@ -15,11 +15,12 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::range::{KeyRange, Row};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
 use crate::sync::{Mutex, RwLock, StdArc};
 use crate::writeset::Write;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 #[derive(Debug)]
@@ -85,22 +86,40 @@ impl VersionStore for BaselineStore {
         visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_ref().map(|p| p.to_vec()))
     }
 
-    fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        let chains: Vec<(Vec<u8>, BChain)> = self
+    /// Collects and sorts the whole range in one batch (this store has no ordered index: the
+    /// cost a directory removes).
+    fn range_batch(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        _max_rows: usize,
+        out: &mut VecDeque<Row>,
+    ) -> Option<Vec<u8>> {
+        let mut chains: Vec<(Vec<u8>, BChain)> = self
             .rows
             .lock()
             .iter()
-            .filter(|(k, _)| k.table() == table)
+            .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
             .map(|(k, c)| (k.bytes().to_vec(), c.clone()))
             .collect();
+        chains.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if reverse {
+            chains.reverse();
+        }
         for (key, chain) in chains {
             let row = chain.read();
             if let Some(payload) =
                 visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_deref())
             {
-                out.push((key, payload.to_vec()));
+                out.push_back((key, payload.to_vec()));
             }
         }
+        None
+    }
+
+    fn supports_serializable(&self) -> bool {
+        false
     }
 
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {

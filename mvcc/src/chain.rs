@@ -184,13 +184,16 @@ impl Version {
                 TxnStatus::Aborted => return Seen::Aborted,
                 TxnStatus::Committed { ts } => return Seen::Committed(ts),
                 TxnStatus::Committing { lb } if lb > read_ts => return Seen::Pending,
+                // A serializable committer checking its reads: its timestamp is known, so only
+                // snapshots at or above it wait for the verdict.
+                TxnStatus::Validating { ts } if ts > read_ts => return Seen::Pending,
                 #[cfg(any(loom, shuttle))]
-                TxnStatus::Committing { .. }
+                TxnStatus::Committing { .. } | TxnStatus::Validating { .. }
                     if crate::canary::active(crate::canary::Canary::CommittingInvisible) =>
                 {
                     return Seen::Pending
                 }
-                TxnStatus::Committing { .. } => wait.wait(),
+                TxnStatus::Committing { .. } | TxnStatus::Validating { .. } => wait.wait(),
             }
         }
     }
@@ -263,6 +266,51 @@ impl Chain {
             cur = version.next.load(Ordering::Acquire, guard);
         }
         ReadOutcome::Absent
+    }
+
+    /// Serializable validation of one key that a txn with snapshot `read_ts` read (or could have
+    /// read, inside a scanned range) and that commits at `commit_ts`: `Ok` if no other txn
+    /// committed a version of it in `(read_ts, commit_ts)`, else `Err(that timestamp)`.
+    ///
+    /// Looks at the chain as a snapshot at `commit_ts - 1` would (`seen_by`): a version whose
+    /// writer is publishing or validating a timestamp that may be below `commit_ts` is waited on.
+    /// That cannot deadlock: a validator waits only for timestamps smaller than its own (or for a
+    /// `Committing` writer, which is between two stores and waits for nothing). Versions of the
+    /// validating txn itself (`own`, still unpublished) are skipped.
+    pub(crate) fn validate(
+        &self,
+        read_ts: u64,
+        commit_ts: u64,
+        own: *const TxnState,
+        guard: &Guard,
+    ) -> Result<(), u64> {
+        debug_assert!(commit_ts > read_ts);
+        // Acquire: pairs with the Release CAS in `install`.
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            // Sealed: its head is a tombstone at or below the watermark, so at or below read_ts.
+            return Ok(());
+        }
+        let mut cur = head;
+        // SAFETY: loaded under `guard` (see `read`).
+        while let Some(version) = unsafe { cur.as_ref() } {
+            // Our own versions are unpublished (`begin == 0`) until we finish; only then is the
+            // `writer` pointer of a version meaningful to compare (a published version's state
+            // word may be freed and its address reused).
+            // Acquire: pairs with the Release in `publish`.
+            let own_version =
+                version.begin.load(Ordering::Acquire) == 0 && std::ptr::eq(version.writer, own);
+            if !own_version {
+                match version.seen_by(commit_ts - 1) {
+                    Seen::Committed(ts) if ts <= read_ts => return Ok(()),
+                    Seen::Committed(ts) if ts < commit_ts => return Err(ts),
+                    _ => {}
+                }
+            }
+            // Acquire: pairs with the Release CAS that published `next`'s target.
+            cur = version.next.load(Ordering::Acquire, guard);
+        }
+        Ok(())
     }
 
     /// Installs `version` as the new head if the current head allows it for a txn whose snapshot

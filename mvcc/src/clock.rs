@@ -78,7 +78,7 @@ impl Clock {
         #[cfg(not(any(loom, shuttle)))]
         let ordering = Ordering::Release;
         let prev = self.now.fetch_add(1, ordering);
-        debug_assert!(prev < u64::MAX >> 2, "clock overflowed the 62-bit timestamp space");
+        debug_assert!(prev < u64::MAX >> 3, "clock overflowed the 61-bit timestamp space");
         Timestamp(prev + 1)
     }
 }

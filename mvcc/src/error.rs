@@ -24,6 +24,25 @@ pub enum MvccError {
         key_prefix: Vec<u8>,
         committed_ts: Option<Timestamp>,
     },
+    /// Serializable validation: a key this txn read (or a key inside a range it scanned) was
+    /// written by a txn that committed at `committed_ts`, after this txn's snapshot and before
+    /// its commit timestamp `commit_ts`, so the txn cannot be placed at `commit_ts` in a serial
+    /// order. Retryable. None of its writes became visible. `commit_ts` was used up: a durable
+    /// engine logs an empty commit for it (timestamps are dense).
+    #[error(
+        "serialization failure: {txn} (snapshot {read_ts}, commit {commit_ts}) read {table} key {key_prefix:02x?}, which a commit at {committed_ts} changed"
+    )]
+    SerializationFailure {
+        txn: TxnId,
+        read_ts: Timestamp,
+        commit_ts: Timestamp,
+        table: TableId,
+        key_prefix: Vec<u8>,
+        committed_ts: Timestamp,
+    },
+    /// The requested isolation level is not available on this store.
+    #[error("{isolation:?} isolation is not supported by the {store} store")]
+    Unsupported { isolation: crate::txn::Isolation, store: &'static str },
     /// A write through a read-only snapshot.
     #[error("{txn} is read-only")]
     ReadOnly { txn: TxnId },
@@ -50,6 +69,6 @@ pub enum MvccError {
 impl MvccError {
     /// Whether running the txn again may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, MvccError::Conflict { .. })
+        matches!(self, MvccError::Conflict { .. } | MvccError::SerializationFailure { .. })
     }
 }

@@ -13,7 +13,9 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::lockfree::{commit_protocol, ChainSource};
-use crate::state::TxnId;
+use crate::range::{KeyRange, ReadSet};
+use crate::state::{TxnId, TxnState};
+use std::ops::Bound;
 use crate::stats::Stats;
 use crate::store::CommitCtx;
 use crate::sync::epoch::{self, Guard, Owned, Shared};
@@ -46,6 +48,27 @@ impl ChainSource for Kernel {
         }
     }
 
+    fn validate(
+        &self,
+        ctx: &CommitCtx<'_>,
+        reads: &ReadSet,
+        commit_ts: Timestamp,
+        own: &TxnState,
+        guard: &Guard,
+    ) -> Result<(), MvccError> {
+        let keys = reads.keys.iter().map(|(_, k)| k.as_slice()[0]);
+        let in_ranges = (0..self.chains.len() as u8)
+            .filter(|k| reads.ranges.iter().any(|r| r.contains(&[*k])));
+        for k in keys.chain(in_ranges) {
+            let chain = &self.chains[usize::from(k)];
+            if let Err(ts) = chain.validate(ctx.read_ts.0, commit_ts.0, own, guard) {
+                let probe: (TableId, &[u8]) = (TableId(0), &[k]);
+                return Err(ctx.serialization_failure(&probe, ts, commit_ts));
+            }
+        }
+        Ok(())
+    }
+
     fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
         self.chains[usize::from(key.bytes()[0])].unlink_aborted(version, guard)
     }
@@ -75,6 +98,40 @@ impl Kernel {
         value: &[u8],
         read_ts: u64,
     ) -> Result<u64, MvccError> {
+        self.commit_checked(txn, keys, value, read_ts, None)
+    }
+
+    /// `commit` for a serializable txn that read `reads` (keys, and ranges of one-byte keys).
+    pub fn commit_serializable(
+        &self,
+        txn: u64,
+        keys: &[u8],
+        value: &[u8],
+        read_ts: u64,
+        reads: &[u8],
+        ranges: &[std::ops::RangeInclusive<u8>],
+    ) -> Result<u64, MvccError> {
+        let set = ReadSet {
+            keys: reads.iter().map(|k| (TableId(0), Bytes::new(&[*k]))).collect(),
+            ranges: ranges
+                .iter()
+                .map(|r| {
+                    let (lo, hi) = ([*r.start()], [*r.end()]);
+                    KeyRange::new(TableId(0), Bound::Included(&lo), Bound::Included(&hi))
+                })
+                .collect(),
+        };
+        self.commit_checked(txn, keys, value, read_ts, Some(&set))
+    }
+
+    fn commit_checked(
+        &self,
+        txn: u64,
+        keys: &[u8],
+        value: &[u8],
+        read_ts: u64,
+        reads: Option<&ReadSet>,
+    ) -> Result<u64, MvccError> {
         let mut writes: Vec<_> = keys
             .iter()
             .map(|k| (StoredKey::new(TableId(0), &[*k]), Some(Bytes::new(value))))
@@ -86,6 +143,7 @@ impl Kernel {
             read_ts: Timestamp(read_ts),
             watermark: Timestamp::ZERO,
             stats: &self.stats,
+            reads,
         };
         commit_protocol(self, &ctx, writes).map(|ts| ts.0)
     }

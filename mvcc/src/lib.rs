@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod error;
 pub mod key;
+pub mod range;
 pub mod registry;
 pub mod state;
 pub mod store;
@@ -43,7 +44,8 @@ pub use error::MvccError;
 pub use key::TableId;
 pub use state::TxnId;
 pub use store::{GcReport, StoreKind};
-pub use txn::{Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
+pub use range::{KeyRange, RangeIter, Row};
+pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
 pub use writeset::WRITESET_SMALL_MAX;
 
 use crate::bytes::Bytes;
@@ -229,15 +231,24 @@ impl Mvcc {
         self.core.store.kind()
     }
 
-    /// Starts a txn whose snapshot is the clock's current value.
+    /// Starts a snapshot-isolation txn whose snapshot is the clock's current value.
     pub fn begin(&self, mode: TxnMode) -> Result<Txn, MvccError> {
+        self.begin_with(mode, Isolation::Snapshot)
+    }
+
+    /// Starts a txn at the given isolation level. `Serializable` needs the lock-free store
+    /// (`Unsupported` on the baseline).
+    pub fn begin_with(&self, mode: TxnMode, isolation: Isolation) -> Result<Txn, MvccError> {
         self.core.check_open()?;
+        if isolation == Isolation::Serializable && !self.core.store.supports_serializable() {
+            return Err(MvccError::Unsupported { isolation, store: self.kind().name() });
+        }
         let (slot, read_ts) = self
             .core
             .registry
             .begin(&self.core.clock)
             .map_err(|_| MvccError::TooManySnapshots { max: registry::SNAPSHOT_SLOTS_MAX })?;
-        Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode))
+        Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode, isolation))
     }
 
     /// Closes the core: every later begin, read, write and commit fails with `Closed`.
@@ -271,6 +282,7 @@ impl Mvcc {
             read_ts: self.core.clock.now(),
             watermark: self.core.cached_watermark(),
             stats: &self.core.stats,
+            reads: None,
         };
         let writes = set.into_sorted_vec();
         bump(&self.core.stats.local().commits, 1);

@@ -16,23 +16,29 @@
 //!    the newest version the cached watermark says every snapshot can see.
 //!
 //! On conflict: `state = Aborted` (readers skip the versions at once), then unlink them.
+//!
+//! Serializable txns (docs/design/isolation.md) insert one step between 2 and 3: after taking `ts`
+//! the state becomes `Validating(ts)`, and every key the txn read — and every key now in each
+//! range it scanned — must have no version committed in `(read_ts, ts)`. If one has, the txn
+//! aborts as on a conflict (`SerializationFailure`); `ts` is used up.
 
 use crate::chain::{Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::index::Index;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::range::{KeyRange, ReadSet, Row, RANGE_BATCH_KEYS_MAX};
 use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::writeset::Write;
+use std::collections::VecDeque;
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// GC re-pins its epoch guard after this many chains, so one pass never holds back reclamation.
 pub const GC_CHAINS_PER_PIN: usize = 256;
-/// A scan re-pins after this many chains, for the same reason.
-pub const SCAN_CHAINS_PER_PIN: usize = 1024;
 
 /// Lock-free chains in a sharded hash index.
 pub(crate) struct LockFreeStore {
@@ -76,6 +82,46 @@ impl ChainSource for LockFreeStore {
         }
     }
 
+    fn validate(
+        &self,
+        ctx: &CommitCtx<'_>,
+        reads: &ReadSet,
+        commit_ts: Timestamp,
+        own: &TxnState,
+        guard: &Guard,
+    ) -> Result<(), MvccError> {
+        let (read_ts, own) = (ctx.read_ts.0, own as *const TxnState);
+        for (table, key) in &reads.keys {
+            let probe: (TableId, &[u8]) = (*table, key.as_slice());
+            // No chain: nobody committed this key since before the watermark (GC drops a chain
+            // only when its newest version is a tombstone every snapshot sees).
+            if let Some(chain) = self.index.get(&probe) {
+                if let Err(ts) = chain.validate(read_ts, commit_ts.0, own, guard) {
+                    return Err(ctx.serialization_failure(&probe, ts, commit_ts));
+                }
+            }
+        }
+        for range in &reads.ranges {
+            // Every key in the directory now: a txn that committed below `commit_ts` created
+            // its keys' chains (and directory entries) before taking its timestamp, and our
+            // `advance` synchronized with its.
+            let mut failure = None;
+            self.index.range(range, false, |key, chain| {
+                match chain.validate(read_ts, commit_ts.0, own, guard) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(ts) => {
+                        failure = Some(ctx.serialization_failure(key, ts, commit_ts));
+                        ControlFlow::Break(())
+                    }
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
         // A chain holding our pending head is never sealed (only tombstones that committed are),
         // so it is still in the index unless its table was purged (then Chain::drop retired the
@@ -95,6 +141,17 @@ pub(crate) trait ChainSource {
         version: Owned<Version>,
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, MvccError>;
+
+    /// Serializable validation (module doc) of `reads` for a txn committing at `commit_ts`
+    /// whose state word is `own`.
+    fn validate(
+        &self,
+        ctx: &CommitCtx<'_>,
+        reads: &ReadSet,
+        commit_ts: Timestamp,
+        own: &TxnState,
+        guard: &Guard,
+    ) -> Result<(), MvccError>;
 
     /// Unlinks the caller's aborted `version` from `key`'s chain; returns whether it retired it.
     fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool;
@@ -142,6 +199,15 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         st.set(TxnStatus::Committing { lb });
     }
     let ts = ctx.clock.advance();
+    if let Some(reads) = ctx.reads {
+        st.set(TxnStatus::Validating { ts: ts.0 });
+        if let Err(e) = source.validate(ctx, reads, ts, st, &guard) {
+            abort(source, st, &installed, ctx.stats, &guard);
+            // SAFETY: as for a failed install above.
+            unsafe { guard.defer_destroy(state) };
+            return Err(e);
+        }
+    }
     st.set(TxnStatus::Committed { ts: ts.0 });
 
     // Step 3: stamp, then reclaim. Our guard keeps every installed version allocated even if
@@ -191,21 +257,33 @@ impl VersionStore for LockFreeStore {
         }
     }
 
-    fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        let mut guard = epoch::pin();
-        let mut i = 0usize;
-        self.index.for_each(|key, chain| {
-            i += 1;
-            if i.is_multiple_of(SCAN_CHAINS_PER_PIN) {
-                guard.repin();
-            }
-            if key.table() != table {
-                return;
-            }
+    fn range_batch(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        max_rows: usize,
+        out: &mut VecDeque<Row>,
+    ) -> Option<Vec<u8>> {
+        let guard = epoch::pin();
+        let (mut rows, mut examined, mut stopped_at) = (0, 0, None);
+        self.index.range(range, reverse, |key, chain| {
+            examined += 1;
             if let ReadOutcome::Found(Some(payload)) = chain.read(read_ts.0, &guard) {
-                out.push((key.bytes().to_vec(), payload.to_vec()));
+                out.push_back((key.bytes().to_vec(), payload.to_vec()));
+                rows += 1;
             }
+            if rows >= max_rows || examined >= RANGE_BATCH_KEYS_MAX {
+                stopped_at = Some(key.bytes().to_vec());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
         });
+        stopped_at
+    }
+
+    fn supports_serializable(&self) -> bool {
+        true
     }
 
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
@@ -292,6 +370,7 @@ mod tests {
                 read_ts: Timestamp(read_ts),
                 watermark: Timestamp::ZERO,
                 stats: &stats,
+                reads: None,
             };
             store.commit(&ctx, writes(keys))
         };

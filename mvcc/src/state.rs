@@ -1,17 +1,19 @@
-//! Txn state words: `Active | Committing(lb) | Committed(ts) | Aborted` packed in one `AtomicU64`.
+//! Txn state words: `Active | Committing(lb) | Validating(ts) | Committed(ts) | Aborted` packed in
+//! one `AtomicU64`.
 //!
-//! Layout: the top two bits are the tag, the low 62 bits the timestamp.
+//! Layout: the top three bits are the tag, the low 61 bits the timestamp.
 //!
 //! ```text
-//!  63 62 61                                                    0
-//! +-----+-------------------------------------------------------+
-//! | tag |  lb (Committing) / ts (Committed) / 0                 |
-//! +-----+-------------------------------------------------------+
-//!  00 Active   01 Committing   10 Committed   11 Aborted
+//!  63  61 60                                                   0
+//! +------+------------------------------------------------------+
+//! | tag  |  lb (Committing) / ts (Validating, Committed) / 0    |
+//! +------+------------------------------------------------------+
+//!  000 Active   001 Committing   010 Committed   011 Aborted   100 Validating
 //! ```
 //!
 //! Invariants: a state only moves forward — `Active → Committing(lb) → Committed(ts)` with
-//! `lb <= ts`, or `Active → Aborted`. A state word is owned by an `Arc` that every pending version
+//! `lb <= ts`, or `Active → Aborted`; a serializable txn goes `Committing(lb) → Validating(ts)`
+//! (its timestamp is known, its read set is being checked) `→ Committed(ts)` or `→ Aborted`. A state word is owned by an `Arc` that every pending version
 //! of its txn holds, so it outlives every version that points at it and is never reused for
 //! another txn (reuse would resurrect aborted versions — DESIGN §3 hazards).
 //!
@@ -22,12 +24,13 @@
 use crate::sync::{AtomicU64, Ordering};
 use std::fmt;
 
-const TAG_SHIFT: u32 = 62;
+const TAG_SHIFT: u32 = 61;
 const VALUE_MASK: u64 = (1 << TAG_SHIFT) - 1;
 const TAG_ACTIVE: u64 = 0;
 const TAG_COMMITTING: u64 = 1;
 const TAG_COMMITTED: u64 = 2;
 const TAG_ABORTED: u64 = 3;
+const TAG_VALIDATING: u64 = 4;
 
 /// A unique txn identifier, for errors, logs and statistics (not an MVCC timestamp).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -46,6 +49,9 @@ pub enum TxnStatus {
     Active,
     /// Publishing: its commit timestamp will be `>= lb`.
     Committing { lb: u64 },
+    /// Serializable only: took timestamp `ts` and is checking its reads; it ends `Committed(ts)`
+    /// or `Aborted`. Waited on (like `Committing`) only by snapshots at or above `ts`.
+    Validating { ts: u64 },
     /// Committed at this timestamp.
     Committed { ts: u64 },
     /// Aborted: its versions are garbage and never become visible.
@@ -57,6 +63,7 @@ impl TxnStatus {
         match self {
             TxnStatus::Active => TAG_ACTIVE << TAG_SHIFT,
             TxnStatus::Committing { lb } => (TAG_COMMITTING << TAG_SHIFT) | (lb & VALUE_MASK),
+            TxnStatus::Validating { ts } => (TAG_VALIDATING << TAG_SHIFT) | (ts & VALUE_MASK),
             TxnStatus::Committed { ts } => (TAG_COMMITTED << TAG_SHIFT) | (ts & VALUE_MASK),
             TxnStatus::Aborted => TAG_ABORTED << TAG_SHIFT,
         }
@@ -68,6 +75,7 @@ impl TxnStatus {
             TAG_ACTIVE => TxnStatus::Active,
             TAG_COMMITTING => TxnStatus::Committing { lb: value },
             TAG_COMMITTED => TxnStatus::Committed { ts: value },
+            TAG_VALIDATING => TxnStatus::Validating { ts: value },
             _ => TxnStatus::Aborted,
         }
     }
@@ -103,6 +111,9 @@ impl TxnState {
                 (TxnStatus::Active, TxnStatus::Committing { .. }) => true,
                 (TxnStatus::Active, TxnStatus::Aborted) => true,
                 (TxnStatus::Committing { lb }, TxnStatus::Committed { ts }) => lb <= ts,
+                (TxnStatus::Committing { lb }, TxnStatus::Validating { ts }) => lb <= ts,
+                (TxnStatus::Validating { ts }, TxnStatus::Committed { ts: t }) => ts == t,
+                (TxnStatus::Validating { .. }, TxnStatus::Aborted) => true,
                 #[cfg(any(loom, shuttle))]
                 (TxnStatus::Active, TxnStatus::Committed { .. }) =>
                     crate::canary::active(crate::canary::Canary::NoCommitting),
@@ -126,7 +137,8 @@ mod tests {
         for s in [
             TxnStatus::Active,
             TxnStatus::Committing { lb: 7 },
-            TxnStatus::Committed { ts: (1 << 62) - 1 },
+            TxnStatus::Committed { ts: (1 << 61) - 1 },
+            TxnStatus::Validating { ts: 12 },
             TxnStatus::Aborted,
         ] {
             assert_eq!(TxnStatus::decode(s.encode()), s);

@@ -10,9 +10,11 @@
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::range::{KeyRange, ReadSet, Row};
 use crate::state::TxnId;
 use crate::stats::Stats;
 use crate::writeset::Write;
+use std::collections::VecDeque;
 use std::fmt;
 
 /// Which chain representation a database uses.
@@ -44,17 +46,41 @@ pub(crate) struct CommitCtx<'a> {
     /// A (possibly stale, always safe) GC watermark for inline reclamation.
     pub(crate) watermark: Timestamp,
     pub(crate) stats: &'a Stats,
+    /// A serializable txn's reads, validated after it takes its timestamp; `None` for snapshot
+    /// isolation.
+    pub(crate) reads: Option<&'a ReadSet>,
+}
+
+fn key_prefix(bytes: &[u8]) -> Vec<u8> {
+    bytes[..bytes.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec()
 }
 
 impl CommitCtx<'_> {
     pub(crate) fn conflict(&self, key: &StoredKey, committed_ts: Option<u64>) -> MvccError {
-        let bytes = key.bytes();
         MvccError::Conflict {
             txn: self.txn,
             read_ts: self.read_ts,
             table: key.table(),
-            key_prefix: bytes[..bytes.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec(),
+            key_prefix: key_prefix(key.bytes()),
             committed_ts: committed_ts.map(Timestamp),
+        }
+    }
+
+    /// Serializable validation failed on `key`: another txn committed it at `committed_ts`,
+    /// between this txn's snapshot and its timestamp `commit_ts`.
+    pub(crate) fn serialization_failure(
+        &self,
+        key: &dyn KeyView,
+        committed_ts: u64,
+        commit_ts: Timestamp,
+    ) -> MvccError {
+        MvccError::SerializationFailure {
+            txn: self.txn,
+            read_ts: self.read_ts,
+            commit_ts,
+            table: key.table(),
+            key_prefix: key_prefix(key.bytes()),
+            committed_ts: Timestamp(committed_ts),
         }
     }
 }
@@ -77,8 +103,21 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     /// The payload a snapshot at `read_ts` sees for `key` (`None`: no row).
     fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>>;
 
-    /// Every row of `table` a snapshot at `read_ts` sees, in no particular order.
-    fn scan(&self, table: TableId, read_ts: Timestamp, out: &mut Vec<(Vec<u8>, Vec<u8>)>);
+    /// Appends to `out` the rows of `range` a snapshot at `read_ts` sees, in key order
+    /// (`reverse`: descending), stopping once it appended `max_rows` or examined
+    /// `RANGE_BATCH_KEYS_MAX` keys. Returns the last key examined if it stopped early (the next
+    /// batch starts past it), `None` once the range is exhausted.
+    fn range_batch(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        max_rows: usize,
+        out: &mut VecDeque<Row>,
+    ) -> Option<Vec<u8>>;
+
+    /// Whether commits validate a serializable read set (the lock-free store does).
+    fn supports_serializable(&self) -> bool;
 
     /// Validates and publishes `writes` (sorted by key, no duplicates) atomically (first committer wins), returning the commit
     /// timestamp. On conflict none of the writes ever becomes visible.

@@ -7,16 +7,22 @@
 //! Writes are buffered (canonical key order) and reach the store only at `commit`, so an
 //! uncommitted txn is invisible by construction and rollback is just dropping the buffer and the
 //! slot. `Drop` rolls back: a txn abandoned by an early return or a panic leaves the registry.
+//!
+//! Isolation ([`Isolation`]): snapshot isolation by default; a `Serializable` read-write txn also
+//! records what it reads (point keys and requested ranges) and has them validated at commit
+//! (docs/design/isolation.md). Range iterators ([`RangeIter`]) share the txn's registry slot, so
+//! they may outlive it.
 
 use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
-use crate::key::{KeyView, StoredKey, TableId};
+use crate::key::{KeyView, TableId};
+use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
 use crate::state::TxnId;
 use crate::stats::bump;
 use crate::store::CommitCtx;
-use crate::sync::Arc;
+use crate::sync::{Arc, Mutex};
 use crate::writeset::WriteSet;
 use crate::Core;
 use std::fmt;
@@ -37,13 +43,48 @@ pub enum TxnMode {
     ReadOnly,
 }
 
+/// How strongly a txn is isolated from concurrent ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum Isolation {
+    /// Snapshot isolation: reads see the snapshot, writes are checked first-committer-wins.
+    /// Write skew (G2-item) and phantom-based skew can commit.
+    #[default]
+    Snapshot,
+    /// Serializable: snapshot isolation plus validation at commit that nothing the txn read —
+    /// no point key and no key inside a range it asked for — was changed by a txn that committed
+    /// between its snapshot and its commit. A read-only txn (or one that wrote nothing) never
+    /// fails: it is serialized at its snapshot.
+    Serializable,
+}
+
+impl Isolation {
+    /// `"snapshot"` or `"serializable"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Snapshot => "snapshot",
+            Isolation::Serializable => "serializable",
+        }
+    }
+}
+
+/// Who holds the txn's registry slot: the txn alone, or the txn and its range iterators.
+enum Pin {
+    Own(SlotRef),
+    Shared(Arc<SnapshotPin>),
+    Released,
+}
+
 /// An MVCC transaction.
 pub struct Txn {
     core: Arc<Core>,
-    slot: Option<SlotRef>,
+    /// Locked only to share the slot with a new range iterator (`&self`); `end` uses `get_mut`.
+    pin: Mutex<Pin>,
     id: TxnId,
     read_ts: Timestamp,
     mode: TxnMode,
+    isolation: Isolation,
+    /// What a serializable read-write txn read (locked per read: reads take `&self`).
+    reads: Option<Mutex<ReadSet>>,
     writes: WriteSet,
     /// `Core::table_drops` at begin: if it moved by commit, check the written tables.
     drops_at_begin: u64,
@@ -55,6 +96,7 @@ impl fmt::Debug for Txn {
             .field("id", &self.id)
             .field("read_ts", &self.read_ts)
             .field("mode", &self.mode)
+            .field("isolation", &self.isolation)
             .field("writes", &self.writes.len())
             .finish()
     }
@@ -67,14 +109,18 @@ impl Txn {
         read_ts: Timestamp,
         id: TxnId,
         mode: TxnMode,
+        isolation: Isolation,
     ) -> Self {
         let drops_at_begin = core.table_drops();
+        let validates = isolation == Isolation::Serializable && mode == TxnMode::ReadWrite;
         Txn {
             core,
-            slot: Some(slot),
+            pin: Mutex::new(Pin::Own(slot)),
             id,
             read_ts,
             mode,
+            isolation,
+            reads: validates.then(|| Mutex::new(ReadSet::default())),
             writes: WriteSet::default(),
             drops_at_begin,
         }
@@ -93,6 +139,11 @@ impl Txn {
     /// Read-only or read-write.
     pub fn mode(&self) -> TxnMode {
         self.mode
+    }
+
+    /// Snapshot or serializable.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// Number of distinct keys written so far.
@@ -119,6 +170,9 @@ impl Txn {
             if let Some(own) = self.writes.get(view) {
                 return own.as_ref().map(|b| b.to_vec());
             }
+        }
+        if let Some(reads) = &self.reads {
+            reads.lock().keys.push((table, Bytes::new(key)));
         }
         self.core.store.read(view, self.read_ts)
     }
@@ -152,35 +206,56 @@ impl Txn {
     }
 
     /// Every row of `table` in this txn's view, in key order (own writes merged in).
-    pub fn scan(&self, table: TableId) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut rows = Vec::new();
-        self.core.store.scan(table, self.read_ts, &mut rows);
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let own: Vec<(&StoredKey, &Option<Bytes>)> =
-            self.writes.iter().filter(|(k, _)| k.table() == table).collect();
-        if own.is_empty() {
-            return rows;
-        }
-        // Merge two sorted sequences; own writes win over the snapshot.
-        let mut merged = Vec::with_capacity(rows.len() + own.len());
-        let mut snap = rows.into_iter().peekable();
-        for (k, v) in own {
-            while let Some((sk, _)) = snap.peek() {
-                if sk.as_slice() < k.bytes() {
-                    merged.extend(snap.next());
-                } else {
-                    break;
+    pub fn scan(&self, table: TableId) -> Vec<Row> {
+        self.scan_range(KeyRange::all(table), false)
+    }
+
+    /// The rows of `range` in this txn's view, in key order (`reverse`: descending), own writes
+    /// merged in; collected now. For a serializable txn the whole requested range is validated
+    /// at commit.
+    pub fn scan_range(&self, range: KeyRange, reverse: bool) -> Vec<Row> {
+        // The txn's own slot protects the snapshot for the duration of this call.
+        self.iter_with(None, range, reverse).collect()
+    }
+
+    /// An owned iterator over `range` in this txn's view (`reverse`: descending), with the txn's
+    /// writes so far merged in. It shares the txn's snapshot slot, so it stays valid (and keeps
+    /// its snapshot from GC) after the txn commits or is dropped; writes the txn makes after
+    /// creating it are not seen. For a serializable txn the whole requested range is validated
+    /// at commit, however far the iterator is consumed.
+    pub fn range(&self, range: KeyRange, reverse: bool) -> RangeIter {
+        let pin = {
+            let mut held = self.pin.lock();
+            match &*held {
+                Pin::Shared(p) => p.clone(),
+                Pin::Own(_) => {
+                    let Pin::Own(slot) = std::mem::replace(&mut *held, Pin::Released) else {
+                        unreachable!("matched above")
+                    };
+                    let shared = Arc::new(SnapshotPin::new(self.core.clone(), Some(slot)));
+                    *held = Pin::Shared(shared.clone());
+                    shared
                 }
+                // A txn that ended cannot be reached through `&self` (commit and rollback
+                // consume it); pin nothing rather than panic.
+                Pin::Released => Arc::new(SnapshotPin::new(self.core.clone(), None)),
             }
-            if matches!(snap.peek(), Some((sk, _)) if sk.as_slice() == k.bytes()) {
-                snap.next();
-            }
-            if let Some(v) = v {
-                merged.push((k.bytes().to_vec(), v.to_vec()));
-            }
+        };
+        self.iter_with(Some(pin), range, reverse)
+    }
+
+    fn iter_with(&self, pin: Option<Arc<SnapshotPin>>, range: KeyRange, reverse: bool) -> RangeIter {
+        if let Some(reads) = &self.reads {
+            reads.lock().ranges.push(range.clone());
         }
-        merged.extend(snap);
-        merged
+        let own = self
+            .writes
+            .iter()
+            .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
+            .map(|(k, v)| (k.bytes().to_vec(), v.as_ref().map(|b| b.to_vec())))
+            .collect();
+        let pin = pin.unwrap_or_else(|| Arc::new(SnapshotPin::new(self.core.clone(), None)));
+        RangeIter::new(pin, self.read_ts, range, reverse, own)
     }
 
     /// Commits: validates first-committer-wins and publishes every write at one instant.
@@ -207,12 +282,17 @@ impl Txn {
                 return Err(MvccError::TableDropped { txn: self.id, table });
             }
         }
+        let mut reads = self.reads.take().map(Mutex::into_inner);
+        if let Some(r) = &mut reads {
+            r.compact();
+        }
         let ctx = CommitCtx {
             clock: &core.clock,
             txn: self.id,
             read_ts: self.read_ts,
             watermark: core.cached_watermark(),
             stats: &core.stats,
+            reads: reads.as_ref(),
         };
         let tombstones = writes.iter().filter(|(_, v)| v.is_none()).count() as u64;
         let result = core.store.commit(&ctx, writes);
@@ -240,7 +320,7 @@ impl Txn {
     }
 
     fn abandon(&mut self) {
-        if self.slot.is_some() {
+        if !matches!(self.pin.get_mut(), Pin::Released) {
             if self.mode == TxnMode::ReadWrite {
                 bump(&self.core.stats.local().rollbacks, 1);
             }
@@ -250,8 +330,10 @@ impl Txn {
     }
 
     fn end(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.core.registry.release(slot);
+        match std::mem::replace(self.pin.get_mut(), Pin::Released) {
+            Pin::Own(slot) => self.core.registry.release(slot),
+            Pin::Shared(shared) => drop(shared), // the last iterator releases the slot
+            Pin::Released => {}
         }
     }
 }

@@ -1,0 +1,317 @@
+//! Ordered range scans and the serializable read set.
+//!
+//! - [`KeyRange`]: a table and two byte-string bounds (what a scan *requested*, which is what a
+//!   serializable txn must validate — not just the keys it happened to see).
+//! - `ReadSet`: the point reads and scanned ranges of a serializable txn, checked at commit.
+//! - [`RangeIter`]: an owned, `Send` iterator over a txn's view of a range, forward or reverse,
+//!   with the txn's own writes merged in. It holds a share of the txn's snapshot slot (so GC keeps
+//!   what it needs even after the txn ends) and no epoch guard between calls: each refill pins for
+//!   one batch of at most `RANGE_BATCH_ROWS` rows and re-seeks the key directory after the last
+//!   key it examined.
+
+use crate::bytes::Bytes;
+use crate::clock::Timestamp;
+use crate::key::TableId;
+use crate::registry::SlotRef;
+use crate::sync::Arc;
+use crate::Core;
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::Bound;
+
+/// Rows fetched per refill of a `RangeIter` (one epoch pin and one directory seek each).
+pub const RANGE_BATCH_ROWS: usize = 256;
+
+/// Keys examined per refill at most, visible or not: a range full of deleted keys (not yet
+/// collected) still returns control between batches.
+pub(crate) const RANGE_BATCH_KEYS_MAX: usize = 8 * RANGE_BATCH_ROWS;
+
+/// A range of keys of one table: `lo` to `hi` in byte order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub(crate) table: TableId,
+    pub(crate) lo: Bound<Bytes>,
+    pub(crate) hi: Bound<Bytes>,
+}
+
+impl fmt::Debug for KeyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |b: &Bound<Bytes>| match b {
+            Bound::Included(k) => format!("={:02x?}", k.as_slice()),
+            Bound::Excluded(k) => format!("{:02x?}", k.as_slice()),
+            Bound::Unbounded => "..".to_string(),
+        };
+        write!(f, "{}[{} .. {}]", self.table, show(&self.lo), show(&self.hi))
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<Bytes> {
+    match b {
+        Bound::Included(k) => Bound::Included(Bytes::new(k)),
+        Bound::Excluded(k) => Bound::Excluded(Bytes::new(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl KeyRange {
+    /// Keys of `table` between `lo` and `hi`.
+    pub fn new(table: TableId, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Self {
+        KeyRange { table, lo: owned(lo), hi: owned(hi) }
+    }
+
+    /// Every key of `table`.
+    pub fn all(table: TableId) -> Self {
+        KeyRange { table, lo: Bound::Unbounded, hi: Bound::Unbounded }
+    }
+
+    /// Every key of `table` that starts with `prefix`.
+    pub fn prefix(table: TableId, prefix: &[u8]) -> Self {
+        // The smallest key above every key with this prefix: drop trailing 0xff bytes and
+        // increment the last one; an all-0xff prefix has no upper bound.
+        let mut end = prefix.to_vec();
+        while end.last() == Some(&0xff) {
+            end.pop();
+        }
+        let hi = match end.last_mut() {
+            Some(last) => {
+                *last += 1;
+                Bound::Excluded(Bytes::new(&end))
+            }
+            None => Bound::Unbounded,
+        };
+        KeyRange { table, lo: Bound::Included(Bytes::new(prefix)), hi }
+    }
+
+    /// The table.
+    pub fn table(&self) -> TableId {
+        self.table
+    }
+
+    /// Whether `key` lies inside the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let above = match &self.lo {
+            Bound::Included(lo) => key >= lo.as_slice(),
+            Bound::Excluded(lo) => key > lo.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below = match &self.hi {
+            Bound::Included(hi) => key <= hi.as_slice(),
+            Bound::Excluded(hi) => key < hi.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above && below
+    }
+
+    /// Whether no key can lie inside the range (`lo` above `hi`, or equal and not both included).
+    pub fn is_empty(&self) -> bool {
+        match (&self.lo, &self.hi) {
+            (_, Bound::Excluded(hi)) if hi.as_slice().is_empty() => true,
+            (Bound::Included(lo), Bound::Included(hi)) => lo.as_slice() > hi.as_slice(),
+            (Bound::Included(lo), Bound::Excluded(hi))
+            | (Bound::Excluded(lo), Bound::Included(hi))
+            | (Bound::Excluded(lo), Bound::Excluded(hi)) => lo.as_slice() >= hi.as_slice(),
+            _ => false,
+        }
+    }
+
+    /// The part of the range past `key` in scan order (forward: above it; reverse: below it).
+    fn past(&self, key: &[u8], reverse: bool) -> KeyRange {
+        let mut rest = self.clone();
+        if reverse {
+            rest.hi = Bound::Excluded(Bytes::new(key));
+        } else {
+            rest.lo = Bound::Excluded(Bytes::new(key));
+        }
+        rest
+    }
+}
+
+/// What a serializable txn read: point keys (present or not) and requested ranges.
+#[derive(Debug, Default)]
+pub(crate) struct ReadSet {
+    pub(crate) keys: Vec<(TableId, Bytes)>,
+    pub(crate) ranges: Vec<KeyRange>,
+}
+
+impl ReadSet {
+    /// Sorts and drops duplicate point keys and keys already covered by a range.
+    pub(crate) fn compact(&mut self) {
+        self.keys.sort_unstable_by(|a, b| (a.0, a.1.as_slice()).cmp(&(b.0, b.1.as_slice())));
+        self.keys.dedup_by(|a, b| a.0 == b.0 && a.1.as_slice() == b.1.as_slice());
+        let ranges = &self.ranges;
+        self.keys.retain(|(t, k)| !ranges.iter().any(|r| r.table == *t && r.contains(k.as_slice())));
+    }
+}
+
+/// A registry slot shared by a txn and the iterators it created; released when the last of
+/// them lets go, so a scan outliving its txn still keeps its snapshot from GC.
+pub(crate) struct SnapshotPin {
+    pub(crate) core: Arc<Core>,
+    slot: Option<SlotRef>,
+}
+
+impl SnapshotPin {
+    /// `slot: None` for a scan that runs inside one call of a txn that holds its own slot.
+    pub(crate) fn new(core: Arc<Core>, slot: Option<SlotRef>) -> Self {
+        SnapshotPin { core, slot }
+    }
+}
+
+impl Drop for SnapshotPin {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.core.registry.release(slot);
+        }
+    }
+}
+
+/// One row a range scan yields: `(key, value)`.
+pub type Row = (Vec<u8>, Vec<u8>);
+
+/// An owned iterator over one txn's view of a [`KeyRange`], in key order (or reverse), with the
+/// txn's own writes (as of the iterator's creation) merged in. `Send`; holds no lock or epoch
+/// guard between calls.
+pub struct RangeIter {
+    pin: Arc<SnapshotPin>,
+    read_ts: Timestamp,
+    /// What is still to be fetched from the store.
+    rest: KeyRange,
+    reverse: bool,
+    /// Fetched snapshot rows, in scan order.
+    buf: VecDeque<Row>,
+    /// The store has nothing more in `rest`.
+    exhausted: bool,
+    /// The txn's own writes inside the range, in scan order (`None`: deleted).
+    own: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+}
+
+impl fmt::Debug for RangeIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RangeIter")
+            .field("read_ts", &self.read_ts)
+            .field("rest", &self.rest)
+            .field("reverse", &self.reverse)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RangeIter {
+    pub(crate) fn new(
+        pin: Arc<SnapshotPin>,
+        read_ts: Timestamp,
+        range: KeyRange,
+        reverse: bool,
+        mut own: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Self {
+        if reverse {
+            own.reverse();
+        }
+        let exhausted = range.is_empty();
+        RangeIter {
+            pin,
+            read_ts,
+            rest: range,
+            reverse,
+            buf: VecDeque::new(),
+            exhausted,
+            own: own.into_iter().peekable(),
+        }
+    }
+
+    /// The snapshot this iterator reads.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    fn refill(&mut self) {
+        while self.buf.is_empty() && !self.exhausted {
+            let last = self.pin.core.store.range_batch(
+                &self.rest,
+                self.reverse,
+                self.read_ts,
+                RANGE_BATCH_ROWS,
+                &mut self.buf,
+            );
+            match last {
+                Some(key) => self.rest = self.rest.past(&key, self.reverse),
+                None => self.exhausted = true,
+            }
+        }
+    }
+}
+
+impl Iterator for RangeIter {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        loop {
+            self.refill();
+            let snap_first = match (self.buf.front(), self.own.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((sk, _)), Some((ok, _))) => {
+                    if sk == ok {
+                        self.buf.pop_front(); // our own write replaces the snapshot's row
+                        false
+                    } else {
+                        (sk < ok) != self.reverse
+                    }
+                }
+            };
+            if snap_first {
+                return self.buf.pop_front();
+            }
+            if let Some((k, Some(v))) = self.own.next() {
+                return Some((k, v));
+            }
+            // An own delete: nothing to yield for this key.
+        }
+    }
+}
+
+#[cfg(all(test, not(any(loom, shuttle))))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_bounds() {
+        let t = TableId(1);
+        let r = KeyRange::prefix(t, b"ab");
+        assert!(r.contains(b"ab") && r.contains(b"ab\xff\xff") && r.contains(b"ab\x00"));
+        assert!(!r.contains(b"ac") && !r.contains(b"aa\xff"));
+        let r = KeyRange::prefix(t, b"a\xff");
+        assert!(r.contains(b"a\xff\x01") && !r.contains(b"b"));
+        assert_eq!(r.hi, Bound::Excluded(Bytes::new(b"b")));
+        let r = KeyRange::prefix(t, b"\xff\xff");
+        assert_eq!(r.hi, Bound::Unbounded);
+        assert!(KeyRange::prefix(t, b"").contains(b"anything"));
+    }
+
+    #[test]
+    fn emptiness() {
+        let t = TableId(1);
+        let r = |lo, hi| KeyRange::new(t, lo, hi);
+        use Bound::*;
+        assert!(r(Included(&b"b"[..]), Included(&b"a"[..])).is_empty());
+        assert!(!r(Included(&b"a"[..]), Included(&b"a"[..])).is_empty());
+        assert!(r(Included(&b"a"[..]), Excluded(&b"a"[..])).is_empty());
+        assert!(r(Excluded(&b"a"[..]), Included(&b"a"[..])).is_empty());
+        assert!(r(Unbounded, Excluded(&b""[..])).is_empty());
+        assert!(!r(Unbounded, Unbounded).is_empty());
+    }
+
+    #[test]
+    fn compact_drops_keys_covered_by_ranges() {
+        let t = TableId(1);
+        let mut rs = ReadSet::default();
+        for k in [&b"c"[..], b"a", b"c", b"x"] {
+            rs.keys.push((t, Bytes::new(k)));
+        }
+        rs.keys.push((TableId(2), Bytes::new(b"c")));
+        rs.ranges.push(KeyRange::new(t, Bound::Included(b"b"), Bound::Excluded(b"d")));
+        rs.compact();
+        let keys: Vec<_> = rs.keys.iter().map(|(t, k)| (t.0, k.as_slice().to_vec())).collect();
+        assert_eq!(keys, vec![(1, b"a".to_vec()), (1, b"x".to_vec()), (2, b"c".to_vec())]);
+    }
+}
