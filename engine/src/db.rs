@@ -20,7 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
-use strata_mvcc::{GcReport, Mvcc, MvccStats, StoreKind, TableId, Timestamp, TxnMode};
+use strata_mvcc::{GcReport, Isolation, Mvcc, MvccStats, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{
     AppendFrom, Durability, FileStorage, LogOptions, MmapStorage, Storage, SyncMethod,
 };
@@ -52,6 +52,9 @@ pub struct Options {
     pub checkpoint_interval: Option<Duration>,
     /// How `Database::open` writes its files.
     pub file_io: FileIo,
+    /// The isolation level of `Database::begin` and `Database::transaction` (per-txn choice:
+    /// `begin_with`, `transaction_with`). `Serializable` needs the lock-free store.
+    pub isolation: Isolation,
 }
 
 /// How a database opened from a directory writes its log and checkpoints.
@@ -78,6 +81,7 @@ impl Default for Options {
             checkpoint_log_bytes: 256 * 1024 * 1024,
             checkpoint_interval: Some(Duration::from_secs(60)),
             file_io: FileIo::Mmap,
+            isolation: Isolation::Snapshot,
         }
     }
 }
@@ -116,6 +120,12 @@ impl Options {
     /// Sets how files are written.
     pub fn file_io(mut self, io: FileIo) -> Self {
         self.file_io = io;
+        self
+    }
+
+    /// Sets the default isolation level.
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
         self
     }
 
@@ -499,9 +509,17 @@ impl Database {
         txn.commit().map(|_| ())
     }
 
-    /// Starts a read-write txn. Its snapshot is taken now.
+    /// Starts a read-write txn at the default isolation level (`Options::isolation`). Its
+    /// snapshot is taken now.
     pub fn begin(&self) -> Result<Txn> {
-        let txn = self.inner.mvcc.begin(TxnMode::ReadWrite)?;
+        self.begin_with(self.inner.options.isolation)
+    }
+
+    /// Starts a read-write txn at `isolation`. A `Serializable` txn that wrote something fails
+    /// its commit with the retryable `Error::SerializationFailure` if anything it read (a key,
+    /// or any key inside a range it scanned) was changed by a commit after its snapshot.
+    pub fn begin_with(&self, isolation: Isolation) -> Result<Txn> {
+        let txn = self.inner.mvcc.begin_with(TxnMode::ReadWrite, isolation)?;
         let durability = self.inner.options.durability;
         Ok(Txn::new(txn, self.inner.durable.clone(), durability))
     }
@@ -517,13 +535,23 @@ impl Database {
     /// with bounded, jittered backoff (`Options::retry`). Returns `RetryLimitExceeded` with the
     /// last error when the attempts run out. A non-retryable error from `body` rolls back and is
     /// returned as is. A panic in `body` rolls back and returns `Error::Panicked`.
-    pub fn transaction<T>(&self, mut body: impl FnMut(&mut Txn) -> Result<T>) -> Result<T> {
+    pub fn transaction<T>(&self, body: impl FnMut(&mut Txn) -> Result<T>) -> Result<T> {
+        self.transaction_with(self.inner.options.isolation, body)
+    }
+
+    /// `transaction` at the given isolation level (serialization failures are retried like
+    /// conflicts).
+    pub fn transaction_with<T>(
+        &self,
+        isolation: Isolation,
+        mut body: impl FnMut(&mut Txn) -> Result<T>,
+    ) -> Result<T> {
         let policy = self.inner.options.retry;
         let attempts = policy.max_attempts.max(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut txn = self.begin()?;
+            let mut txn = self.begin_with(isolation)?;
             let outcome = match catch_unwind(AssertUnwindSafe(|| body(&mut txn))) {
                 Ok(Ok(value)) => txn.commit().map(|_| value),
                 Ok(Err(e)) => {

@@ -14,6 +14,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// A write-write conflict (first committer wins). Retryable.
     Conflict,
+    /// A serializable txn's reads were changed by a concurrent commit. Retryable.
+    SerializationFailure,
     /// A named table does not exist (or was dropped).
     NotFound,
     /// A table or key that must not exist already does.
@@ -47,6 +49,11 @@ pub enum Error {
     /// Nothing this txn wrote became visible; run it again on a fresh snapshot.
     #[error(transparent)]
     Conflict(MvccError),
+    /// A `Serializable` txn read a key (or scanned a range holding a key) that a txn committed
+    /// after its snapshot and before its commit wrote. Nothing this txn wrote became visible;
+    /// run it again on a fresh snapshot.
+    #[error(transparent)]
+    SerializationFailure(MvccError),
     /// No table of this name.
     #[error("table {name:?} does not exist")]
     TableNotFound { name: String },
@@ -102,6 +109,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::SerializationFailure(_) => ErrorKind::SerializationFailure,
             Error::TableNotFound { .. } | Error::TableDropped { .. } => ErrorKind::NotFound,
             Error::TableExists { .. } | Error::KeyExists { .. } => ErrorKind::AlreadyExists,
             Error::ReadOnly { .. } => ErrorKind::ReadOnly,
@@ -116,10 +124,10 @@ impl Error {
         }
     }
 
-    /// Whether running the same txn again may succeed (a conflict). `transaction` retries
-    /// exactly these.
+    /// Whether running the same txn again may succeed (a conflict or a serialization
+    /// failure). `transaction` retries exactly these.
     pub fn is_retryable(&self) -> bool {
-        self.kind() == ErrorKind::Conflict
+        matches!(self.kind(), ErrorKind::Conflict | ErrorKind::SerializationFailure)
     }
 }
 
@@ -127,6 +135,7 @@ impl From<MvccError> for Error {
     fn from(e: MvccError) -> Self {
         match e {
             MvccError::Conflict { .. } => Error::Conflict(e),
+            MvccError::SerializationFailure { .. } => Error::SerializationFailure(e),
             MvccError::ReadOnly { txn } => Error::ReadOnly { txn },
             MvccError::TooManySnapshots { .. } => Error::Limit(e),
             MvccError::Closed => Error::Closed,
@@ -144,7 +153,7 @@ mod tests {
     use strata_mvcc::{TableId, Timestamp};
 
     #[test]
-    fn only_conflicts_are_retryable() {
+    fn only_conflicts_and_serialization_failures_are_retryable() {
         let conflict = Error::from(MvccError::Conflict {
             txn: TxnId(1),
             read_ts: Timestamp(3),
@@ -158,6 +167,17 @@ mod tests {
         let gave_up = Error::RetryLimitExceeded { attempts: 3, last: Box::new(conflict) };
         assert!(!gave_up.is_retryable());
         assert_eq!(gave_up.kind(), ErrorKind::RetryLimitExceeded);
+        let skew = Error::from(MvccError::SerializationFailure {
+            txn: TxnId(1),
+            read_ts: Timestamp(3),
+            commit_ts: Timestamp(6),
+            table: TableId(1),
+            key_prefix: vec![1],
+            committed_ts: Timestamp(5),
+        });
+        assert_eq!(skew.kind(), ErrorKind::SerializationFailure);
+        assert!(skew.is_retryable());
+        assert!(skew.to_string().contains("serialization failure"), "{skew}");
         let big = Error::from(MvccError::KeyTooLarge { len: 10, max: 5 });
         assert_eq!(big.kind(), ErrorKind::InvalidInput);
         assert!(!Error::TableNotFound { name: "t".into() }.is_retryable());

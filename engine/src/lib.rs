@@ -4,7 +4,10 @@
 //! Version chains are lock-free linked lists (CAS on the head) in a sharded hash index, reclaimed
 //! through `crossbeam-epoch`; the commit protocol takes no global lock. Txns run under snapshot
 //! isolation with first-committer-wins: readers never block and never abort, and a write-write
-//! conflict is a retryable [`Error::Conflict`].
+//! conflict is a retryable [`Error::Conflict`]. [`Isolation::Serializable`] (per txn or per
+//! database) also validates every read and scanned range at commit, so write skew and phantoms
+//! fail with the retryable [`Error::SerializationFailure`]. Keys are kept in order: `range`,
+//! `range_rev` and `prefix` scans walk them without sorting.
 //!
 //! ```
 //! use strata::{Database, Result};
@@ -41,8 +44,8 @@ pub use durable::{CheckpointReport, DurabilityStats, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
 pub use strata_mvcc::{
-    GcReport, MvccStats as Stats, StoreKind, TableId, Timestamp, TxnId, KEY_BYTES_MAX,
-    TXN_WRITES_MAX, VALUE_BYTES_MAX,
+    GcReport, Isolation, MvccStats as Stats, RangeIter, Row, StoreKind, TableId, Timestamp, TxnId,
+    KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX,
 };
 pub use strata_wal::{CrashMode, Durability, Faults, FaultyStorage, FileStorage, Storage};
 pub use txn::{Snapshot, Txn};

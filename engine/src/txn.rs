@@ -14,8 +14,8 @@ use crate::durable::{log_error, Durable};
 use crate::error::{Error, Result};
 use crate::sync::Arc;
 use std::fmt;
-use std::ops::Deref;
-use strata_mvcc::{TableId, Timestamp, TxnId};
+use std::ops::{Bound, Deref, RangeBounds};
+use strata_mvcc::{Isolation, KeyRange, MvccError, RangeIter, Row, TableId, Timestamp, TxnId};
 use strata_wal::{
     commit_write_bytes, CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX,
 };
@@ -58,15 +58,75 @@ impl Snapshot {
         self.get(table, key).map(|v| v.is_some())
     }
 
+    /// The isolation level (a read-only snapshot is serializable by construction: it is
+    /// placed at its snapshot timestamp).
+    pub fn isolation(&self) -> Isolation {
+        self.inner.isolation()
+    }
+
     /// All rows of `table` in key order, as this view sees them (own writes merged in).
-    pub fn scan(&self, table: &Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn scan(&self, table: &Table) -> Result<Vec<Row>> {
         table.check_live()?;
         self.inner.check_open()?;
         Ok(self.inner.scan(table.id))
     }
 
+    /// The rows whose keys lie in `bounds`, in key order, as this view sees them (for a `Txn`:
+    /// its writes so far merged in). The iterator is owned and `Send`, holds no lock, and keeps
+    /// its snapshot alive even past the end of the txn. For a serializable txn, the whole
+    /// requested range is validated at commit, not just the rows it returned.
+    ///
+    /// ```
+    /// # let db = strata::Database::in_memory();
+    /// # let t = db.create_table("t")?;
+    /// # db.transaction(|txn| { for k in ["a", "b", "c", "d"] { txn.put(&t, k, k)?; } Ok(()) })?;
+    /// let snap = db.begin_read()?;
+    /// let keys: Vec<_> = snap.range(&t, "b".."d")?.map(|(k, _)| k).collect();
+    /// assert_eq!(keys, [b"b".to_vec(), b"c".to_vec()]);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn range<K: AsRef<[u8]>>(
+        &self,
+        table: &Table,
+        bounds: impl RangeBounds<K>,
+    ) -> Result<RangeIter> {
+        self.range_iter(table, key_range(table.id, &bounds), false)
+    }
+
+    /// `range`, in descending key order.
+    pub fn range_rev<K: AsRef<[u8]>>(
+        &self,
+        table: &Table,
+        bounds: impl RangeBounds<K>,
+    ) -> Result<RangeIter> {
+        self.range_iter(table, key_range(table.id, &bounds), true)
+    }
+
+    /// The rows whose keys start with `prefix`, in key order (see `range`).
+    pub fn prefix(&self, table: &Table, prefix: impl AsRef<[u8]>) -> Result<RangeIter> {
+        self.range_iter(table, KeyRange::prefix(table.id, prefix.as_ref()), false)
+    }
+
+    fn range_iter(&self, table: &Table, range: KeyRange, reverse: bool) -> Result<RangeIter> {
+        table.check_live()?;
+        self.inner.check_open()?;
+        Ok(self.inner.range(range, reverse))
+    }
+
     /// Ends the snapshot (same as dropping it).
     pub fn close(self) {}
+}
+
+fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_ref()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn key_range<K: AsRef<[u8]>>(table: TableId, bounds: &impl RangeBounds<K>) -> KeyRange {
+    KeyRange::new(table, as_bytes(bounds.start_bound()), as_bytes(bounds.end_bound()))
 }
 
 /// A read-write transaction. Reads come from its `Snapshot` (it derefs to one).
@@ -162,6 +222,8 @@ impl Txn {
         let Some(d) = durable.filter(|_| inner.write_count() > 0) else {
             return Ok(inner.commit()?);
         };
+        // (A serializable commit that fails validation used up a timestamp: it is logged
+        // below as an empty commit, since replay needs every timestamp.)
         let _in_flight = d.gate.read();
         if let Some(reason) = d.log.failure() {
             return Err(Error::Io { message: format!("the database is read-only: {reason}") });
@@ -177,7 +239,17 @@ impl Txn {
                 max: RECORD_PAYLOAD_BYTES_MAX,
             });
         }
-        let ts = inner.commit()?;
+        let ts = match inner.commit() {
+            Ok(ts) => ts,
+            Err(e @ MvccError::SerializationFailure { commit_ts, .. }) => {
+                let empty = CommitBuilder::with_capacity(0)
+                    .finish(RecordKind::Commit, commit_ts.0)
+                    .map_err(|e| Error::Io { message: e.to_string() })?;
+                d.log.append(commit_ts.0, &empty).map_err(log_error)?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let record = record.finish(RecordKind::Commit, ts.0).map_err(|e| {
             // Unreachable after the size check; still, never acknowledge an unlogged commit.
             d.log.fail(format!("encoding commit {ts}: {e}"));

@@ -261,8 +261,8 @@ impl Mvcc {
         self.core.check_open().is_err()
     }
 
-    /// Commits `writes` (`None` deletes; later duplicates win) as one txn outside the usual
-    /// limits, at the next timestamp. For recovery, which replays the log and checkpoint
+    /// Commits `writes` (`None` deletes; later duplicates win; none at all: an empty commit) as
+    /// one txn outside the usual limits, at the next timestamp. For recovery, which replays the log and checkpoint
     /// single-threaded before any txn runs, so it cannot conflict.
     pub fn apply<'a>(
         &self,
@@ -274,7 +274,9 @@ impl Mvcc {
             set.put(&probe, value.map(Bytes::new));
         }
         if set.is_empty() {
-            return Ok(self.core.clock.now());
+            // An empty commit still owns its timestamp (a serializable txn that failed
+            // validation after taking one is logged this way): replay must advance the clock.
+            return Ok(self.core.clock.advance());
         }
         let ctx = CommitCtx {
             clock: &self.core.clock,
