@@ -33,6 +33,17 @@ pub enum Canary {
     /// GC frees a detached version at once instead of deferring it through the epoch collector:
     /// a reader still walking the chain touches freed memory.
     FreeImmediately = 7,
+    /// Serializable commits skip read validation: write skew and phantoms commit.
+    SkipValidation = 8,
+    /// Serializable commits validate their reads *before* taking the timestamp (against the
+    /// clock's value then): a txn that commits between the check and the timestamp is missed.
+    ValidateBeforeTimestamp = 9,
+    /// Snapshots (and validators) treat a `Validating` writer as invisible instead of waiting
+    /// for its verdict: two validators each skip the other and both commit.
+    ValidatingInvisible = 10,
+    /// `Clock::advance` with `Release` instead of `AcqRel`: enough for snapshot isolation, but a
+    /// validator need not see the installs of a txn with a smaller timestamp (write skew).
+    ReleaseAdvance = 11,
 }
 
 thread_local! {

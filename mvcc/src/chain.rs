@@ -188,8 +188,14 @@ impl Version {
                 // snapshots at or above it wait for the verdict.
                 TxnStatus::Validating { ts } if ts > read_ts => return Seen::Pending,
                 #[cfg(any(loom, shuttle))]
-                TxnStatus::Committing { .. } | TxnStatus::Validating { .. }
+                TxnStatus::Committing { .. }
                     if crate::canary::active(crate::canary::Canary::CommittingInvisible) =>
+                {
+                    return Seen::Pending
+                }
+                #[cfg(any(loom, shuttle))]
+                TxnStatus::Validating { .. }
+                    if crate::canary::active(crate::canary::Canary::ValidatingInvisible) =>
                 {
                     return Seen::Pending
                 }

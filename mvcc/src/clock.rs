@@ -64,19 +64,24 @@ impl Clock {
         Timestamp(self.now.load(Ordering::Relaxed))
     }
 
-    /// Takes the next commit timestamp. Release: publishes the caller's installs and its
-    /// `Committing` state to every snapshot whose `now()` reads this value or a later one.
-    /// (On x86 any RMW is a full barrier, so AcqRel would cost nothing more; Release is the
-    /// weakest ordering the loom models accept.)
+    /// Takes the next commit timestamp. AcqRel. The Release half publishes the caller's
+    /// installs and its `Committing` state to every snapshot whose `now()` reads this value or
+    /// a later one (snapshot isolation needs only that). The Acquire half is for serializable
+    /// validation: a validator must see the installs of every txn that took a smaller
+    /// timestamp, which it does because this RMW reads theirs (release sequence). With Release
+    /// alone, the loom write-skew model commits both txns. (On x86 any RMW is a full barrier:
+    /// the Acquire costs nothing.)
     pub fn advance(&self) -> Timestamp {
         #[cfg(any(loom, shuttle))]
         let ordering = if crate::canary::active(crate::canary::Canary::RelaxedAdvance) {
             Ordering::Relaxed
-        } else {
+        } else if crate::canary::active(crate::canary::Canary::ReleaseAdvance) {
             Ordering::Release
+        } else {
+            Ordering::AcqRel
         };
         #[cfg(not(any(loom, shuttle)))]
-        let ordering = Ordering::Release;
+        let ordering = Ordering::AcqRel;
         let prev = self.now.fetch_add(1, ordering);
         debug_assert!(prev < u64::MAX >> 3, "clock overflowed the 61-bit timestamp space");
         Timestamp(prev + 1)

@@ -15,10 +15,10 @@ use crate::key::{KeyView, StoredKey, TableId};
 use crate::lockfree::{commit_protocol, ChainSource};
 use crate::range::{KeyRange, ReadSet};
 use crate::state::{TxnId, TxnState};
-use std::ops::Bound;
 use crate::stats::Stats;
 use crate::store::CommitCtx;
 use crate::sync::epoch::{self, Guard, Owned, Shared};
+use std::ops::Bound;
 
 /// A clock and a fixed set of chains (keys are `0..n` as one-byte keys).
 pub struct Kernel {
@@ -57,8 +57,8 @@ impl ChainSource for Kernel {
         guard: &Guard,
     ) -> Result<(), MvccError> {
         let keys = reads.keys.iter().map(|(_, k)| k.as_slice()[0]);
-        let in_ranges = (0..self.chains.len() as u8)
-            .filter(|k| reads.ranges.iter().any(|r| r.contains(&[*k])));
+        let in_ranges =
+            (0..self.chains.len() as u8).filter(|k| reads.ranges.iter().any(|r| r.contains(&[*k])));
         for k in keys.chain(in_ranges) {
             let chain = &self.chains[usize::from(k)];
             if let Err(ts) = chain.validate(ctx.read_ts.0, commit_ts.0, own, guard) {

@@ -42,9 +42,9 @@ mod sync;
 pub use clock::{Clock, Timestamp};
 pub use error::MvccError;
 pub use key::TableId;
+pub use range::{KeyRange, RangeIter, Row};
 pub use state::TxnId;
 pub use store::{GcReport, StoreKind};
-pub use range::{KeyRange, RangeIter, Row};
 pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
 pub use writeset::WRITESET_SMALL_MAX;
 

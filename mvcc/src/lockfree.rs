@@ -190,6 +190,27 @@ pub(crate) fn commit_protocol<S: ChainSource>(
 
     // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
     // because the clock only grows; readers whose snapshot is below it skip us at once.
+    #[cfg(any(loom, shuttle))]
+    let (reads, early) = match ctx.reads {
+        _ if crate::canary::active(crate::canary::Canary::SkipValidation) => (None, None),
+        Some(r) if crate::canary::active(crate::canary::Canary::ValidateBeforeTimestamp) => {
+            (None, Some(r))
+        }
+        r => (r, None),
+    };
+    #[cfg(not(any(loom, shuttle)))]
+    let reads = ctx.reads;
+    #[cfg(any(loom, shuttle))]
+    if let Some(r) = early {
+        // The broken variant: validate against the clock as it is now, then take a timestamp.
+        let as_of = Timestamp(ctx.clock.now().0 + 1);
+        if let Err(e) = source.validate(ctx, r, as_of, st, &guard) {
+            abort(source, st, &installed, ctx.stats, &guard);
+            // SAFETY: as for a failed install above.
+            unsafe { guard.defer_destroy(state) };
+            return Err(e);
+        }
+    }
     let lb = ctx.clock.now_relaxed().0 + 1;
     #[cfg(any(loom, shuttle))]
     let publish_committing = !crate::canary::active(crate::canary::Canary::NoCommitting);
@@ -199,7 +220,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         st.set(TxnStatus::Committing { lb });
     }
     let ts = ctx.clock.advance();
-    if let Some(reads) = ctx.reads {
+    if let Some(reads) = reads {
         st.set(TxnStatus::Validating { ts: ts.0 });
         if let Err(e) = source.validate(ctx, reads, ts, st, &guard) {
             abort(source, st, &installed, ctx.stats, &guard);

@@ -139,7 +139,8 @@ impl ReadSet {
         self.keys.sort_unstable_by(|a, b| (a.0, a.1.as_slice()).cmp(&(b.0, b.1.as_slice())));
         self.keys.dedup_by(|a, b| a.0 == b.0 && a.1.as_slice() == b.1.as_slice());
         let ranges = &self.ranges;
-        self.keys.retain(|(t, k)| !ranges.iter().any(|r| r.table == *t && r.contains(k.as_slice())));
+        self.keys
+            .retain(|(t, k)| !ranges.iter().any(|r| r.table == *t && r.contains(k.as_slice())));
     }
 }
 

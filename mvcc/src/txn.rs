@@ -244,7 +244,12 @@ impl Txn {
         self.iter_with(Some(pin), range, reverse)
     }
 
-    fn iter_with(&self, pin: Option<Arc<SnapshotPin>>, range: KeyRange, reverse: bool) -> RangeIter {
+    fn iter_with(
+        &self,
+        pin: Option<Arc<SnapshotPin>>,
+        range: KeyRange,
+        reverse: bool,
+    ) -> RangeIter {
         if let Some(reads) = &self.reads {
             reads.lock().ranges.push(range.clone());
         }

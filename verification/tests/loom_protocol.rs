@@ -120,3 +120,35 @@ fn loom_begin_vs_gc() {
 fn loom_begin_vs_gc_canaries() {
     expect_caught("begin_vs_gc", 4, Canary::UnfencedBegin, begin_vs_gc);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model 5: write skew under Serializable (scenarios.rs). At most one of two skewed txns commits.
+// Preemption bound 3 (~41K executions, seconds). It found that `Clock::advance` must be AcqRel.
+
+#[test]
+fn loom_write_skew() {
+    assert!(explore("write_skew", 3, write_skew) > 1);
+}
+
+#[test]
+fn loom_write_skew_canaries() {
+    expect_caught("write_skew", 3, Canary::SkipValidation, write_skew);
+    expect_caught("write_skew", 3, Canary::ValidateBeforeTimestamp, write_skew);
+    expect_caught("write_skew", 3, Canary::ValidatingInvisible, write_skew);
+    expect_caught("write_skew", 3, Canary::ReleaseAdvance, write_skew);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 6: a phantom under Serializable: two txns each scan an empty range and insert into it;
+// exactly one insert lands. Preemption bound 3 (~37K executions).
+
+#[test]
+fn loom_phantom() {
+    assert!(explore("phantom", 3, phantom) > 1);
+}
+
+#[test]
+fn loom_phantom_canaries() {
+    expect_caught("phantom", 3, Canary::SkipValidation, phantom);
+    expect_caught("phantom", 3, Canary::ValidateBeforeTimestamp, phantom);
+}

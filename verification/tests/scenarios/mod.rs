@@ -121,3 +121,66 @@ pub fn begin_vs_gc() {
     let expect: &[u8] = if read_ts >= ts2 { b"2" } else { b"1" };
     assert_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, second commit {ts2:?}");
 }
+
+// Model 5: write skew (G2-item) under Serializable. x = y = 1; two txns with the same snapshot
+// each read both and set *its own* key to 0 if the sum is 2. Snapshot isolation commits both
+// (sum 0); serializable commits at most one, and never fails both. Preemption bound 3.
+
+pub fn write_skew() {
+    use strata_mvcc::Isolation::Serializable;
+    let db = db();
+    let mut seed = db.begin(TxnMode::ReadWrite).unwrap();
+    seed.write(T, b"x", Some(b"1")).unwrap();
+    seed.write(T, b"y", Some(b"1")).unwrap();
+    seed.commit().unwrap();
+    let skew = |db: &Mvcc, mine: &[u8]| {
+        let mut txn = db.begin_with(TxnMode::ReadWrite, Serializable).unwrap();
+        let sum =
+            [&b"x"[..], b"y"].iter().filter(|k| txn.get(T, k).as_deref() == Some(b"1")).count();
+        if sum == 2 {
+            txn.write(T, mine, Some(b"0")).unwrap();
+        }
+        txn.commit()
+    };
+    let other_db = db.clone();
+    let other = thread::spawn(move || skew(&other_db, b"y"));
+    let first = skew(&db, b"x");
+    let second = other.join().unwrap();
+    for r in [&first, &second] {
+        if let Err(e) = r {
+            assert!(matches!(e, MvccError::SerializationFailure { .. }) && e.is_retryable(), "{e}");
+        }
+    }
+    let snap = db.begin(TxnMode::ReadOnly).unwrap();
+    let (x, y) = (snap.get(T, b"x"), snap.get(T, b"y"));
+    assert!(
+        !(x.as_deref() == Some(b"0") && y.as_deref() == Some(b"0")),
+        "write skew committed: {first:?} / {second:?}"
+    );
+    assert!(first.is_ok() || second.is_ok(), "both failed: {first:?} / {second:?}");
+}
+
+// Model 6: a phantom under Serializable. Each txn scans the range a..=c and inserts its own key
+// into it if the range is empty. Both inserting would be a write skew through a phantom: keys
+// neither txn could have read. Range validation must fail one of them. Preemption bound 3.
+
+pub fn phantom() {
+    use std::ops::Bound::Included;
+    use strata_mvcc::{Isolation::Serializable, KeyRange};
+    let db = db();
+    let claim = |db: &Mvcc, mine: &[u8]| {
+        let mut txn = db.begin_with(TxnMode::ReadWrite, Serializable).unwrap();
+        let range = KeyRange::new(T, Included(b"a"), Included(b"c"));
+        if txn.scan_range(range, false).is_empty() {
+            txn.write(T, mine, Some(b"1")).unwrap();
+        }
+        txn.commit()
+    };
+    let other_db = db.clone();
+    let other = thread::spawn(move || claim(&other_db, b"b"));
+    let first = claim(&db, b"a");
+    let second = other.join().unwrap();
+    let snap = db.begin(TxnMode::ReadOnly).unwrap();
+    let rows = snap.scan(T).len();
+    assert_eq!(rows, 1, "exactly one claim lands: {first:?} / {second:?}");
+}
