@@ -27,8 +27,12 @@ use {crate::key::TableId, std::ops::Bound};
 
 /// The bounds of `range` as borrowed keys: `(table, lo)` to `(table, hi)`, with an unbounded
 /// end closed at the table's edge.
+/// One end of a range over borrowed keys.
 #[cfg(not(any(loom, shuttle)))]
-fn view_bounds(range: &KeyRange) -> (Bound<(TableId, &[u8])>, Bound<(TableId, &[u8])>) {
+type KeyBound<'a> = Bound<(TableId, &'a [u8])>;
+
+#[cfg(not(any(loom, shuttle)))]
+fn view_bounds(range: &KeyRange) -> (KeyBound<'_>, KeyBound<'_>) {
     let t = range.table;
     let lo = match &range.lo {
         Bound::Included(k) => Bound::Included((t, k.as_slice())),
@@ -47,7 +51,7 @@ fn view_bounds(range: &KeyRange) -> (Bound<(TableId, &[u8])>, Bound<(TableId, &[
 }
 
 #[cfg(not(any(loom, shuttle)))]
-fn as_view<'a>(b: &'a Bound<(TableId, &'a [u8])>) -> Bound<&'a (dyn KeyView + 'a)> {
+fn as_view<'a>(b: &'a KeyBound<'a>) -> Bound<&'a (dyn KeyView + 'a)> {
     match b {
         Bound::Included(k) => Bound::Included(k as &dyn KeyView),
         Bound::Excluded(k) => Bound::Excluded(k as &dyn KeyView),

@@ -169,6 +169,9 @@ impl Drop for SnapshotPin {
 /// One row a range scan yields: `(key, value)`.
 pub type Row = (Vec<u8>, Vec<u8>);
 
+/// A txn's own write inside a scanned range: `(key, value)`, `None` for a delete.
+type OwnWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// An owned iterator over one txn's view of a [`KeyRange`], in key order (or reverse), with the
 /// txn's own writes (as of the iterator's creation) merged in. `Send`; holds no lock or epoch
 /// guard between calls.
@@ -183,7 +186,7 @@ pub struct RangeIter {
     /// The store has nothing more in `rest`.
     exhausted: bool,
     /// The txn's own writes inside the range, in scan order (`None`: deleted).
-    own: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    own: std::iter::Peekable<std::vec::IntoIter<OwnWrite>>,
 }
 
 impl fmt::Debug for RangeIter {
@@ -202,7 +205,7 @@ impl RangeIter {
         read_ts: Timestamp,
         range: KeyRange,
         reverse: bool,
-        mut own: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        mut own: Vec<OwnWrite>,
     ) -> Self {
         if reverse {
             own.reverse();

@@ -10,8 +10,10 @@
 //! - **G0 / G1c**: a cycle of write-write (and write-read) dependencies among committed txns,
 //!   reported with the cycle itself.
 //!
-//! Adya's G-single and G2 (anti-dependency cycles) are *allowed* by snapshot isolation (write
-//! skew) and are checked only once serializable txns exist (issue #7).
+//! Serializability (`check_serializable`) adds Adya's anti-dependency (rw) edges — a txn read a
+//! version, another committed the next version of that key — and reports any cycle of the full
+//! dependency graph: **G-single** (exactly one rw edge) or **G2-item** (more). Snapshot isolation
+//! allows both (write skew); serializable txns must show neither.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -123,6 +125,16 @@ struct Writer {
 
 /// Checks `history` against snapshot isolation; returns every anomaly found.
 pub fn check_snapshot_isolation(history: &History) -> Vec<Anomaly> {
+    check(history, false)
+}
+
+/// Checks `history` against serializability: everything `check_snapshot_isolation` checks, and
+/// no cycle of ww, wr and rw (anti-dependency) edges among committed txns.
+pub fn check_serializable(history: &History) -> Vec<Anomaly> {
+    check(history, true)
+}
+
+fn check(history: &History, serializable: bool) -> Vec<Anomaly> {
     let mut anomalies = Vec::new();
     let txns = &history.txns;
     // Who wrote each value, and whether it was that txn's last write to the key.
@@ -182,7 +194,7 @@ pub fn check_snapshot_isolation(history: &History) -> Vec<Anomaly> {
         }
     }
     lost_updates(txns, &mut anomalies);
-    dependency_cycles(txns, &versions, &writer_of, &mut anomalies);
+    dependency_cycles(txns, &versions, &writer_of, serializable, &mut anomalies);
     anomalies
 }
 
@@ -206,36 +218,63 @@ fn lost_updates(txns: &[TxnRecord], anomalies: &mut Vec<Anomaly>) {
     }
 }
 
-/// ww edges (consecutive committed writers of a key) and wr edges (writer → reader), over
-/// committed txns; any cycle is G0 (ww only) or G1c (with wr).
+/// A dependency edge's kind (Adya).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dep {
+    /// Write-write: consecutive committed writers of a key.
+    Ww,
+    /// Write-read: the reader read the writer's version.
+    Wr,
+    /// Read-write (anti-dependency): the reader read a version, the writer installed the next.
+    Rw,
+}
+
+/// ww and wr edges (and rw edges when `with_rw`) over committed txns; reports one cycle, named
+/// by its edges: G0 (ww only), G1c (ww/wr), G-single (one rw), G2-item (several rw).
 fn dependency_cycles(
     txns: &[TxnRecord],
     versions: &BTreeMap<HKey, Vec<(u64, HValue, usize)>>,
     writer_of: &HashMap<HValue, Writer>,
+    with_rw: bool,
     anomalies: &mut Vec<Anomaly>,
 ) {
     let n = txns.len();
-    let mut edges: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n]; // (to, is_ww)
+    let committed = |i: usize| matches!(txns[i].outcome, Outcome::Committed { .. });
+    let mut edges: Vec<Vec<(usize, Dep)>> = vec![Vec::new(); n];
     for vs in versions.values() {
         for pair in vs.windows(2) {
-            edges[pair[0].2].push((pair[1].2, true));
+            edges[pair[0].2].push((pair[1].2, Dep::Ww));
         }
     }
     for (i, t) in txns.iter().enumerate() {
-        if !matches!(t.outcome, Outcome::Committed { .. }) {
+        if !committed(i) {
             continue;
         }
-        for (_, v) in &t.reads {
+        for (key, v) in &t.reads {
             if let Some(w) = v.and_then(|v| writer_of.get(&v)) {
-                if w.txn != i && matches!(txns[w.txn].outcome, Outcome::Committed { .. }) {
-                    edges[w.txn].push((i, false));
+                if w.txn != i && committed(w.txn) {
+                    edges[w.txn].push((i, Dep::Wr));
+                }
+            }
+            if with_rw {
+                // The version after the one read (the first committed one if it read the
+                // initial value or no row).
+                let Some(vs) = versions.get(key) else { continue };
+                let after = match v.and_then(|v| vs.iter().position(|(_, x, _)| *x == v)) {
+                    Some(pos) => vs.get(pos + 1),
+                    None => vs.first(),
+                };
+                if let Some(&(_, _, j)) = after {
+                    if j != i {
+                        edges[i].push((j, Dep::Rw));
+                    }
                 }
             }
         }
     }
     // Iterative DFS for one cycle.
     let mut color = vec![0u8; n];
-    let mut parent: Vec<(usize, bool)> = vec![(usize::MAX, true); n];
+    let mut parent: Vec<(usize, Dep)> = vec![(usize::MAX, Dep::Ww); n];
     for start in 0..n {
         if color[start] != 0 {
             continue;
@@ -245,24 +284,29 @@ fn dependency_cycles(
         while let Some((node, next)) = stack.pop() {
             if next < edges[node].len() {
                 stack.push((node, next + 1));
-                let (to, ww) = edges[node][next];
+                let (to, dep) = edges[node][next];
                 if color[to] == 0 {
                     color[to] = 1;
-                    parent[to] = (node, ww);
+                    parent[to] = (node, dep);
                     stack.push((to, 0));
                 } else if color[to] == 1 {
                     let mut cycle = vec![txns[to].id];
-                    let mut all_ww = ww;
+                    let mut deps = vec![dep];
                     let mut cur = node;
                     while cur != to {
                         cycle.push(txns[cur].id);
-                        all_ww &= parent[cur].1;
+                        deps.push(parent[cur].1);
                         cur = parent[cur].0;
                     }
                     cycle.push(txns[to].id);
                     cycle.reverse();
-                    let kind =
-                        if all_ww { "G0 (write cycle)" } else { "G1c (circular information flow)" };
+                    let rw = deps.iter().filter(|d| **d == Dep::Rw).count();
+                    let kind = match rw {
+                        0 if deps.iter().all(|d| *d == Dep::Ww) => "G0 (write cycle)",
+                        0 => "G1c (circular information flow)",
+                        1 => "G-single (read skew cycle: one anti-dependency)",
+                        _ => "G2-item (write skew: anti-dependency cycle)",
+                    };
                     anomalies.push(Anomaly::Cycle { kind, txns: cycle });
                     return;
                 }
@@ -321,6 +365,25 @@ mod tests {
     }
 
     #[test]
+    fn write_skew_is_a_g2_cycle_only_to_the_serializable_checker() {
+        let mut h = base();
+        // Both read x and y at snapshot 1; one writes x, the other y.
+        let reads = [(1, Some(10)), (2, Some(20))];
+        h.txns.push(txn(1, 1, &reads, &[(1, 11)], Outcome::Committed { ts: 2 }));
+        h.txns.push(txn(2, 1, &reads, &[(2, 21)], Outcome::Committed { ts: 3 }));
+        assert_eq!(check_snapshot_isolation(&h), vec![]);
+        let found = check_serializable(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].name().starts_with("G2-item"), "{}", found[0]);
+        // A serial version of the same: the second read the first's write.
+        let mut h = base();
+        h.txns.push(txn(1, 1, &reads, &[(1, 11)], Outcome::Committed { ts: 2 }));
+        let later = [(1, Some(11)), (2, Some(20))];
+        h.txns.push(txn(2, 2, &later, &[(2, 21)], Outcome::Committed { ts: 3 }));
+        assert_eq!(check_serializable(&h), vec![]);
+    }
+
+    #[test]
     fn a_write_cycle_is_printed() {
         let mut h = base();
         // Two txns whose commit order disagrees across keys: impossible under SI.
@@ -354,6 +417,11 @@ pub struct Workload {
     pub keys: u64,
     pub seed: u64,
     pub read_mode: ReadMode,
+    /// The txns' isolation level.
+    pub isolation: strata::Isolation,
+    /// Half the txns read through one range scan of consecutive keys instead of point reads
+    /// (so range validation is exercised too).
+    pub scans: bool,
 }
 
 fn decode(v: Option<Vec<u8>>) -> Option<HValue> {
@@ -361,7 +429,9 @@ fn decode(v: Option<Vec<u8>>) -> Option<HValue> {
 }
 
 /// Runs a randomized read/write workload on `db` from `threads` OS threads and records it.
-/// Each txn reads 1–3 keys and writes 0–2 of them (read-modify-write), values unique per write.
+/// Each txn reads 1–3 keys (point reads, or with `scans` sometimes one range scan) and writes
+/// 0–2 of them (read-modify-write), values unique per write. With 2+ reads and 1 write per
+/// txn over few keys, write skew is common: the workload provokes it under snapshot isolation.
 pub fn record(db: &strata::Database, w: Workload) -> strata::Result<History> {
     let table = db.create_or_open_table("history")?;
     let mut history = History::default();
@@ -406,7 +476,7 @@ fn run_thread(
     let mut out = Vec::with_capacity(w.txns_per_thread);
     for i in 0..w.txns_per_thread as u64 {
         let id = ((th + 1) << 40) | (i + 1);
-        let mut txn = db.begin()?;
+        let mut txn = db.begin_with(w.isolation)?;
         let mut rec = TxnRecord {
             id,
             read_ts: txn.read_ts().get(),
@@ -423,8 +493,19 @@ fn run_thread(
                 keys.push(k);
             }
         }
+        if w.scans && w.read_mode == ReadMode::Snapshot && next(2) == 0 {
+            // One range scan over consecutive keys; its rows are the txn's reads.
+            let lo = next(w.keys);
+            let hi = (lo + n_reads).min(w.keys);
+            keys = (lo..hi).collect();
+            for (k, v) in txn.range(table, lo.to_be_bytes()..hi.to_be_bytes())? {
+                let k = u64::from_be_bytes(k.try_into().expect("recorded keys are 8 bytes"));
+                rec.reads.push((k, decode(Some(v))));
+            }
+        }
         for &k in &keys {
-            if rec.writes.iter().any(|(wk, _)| *wk == k) {
+            if rec.writes.iter().any(|(wk, _)| *wk == k) || rec.reads.iter().any(|(rk, _)| *rk == k)
+            {
                 continue;
             }
             let v = match w.read_mode {
