@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use strata::{Database, Durability, Options, Table, Txn};
+use strata::{Database, Durability, Isolation, Options, Table, Txn};
 
 /// Statements kept parsed per connection.
 const STATEMENT_CACHE_MAX: usize = 256;
@@ -56,10 +56,14 @@ impl Shared {
 /// What a parsed statement is.
 #[derive(Debug)]
 enum Kind {
-    Begin,
+    /// `BEGIN`, with an isolation level if the statement names one.
+    Begin(Option<Isolation>),
     Commit,
     Rollback,
-    Pragma { name: String, value: Option<String> },
+    Pragma {
+        name: String,
+        value: Option<String>,
+    },
     Statement(Box<sql::Statement>),
 }
 
@@ -74,7 +78,7 @@ impl Drop for Parsed {
     /// A parsed statement's tree is as deep as its longest operator chain, and its destructor
     /// recurses: drop it where there is stack for that.
     fn drop(&mut self) {
-        let kind = std::mem::replace(&mut self.kind, Kind::Begin);
+        let kind = std::mem::replace(&mut self.kind, Kind::Commit);
         stacker::maybe_grow(PARSE_STACK_BYTES, STACK_SEGMENT_BYTES, move || drop(kind));
     }
 }
@@ -119,6 +123,8 @@ pub struct Connection {
     state: TxnState,
     cache: HashMap<String, Arc<Parsed>>,
     durability: Option<Durability>,
+    /// `PRAGMA isolation_level`; `None`: the database's default.
+    isolation: Option<Isolation>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -150,6 +156,7 @@ impl Connection {
             state: TxnState::Auto,
             cache: HashMap::new(),
             durability: None,
+            isolation: None,
         })
     }
 
@@ -226,9 +233,9 @@ impl Connection {
     fn run_here(&mut self, parsed: &Parsed, params: &[Value]) -> Result<Outcome> {
         let none = |changed| Outcome { changed, rows: Rows::default() };
         match &parsed.kind {
-            Kind::Begin => match self.state {
+            Kind::Begin(isolation) => match self.state {
                 TxnState::Auto => {
-                    let mut txn = self.db.begin()?;
+                    let mut txn = self.db.begin_with(isolation.unwrap_or(self.isolation()))?;
                     if let Some(d) = self.durability {
                         txn.set_durability(d);
                     }
@@ -336,7 +343,7 @@ impl Connection {
             if attempt > 0 {
                 std::thread::yield_now();
             }
-            let mut txn = self.db.begin()?;
+            let mut txn = self.db.begin_with(self.isolation())?;
             if let Some(d) = self.durability {
                 txn.set_durability(d);
             }
@@ -367,12 +374,18 @@ impl Connection {
         let value = value.map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_ascii_lowercase());
         match (name, value.as_deref()) {
             ("journal_mode", _) => Ok(one("journal_mode", Value::from("mvcc"))),
-            ("isolation_level", None | Some("snapshot")) => {
-                Ok(one("isolation_level", Value::from("snapshot")))
+            ("isolation_level", None) => {
+                Ok(one("isolation_level", Value::from(self.isolation().name())))
             }
-            ("isolation_level", Some(other)) => Err(Error::not_supported(format!(
-                "isolation level {other} (snapshot only, for now)"
-            ))),
+            ("isolation_level", Some(v)) => {
+                self.isolation = Some(isolation_level(v).ok_or_else(|| {
+                    Error::type_error(format!(
+                        "isolation_level must be snapshot or serializable (or a SQL level: read \
+                         committed, repeatable read), not {v}"
+                    ))
+                })?);
+                Ok(Outcome { changed: 0, rows: Rows::default() })
+            }
             ("durability" | "synchronous", None) => {
                 let d = self.durability.unwrap_or(self.db.options().durability);
                 let text = match (name, d) {
@@ -404,6 +417,30 @@ impl Connection {
             }
             (other, _) => Err(Error::not_supported(format!("PRAGMA {other}"))),
         }
+    }
+}
+
+impl Connection {
+    /// The isolation level new txns of this connection get (`PRAGMA isolation_level`, else the
+    /// database's `Options::isolation`).
+    pub fn isolation(&self) -> Isolation {
+        self.isolation.unwrap_or(self.db.options().isolation)
+    }
+}
+
+/// An isolation level by name. The SQL levels weaker than snapshot isolation run as snapshot
+/// isolation (stronger than asked, which the standard allows); REPEATABLE READ is snapshot
+/// isolation as in PostgreSQL.
+fn isolation_level(name: &str) -> Option<Isolation> {
+    let words: Vec<String> = name.split_whitespace().map(str::to_ascii_lowercase).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["serializable"] => Some(Isolation::Serializable),
+        ["snapshot"] | ["repeatable", "read"] | ["read", "committed"] | ["read", "uncommitted"] => {
+            Some(Isolation::Snapshot)
+        }
+        [one] if one.contains('_') => isolation_level(&one.replace('_', " ")),
+        _ => None,
     }
 }
 
@@ -497,9 +534,8 @@ fn parse_here(text: &str) -> Result<Parsed> {
         .map(|w| w.to_ascii_uppercase())
         .collect();
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    if matches!(words.as_slice(), ["BEGIN", "CONCURRENT"] | ["BEGIN", "CONCURRENT", "TRANSACTION"])
-    {
-        return Ok(Parsed { kind: Kind::Begin, text: text.to_string() });
+    if words.first() == Some(&"BEGIN") {
+        return parse_begin(&words, text);
     }
     if words.first() == Some(&"PRAGMA") {
         return parse_pragma(text);
@@ -520,13 +556,21 @@ fn parse_here(text: &str) -> Result<Parsed> {
         sql::Statement::StartTransaction {
             modes, statements, exception, has_end_keyword, ..
         } => {
-            if !modes.is_empty() || !statements.is_empty() || exception.is_some() || has_end_keyword
-            {
-                return Err(Error::not_supported(
-                    "transaction modes (isolation levels, READ ONLY) and BEGIN ... END blocks",
-                ));
+            if !statements.is_empty() || exception.is_some() || has_end_keyword {
+                return Err(Error::not_supported("BEGIN ... END blocks"));
             }
-            Kind::Begin
+            let mut isolation = None;
+            for mode in &modes {
+                use sql::{TransactionIsolationLevel as L, TransactionMode as M};
+                isolation = Some(match mode {
+                    M::IsolationLevel(L::Serializable) => Isolation::Serializable,
+                    M::IsolationLevel(
+                        L::RepeatableRead | L::ReadCommitted | L::ReadUncommitted | L::Snapshot,
+                    ) => Isolation::Snapshot,
+                    other => return Err(Error::not_supported(format!("transaction mode {other}"))),
+                });
+            }
+            Kind::Begin(isolation)
         }
         sql::Statement::Commit { chain: false, .. } => Kind::Commit,
         sql::Statement::Rollback { chain: false, savepoint: None } => Kind::Rollback,
@@ -536,6 +580,34 @@ fn parse_here(text: &str) -> Result<Parsed> {
         other => Kind::Statement(Box::new(other)),
     };
     Ok(Parsed { kind, text: text.to_string() })
+}
+
+/// `BEGIN [CONCURRENT | DEFERRED | IMMEDIATE | EXCLUSIVE] [TRANSACTION] [ISOLATION LEVEL level]`
+/// (`words` upper-cased). Every txn here is optimistic, so the SQLite locking words are accepted
+/// and mean the same as plain `BEGIN`.
+fn parse_begin(words: &[&str], text: &str) -> Result<Parsed> {
+    let mut rest = &words[1..];
+    if let [first, tail @ ..] = rest {
+        if matches!(*first, "CONCURRENT" | "DEFERRED" | "IMMEDIATE" | "EXCLUSIVE") {
+            rest = tail;
+        }
+    }
+    if let ["TRANSACTION", tail @ ..] = rest {
+        rest = tail;
+    }
+    let isolation = match rest {
+        [] => None,
+        ["ISOLATION", "LEVEL", level @ ..] if !level.is_empty() => {
+            Some(isolation_level(&level.join(" ")).ok_or_else(|| {
+                Error::new(ErrorKind::Parse, format!("unknown isolation level {}", level.join(" ")))
+            })?)
+        }
+        _ => return Err(Error::new(
+            ErrorKind::Parse,
+            "expected BEGIN [CONCURRENT] [TRANSACTION] [ISOLATION LEVEL SERIALIZABLE | SNAPSHOT]",
+        )),
+    };
+    Ok(Parsed { kind: Kind::Begin(isolation), text: text.to_string() })
 }
 
 /// Refuses a statement with more than `OPERATORS_MAX` operators before it is parsed: a long

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Params,
     /// A write-write conflict: the txn was rolled back; retry it.
     Conflict,
+    /// A SERIALIZABLE txn read rows a concurrent commit changed: rolled back; retry it.
+    SerializationFailure,
     /// A statement inside a txn that already failed (until `ROLLBACK`).
     TxnAborted,
     /// `BEGIN` inside a txn, `COMMIT` outside one.
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Range => "range",
             ErrorKind::Params => "params",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::SerializationFailure => "serialization_failure",
             ErrorKind::TxnAborted => "txn_aborted",
             ErrorKind::TxnState => "txn_state",
             ErrorKind::Engine => "engine",
@@ -77,9 +80,9 @@ impl Error {
         &self.message
     }
 
-    /// Whether running the same txn again may succeed (a conflict).
+    /// Whether running the same txn again may succeed (a conflict or serialization failure).
     pub fn is_retryable(&self) -> bool {
-        self.kind == ErrorKind::Conflict
+        matches!(self.kind, ErrorKind::Conflict | ErrorKind::SerializationFailure)
     }
 
     pub(crate) fn not_supported(what: impl fmt::Display) -> Self {
@@ -111,6 +114,11 @@ impl From<strata::Error> for Error {
                 ErrorKind::Conflict,
                 "write-write conflict: another transaction committed a change to a row this one \
                  wrote; this transaction was rolled back, retry it",
+            ),
+            strata::ErrorKind::SerializationFailure => Error::new(
+                ErrorKind::SerializationFailure,
+                "could not serialize access: a concurrent transaction committed a change to rows \
+                 this one read; this transaction was rolled back, retry it",
             ),
             strata::ErrorKind::InvalidInput => Error::new(ErrorKind::Range, e.to_string()),
             _ => Error::new(ErrorKind::Engine, e.to_string()),

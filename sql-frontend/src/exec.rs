@@ -10,6 +10,7 @@ use crate::value::{decode_row, encode_row, key_rowid, rowid_key, Value};
 use sqlparser::ast::{self as sql};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use strata::{Snapshot, Table, Txn};
 
 /// What a statement needs from its connection: the catalog and data tables, and rowids.
@@ -40,6 +41,12 @@ enum Access {
     Rowids(Vec<Expr>),
     /// A lookup through the key table: `pk = e` or `pk IN (...)` on a one-column PRIMARY KEY.
     Key(Vec<Expr>),
+    /// An ordered walk of a rowid range (`rowid > a AND rowid <= b`, `BETWEEN`, ...) through the
+    /// engine's key directory; each bound is `(value, inclusive)`.
+    RowidRange {
+        lo: Option<(Expr, bool)>,
+        hi: Option<(Expr, bool)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +78,9 @@ pub struct Select {
     projection: Vec<Expr>,
     columns: Vec<String>,
     order: Vec<(OrderKey, bool)>,
+    /// `Some(ascending)` when the ORDER BY is the rowid alone (and nothing is grouped): rows are
+    /// read in that order, so nothing is sorted and a LIMIT stops the read early.
+    key_order: Option<bool>,
     limit: Option<Expr>,
     offset: Option<Expr>,
 }
@@ -114,6 +124,14 @@ impl Plan {
             Access::Key(v) => {
                 format!("SEARCH {} USING PRIMARY KEY ({} value(s))", s.schema.name, v.len())
             }
+            Access::RowidRange { lo, hi } => {
+                let side = |b: &Option<(Expr, bool)>, op: [&str; 2]| {
+                    b.as_ref().map(|(_, incl)| format!("rowid{}?", op[usize::from(*incl)]))
+                };
+                let bounds: Vec<String> =
+                    [side(lo, [">", ">="]), side(hi, ["<", "<="])].into_iter().flatten().collect();
+                format!("SEARCH {} USING ROWID RANGE ({})", s.schema.name, bounds.join(" AND "))
+            }
         };
         match self {
             Plan::CreateTable { schema, .. } => vec![format!("CREATE TABLE {}", schema.name)],
@@ -127,7 +145,7 @@ impl Plan {
                 if sel.group.is_some() {
                     lines.push("AGGREGATE".to_string());
                 }
-                if !sel.order.is_empty() {
+                if !sel.order.is_empty() && sel.key_order.is_none() {
                     lines.push("SORT FOR ORDER BY".to_string());
                 }
                 lines
@@ -448,9 +466,15 @@ fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
             Access::Key(list.clone())
         }
         Expr::Binary(BinOp::And, l, r) => match access_path(l, schema) {
-            Access::Scan => access_path(r, schema),
+            Access::Scan | Access::RowidRange { .. } => match access_path(r, schema) {
+                // No point lookup on either side: gather the rowid bounds of every conjunct.
+                Access::Scan | Access::RowidRange { .. } => rowid_range(filter, schema),
+                found => found,
+            },
             found => found,
         },
+        Expr::Binary(BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq, _, _)
+        | Expr::Between { negated: false, .. } => rowid_range(filter, schema),
         Expr::Binary(BinOp::Eq, l, r) if is_rowid_col(l, schema) && is_constant(r) => {
             Access::Rowids(vec![(**r).clone()])
         }
@@ -464,6 +488,99 @@ fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
         }
         _ => Access::Scan,
     }
+}
+
+/// The rowid bounds among the top-level conjuncts of `filter` (`Scan` if there are none). The
+/// first bound found on each side is used; the filter still runs on every row, so any bound that
+/// holds for every matching row is correct.
+fn rowid_range(filter: &Expr, schema: &TableSchema) -> Access {
+    fn gather(
+        e: &Expr,
+        schema: &TableSchema,
+        lo: &mut Option<(Expr, bool)>,
+        hi: &mut Option<(Expr, bool)>,
+    ) {
+        let rowid = |e: &Expr| is_rowid_col(e, schema);
+        let set = |slot: &mut Option<(Expr, bool)>, v: &Expr, inclusive: bool| {
+            if slot.is_none() {
+                *slot = Some((v.clone(), inclusive));
+            }
+        };
+        match e {
+            Expr::Binary(BinOp::And, l, r) => {
+                gather(l, schema, lo, hi);
+                gather(r, schema, lo, hi);
+            }
+            Expr::Binary(op, l, r) if rowid(l) && is_constant(r) => match op {
+                BinOp::Gt => set(lo, r, false),
+                BinOp::GtEq => set(lo, r, true),
+                BinOp::Lt => set(hi, r, false),
+                BinOp::LtEq => set(hi, r, true),
+                _ => {}
+            },
+            Expr::Binary(op, l, r) if rowid(r) && is_constant(l) => match op {
+                BinOp::Lt => set(lo, l, false),
+                BinOp::LtEq => set(lo, l, true),
+                BinOp::Gt => set(hi, l, false),
+                BinOp::GtEq => set(hi, l, true),
+                _ => {}
+            },
+            Expr::Between { expr, low, high, negated: false }
+                if rowid(expr) && is_constant(low) && is_constant(high) =>
+            {
+                set(lo, low, true);
+                set(hi, high, true);
+            }
+            _ => {}
+        }
+    }
+    let (mut lo, mut hi) = (None, None);
+    gather(filter, schema, &mut lo, &mut hi);
+    if lo.is_none() && hi.is_none() {
+        return Access::Scan;
+    }
+    Access::RowidRange { lo, hi }
+}
+
+/// A rowid bound's value as a key bound that keeps every row the comparison could accept:
+/// `None` when no row can match (a NULL bound), `Unbounded` when the value is not a number
+/// (integers sort below text and blobs) or out of the integer range.
+fn rowid_bound(v: Value, inclusive: bool, lower: bool) -> Option<Bound<[u8; 8]>> {
+    let key = |i: i64| {
+        if inclusive {
+            Bound::Included(rowid_key(i))
+        } else {
+            Bound::Excluded(rowid_key(i))
+        }
+    };
+    Some(match v {
+        Value::Null => return None,
+        Value::Integer(i) => key(i),
+        // A fraction: the nearest integers on the inside are the first and last candidates.
+        Value::Real(r) if r.abs() < 9.0e18 => {
+            let i = if lower { r.ceil() } else { r.floor() } as i64;
+            if r.fract() == 0.0 {
+                key(i)
+            } else {
+                Bound::Included(rowid_key(i))
+            }
+        }
+        _ => Bound::Unbounded,
+    })
+}
+
+/// `Some(ascending)` if `order` is exactly the rowid (directly, or an output column that is it).
+fn rowid_order(
+    order: &[(OrderKey, bool)],
+    projection: &[Expr],
+    schema: Option<&TableSchema>,
+) -> Option<bool> {
+    let (schema, [(key, asc)]) = (schema?, order) else { return None };
+    let e = match key {
+        OrderKey::Expr(e) => e,
+        OrderKey::Output(i) => projection.get(*i)?,
+    };
+    is_rowid_col(e, schema).then_some(*asc)
 }
 
 fn plan_select(
@@ -669,35 +786,100 @@ fn plan_rest(
         Some(_) => return Err(Error::not_supported("LIMIT BY")),
     };
     let group = aggregate_query.then_some(Group { keys, aggregates, having });
-    Ok(Select { source, constant_filter, group, projection, columns, order, limit, offset })
+    let key_order = if group.is_some() {
+        None
+    } else {
+        rowid_order(&order, &projection, source.as_ref().map(|s| &s.schema))
+    };
+    Ok(Select {
+        source,
+        constant_filter,
+        group,
+        projection,
+        columns,
+        order,
+        key_order,
+        limit,
+        offset,
+    })
 }
 
-/// Reads the rows of a source that pass its filter: each is the declared columns plus the rowid.
+/// Reads the rows of a source that pass its filter: each is the declared columns plus the rowid,
+/// in rowid order (every access path yields that order).
 fn rows_of(
     snap: &Snapshot,
     env: &mut dyn Env,
     source: &Source,
     params: &[Value],
 ) -> Result<Vec<(i64, Vec<Value>)>> {
+    rows_in_order(snap, env, source, params, false, None)
+}
+
+/// `rows_of`, descending if `reverse`, stopping after `want` matching rows.
+fn rows_in_order(
+    snap: &Snapshot,
+    env: &mut dyn Env,
+    source: &Source,
+    params: &[Value],
+    reverse: bool,
+    want: Option<usize>,
+) -> Result<Vec<(i64, Vec<Value>)>> {
     let table = env.data_table(&source.schema.name, false)?;
     let n = source.schema.columns.len();
-    let decode = |key: &[u8], bytes: &[u8]| -> Result<(i64, Vec<Value>)> {
+    let want = want.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    if want == 0 {
+        return Ok(out);
+    }
+    // Decodes a stored row, applies the filter, keeps it; returns whether enough were kept.
+    let mut keep = |key: &[u8], bytes: &[u8]| -> Result<bool> {
         let rowid = key_rowid(key)?;
         let mut row = decode_row(bytes, n)?;
         row.push(Value::Integer(rowid));
-        Ok((rowid, row))
-    };
-    let mut out = Vec::new();
-    match &source.access {
-        Access::Scan => {
-            for (k, v) in snap.scan(&table)? {
-                out.push(decode(&k, &v)?);
+        if let Some(f) = &source.filter {
+            let ctx = Ctx { row: &row, params, keys: &[], aggs: &[] };
+            if truth(&eval(f, &ctx)?)? != Some(true) {
+                return Ok(false);
             }
+        }
+        out.push((rowid, row));
+        Ok(out.len() >= want)
+    };
+    let mut ids = Vec::new();
+    match &source.access {
+        Access::Scan | Access::RowidRange { .. } => {
+            let (lo, hi) = match &source.access {
+                Access::RowidRange { lo, hi } => {
+                    let bound = |b: &Option<(Expr, bool)>, lower: bool| -> Result<_> {
+                        Ok(match b {
+                            None => Some(Bound::Unbounded),
+                            Some((e, incl)) => {
+                                rowid_bound(eval(e, &Ctx::params(params))?, *incl, lower)
+                            }
+                        })
+                    };
+                    match (bound(lo, true)?, bound(hi, false)?) {
+                        (Some(lo), Some(hi)) => (lo, hi),
+                        _ => return Ok(out), // a NULL bound: no row compares true
+                    }
+                }
+                _ => (Bound::Unbounded, Bound::Unbounded),
+            };
+            let rows = if reverse {
+                snap.range_rev(&table, (lo, hi))?
+            } else {
+                snap.range(&table, (lo, hi))?
+            };
+            for (k, v) in rows {
+                if keep(&k, &v)? {
+                    break;
+                }
+            }
+            return Ok(out);
         }
         Access::Key(exprs) => {
             let keys = env.key_table(&source.schema.name, false)?;
             let column = &source.schema.columns[source.schema.primary_key[0]];
-            let mut ids = Vec::new();
             for e in exprs {
                 let Some(v) = key_value(column.ty, eval(e, &Ctx::params(params))?) else {
                     continue;
@@ -706,17 +888,8 @@ fn rows_of(
                     ids.push(key_rowid(&id)?);
                 }
             }
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                let key = rowid_key(id);
-                if let Some(v) = snap.get(&table, key)? {
-                    out.push(decode(&key, &v)?);
-                }
-            }
         }
         Access::Rowids(exprs) => {
-            let mut ids = Vec::new();
             for e in exprs {
                 match eval(e, &Ctx::params(params))? {
                     Value::Integer(i) => ids.push(i),
@@ -724,25 +897,20 @@ fn rows_of(
                     _ => {} // no row has a non-integer rowid
                 }
             }
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                let key = rowid_key(id);
-                if let Some(v) = snap.get(&table, key)? {
-                    out.push(decode(&key, &v)?);
-                }
-            }
         }
     }
-    if let Some(f) = &source.filter {
-        let mut kept = Vec::with_capacity(out.len());
-        for (id, row) in out {
-            let ctx = Ctx { row: &row, params, keys: &[], aggs: &[] };
-            if truth(&eval(f, &ctx)?)? == Some(true) {
-                kept.push((id, row));
+    ids.sort_unstable();
+    ids.dedup();
+    if reverse {
+        ids.reverse();
+    }
+    for id in ids {
+        let key = rowid_key(id);
+        if let Some(v) = snap.get(&table, key)? {
+            if keep(&key, &v)? {
+                break;
             }
         }
-        out = kept;
     }
     Ok(out)
 }
@@ -841,7 +1009,18 @@ pub fn run_select(
             })
             .collect()
     };
+    let offset = count_param(&sel.offset, params, "OFFSET")?.unwrap_or(0).max(0) as usize;
+    let limit = count_param(&sel.limit, params, "LIMIT")?;
+    let limit = limit.filter(|l| *l >= 0).map(|l| l as usize);
     let input: Vec<(i64, Vec<Value>)> = match &sel.source {
+        // Ordered by the rowid, or not at all (ungrouped): read in order and stop early.
+        Some(source)
+            if sel.group.is_none() && (sel.order.is_empty() || sel.key_order.is_some()) =>
+        {
+            let reverse = sel.key_order == Some(false);
+            let want = limit.map(|l| l.saturating_add(offset));
+            rows_in_order(snap, env, source, params, reverse, want)?
+        }
         Some(source) => rows_of(snap, env, source, params)?,
         None => {
             let keep = match &sel.constant_filter {
@@ -894,7 +1073,7 @@ pub fn run_select(
             }
         }
     }
-    if !sel.order.is_empty() {
+    if !sel.order.is_empty() && sel.key_order.is_none() {
         out.sort_by(|(_, a), (_, b)| {
             for ((x, y), (_, asc)) in a.iter().zip(b).zip(&sel.order) {
                 let o = x.total_cmp(y);
@@ -905,14 +1084,8 @@ pub fn run_select(
             Ordering::Equal
         });
     }
-    let offset = count_param(&sel.offset, params, "OFFSET")?.unwrap_or(0).max(0) as usize;
-    let limit = count_param(&sel.limit, params, "LIMIT")?;
-    let rows: Vec<Vec<Value>> = out
-        .into_iter()
-        .skip(offset)
-        .take(limit.filter(|l| *l >= 0).map_or(usize::MAX, |l| l as usize))
-        .map(|(v, _)| v)
-        .collect();
+    let rows: Vec<Vec<Value>> =
+        out.into_iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(|(v, _)| v).collect();
     Ok(Rows { columns: sel.columns.clone(), rows })
 }
 

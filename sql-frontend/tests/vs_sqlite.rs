@@ -49,6 +49,15 @@ fn predicate() -> impl Strategy<Value = String> {
             ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
         )),
         (1i64..12).prop_map(|id| format!("id = {id}")),
+        // Rowid ranges (the ordered-directory access path), with either operand order, real
+        // and NULL bounds.
+        (prop::sample::select(vec!["<", "<=", ">", ">="]), -2i64..32)
+            .prop_map(|(op, k)| format!("id {op} {k}")),
+        (prop::sample::select(vec!["<", ">="]), 0i64..30)
+            .prop_map(|(op, k)| format!("{k} {op} id")),
+        (0i64..30, 0i64..12).prop_map(|(lo, w)| format!("id BETWEEN {lo} AND {}", lo + w)),
+        (0i64..60).prop_map(|h| format!("id > {}.5", h / 2)),
+        Just("id < NULL".to_string()),
         Just("c > 0".to_string()),
         Just("a + id > 10".to_string()),
     ];
@@ -80,6 +89,7 @@ fn statement() -> impl Strategy<Value = String> {
         1 => key().prop_map(|k| format!("DELETE FROM u WHERE k = {k}")),
         1 => key().prop_map(|k| format!("SELECT k, v FROM u WHERE k = {k} OR v IS NULL ORDER BY k")),
         1 => (0i64..4, 0i64..3).prop_map(|(l, o)| format!("SELECT id, b || '-' || a FROM t ORDER BY a DESC, id LIMIT {l} OFFSET {o}")),
+        1 => (predicate(), 0i64..4, 0i64..3).prop_map(|(p, l, o)| format!("SELECT id, a FROM t WHERE {p} ORDER BY id DESC LIMIT {l} OFFSET {o}")),
     ]
 }
 
