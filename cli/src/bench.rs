@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use strata::{Database, Options, StoreKind, Table};
+use strata::{Database, Isolation, Options, StoreKind, Table};
 use workload::{Mix, Op, Ops, Spec, Zipf};
 
 /// `--suite`.
@@ -53,12 +53,13 @@ const LATENCY_NS_MAX: u64 = 60_000_000_000;
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Engines, comma-separated: strata, baseline, map (the plain-DashMap limit), strata-sql
-    /// (through SQL, prepared statements), sqlite (rusqlite: WAL, BEGIN IMMEDIATE).
+    /// Engines, comma-separated: strata, strata-serializable (the same at Isolation::Serializable),
+    /// baseline, map (the plain-DashMap limit), strata-sql (through SQL, prepared statements),
+    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE).
     #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map,strata-sql,sqlite")]
     pub engine: Vec<String>,
     /// Workloads, comma-separated: counters-1k, counters-1m, counters-hot, counters (uniform
-    /// over --keys), ycsb-a, ycsb-b, ycsb-c, ycsb-f (zipfian, --zipf), bank.
+    /// over --keys), long-reader, ycsb-a, ycsb-b, ycsb-c, ycsb-e, ycsb-f (zipfian, --zipf), bank.
     #[arg(long, value_delimiter = ',', default_value = "counters-1k,counters-1m,counters-hot")]
     pub workload: Vec<String>,
     /// Thread counts, comma-separated.
@@ -166,6 +167,8 @@ pub struct Row {
     /// most two per key (`null` if not within 5 s).
     pub reclaim_ms: Option<f64>,
     pub gate: String,
+    /// The isolation the engine's txns get: `snapshot`, `serializable`, or `none` (the limit).
+    pub isolation: String,
 }
 
 /// An engine under test. `increment` runs one counter txn to completion (retrying conflicts)
@@ -187,6 +190,19 @@ trait Engine: Send + Sync {
     /// A per-thread worker (a connection of its own), for engines that need one.
     fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
         None
+    }
+    /// Up to `len` rows from key `start` on, in key order, in one snapshot; returns the rows
+    /// read after checking their order (`ycsb-e`).
+    fn scan(&self, _start: u64, _len: u64) -> Result<u64, String> {
+        Err("this engine runs through per-thread workers".into())
+    }
+    /// Inserts a new row with value 1; returns aborted attempts (`ycsb-e`).
+    fn insert(&self, _key: u64) -> Result<u64, String> {
+        Err("this engine runs through per-thread workers".into())
+    }
+    /// The isolation level its txns run at.
+    fn isolation(&self) -> &'static str {
+        "snapshot"
     }
     /// Sum of all counters (the gate).
     fn sum(&self) -> Result<u64, String>;
@@ -212,6 +228,25 @@ trait Worker: Send {
     fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String>;
     /// The sum of all rows in one snapshot.
     fn total(&mut self) -> Result<u64, String>;
+    fn scan(&mut self, start: u64, len: u64) -> Result<u64, String>;
+    fn insert(&mut self, key: u64) -> Result<u64, String>;
+}
+
+/// Checks one scan's keys: ascending, from `start` on, at most `len` of them.
+fn check_scan(start: u64, len: u64, keys: impl Iterator<Item = u64>) -> Result<u64, String> {
+    let mut n = 0;
+    let mut last = None;
+    for k in keys {
+        if k < start || last.is_some_and(|l| k <= l) {
+            return Err(format!("scan from {start} returned key {k} after {last:?}"));
+        }
+        last = Some(k);
+        n += 1;
+    }
+    if n > len {
+        return Err(format!("scan of {len} rows from {start} returned {n}"));
+    }
+    Ok(n)
 }
 
 /// The worker of an engine shared by all threads (`Engine::worker` is `None`).
@@ -233,6 +268,12 @@ impl Worker for Shared {
     fn total(&mut self) -> Result<u64, String> {
         self.0.sum()
     }
+    fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
+        self.0.scan(start, len)
+    }
+    fn insert(&mut self, key: u64) -> Result<u64, String> {
+        self.0.insert(key)
+    }
 }
 
 struct StrataEngine {
@@ -248,24 +289,32 @@ struct Disk {
 }
 
 /// A fresh database: in memory, or (with `disk`) emptied and opened in that directory.
-fn open_database(store: StoreKind, disk: Option<&Disk>) -> Result<Database, String> {
+fn open_database(
+    store: StoreKind,
+    isolation: Isolation,
+    disk: Option<&Disk>,
+) -> Result<Database, String> {
+    let options = Options::default().store(store).isolation(isolation);
     match disk {
-        None => Ok(Database::with_options(Options::default().store(store))),
+        None => Ok(Database::with_options(options)),
         Some(d) => {
             let _ = std::fs::remove_dir_all(&d.dir);
-            let options = Options::default()
-                .store(store)
-                .durability(d.durability.into())
-                .file_io(d.file_io.into());
+            let options = options.durability(d.durability.into()).file_io(d.file_io.into());
             Database::open(&d.dir, options).map_err(|e| e.to_string())
         }
     }
 }
 
 impl StrataEngine {
-    /// In memory, or (with `disk`) opened fresh in that directory.
-    fn new(store: StoreKind, keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
-        let db = open_database(store, disk)?;
+    /// In memory, or (with `disk`) opened fresh in that directory; txns at `isolation`.
+    fn new(
+        store: StoreKind,
+        isolation: Isolation,
+        keys: u64,
+        initial: u64,
+        disk: Option<&Disk>,
+    ) -> Result<Self, String> {
+        let db = open_database(store, isolation, disk)?;
         let table = db.create_table("counters").map_err(|e| e.to_string())?;
         let mut start = 0;
         while start < keys {
@@ -315,6 +364,35 @@ impl Engine for StrataEngine {
         let snap = self.db.begin_read().map_err(|e| e.to_string())?;
         let rows = snap.scan(&self.table).map_err(|e| e.to_string())?;
         rows.iter().try_fold(0u64, |acc, (_, v)| Ok(acc.wrapping_add(decode(v)?)))
+    }
+
+    fn isolation(&self) -> &'static str {
+        self.db.options().isolation.name()
+    }
+
+    fn scan(&self, start: u64, len: u64) -> Result<u64, String> {
+        let snap = self.db.begin_read().map_err(|e| e.to_string())?;
+        let rows = snap.range(&self.table, start.to_be_bytes()..).map_err(|e| e.to_string())?;
+        let mut bad = None;
+        let keys = rows.take(len as usize).map(|(k, v)| {
+            if let Err(e) = decode(&v) {
+                bad.get_or_insert(e);
+            }
+            k.try_into().map_or(0, u64::from_be_bytes)
+        });
+        let n = check_scan(start, len, keys)?;
+        bad.map_or(Ok(n), Err)
+    }
+
+    fn insert(&self, key: u64) -> Result<u64, String> {
+        let mut runs = 0u64;
+        self.db
+            .transaction(|txn| {
+                runs += 1;
+                txn.insert(&self.table, key.to_be_bytes(), 1u64.to_le_bytes())
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(runs - 1)
     }
 
     fn hold_snapshot(&self) -> Option<Result<Box<dyn std::any::Any + Send>, String>> {
@@ -415,6 +493,23 @@ impl Engine for MapEngine {
         Ok(0)
     }
 
+    /// The limit's scan: collect the keys from `start` on and sort them (no order in a map).
+    fn scan(&self, start: u64, len: u64) -> Result<u64, String> {
+        let mut keys: Vec<u64> =
+            self.map.iter().map(|e| *e.key()).filter(|k| *k >= start).collect();
+        keys.sort_unstable();
+        check_scan(start, len, keys.into_iter().take(len as usize))
+    }
+
+    fn insert(&self, key: u64) -> Result<u64, String> {
+        self.map.insert(key, 1);
+        Ok(0)
+    }
+
+    fn isolation(&self) -> &'static str {
+        "none"
+    }
+
     fn transactional(&self) -> bool {
         false
     }
@@ -423,10 +518,23 @@ impl Engine for MapEngine {
 fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn Engine>, String> {
     let (keys, initial) = (spec.keys, spec.initial);
     Ok(match name {
-        "strata" => Box::new(StrataEngine::new(StoreKind::LockFree, keys, initial, disk)?),
+        "strata" | "strata-serializable" => {
+            let isolation = if name == "strata" {
+                Isolation::Snapshot
+            } else {
+                Isolation::Serializable
+            };
+            Box::new(StrataEngine::new(StoreKind::LockFree, isolation, keys, initial, disk)?)
+        }
         "strata-sql" => Box::new(sql::StrataSql::new(keys, initial, disk)?),
         "sqlite" => Box::new(sql::Sqlite::new(keys, initial, disk)?),
-        "baseline" => Box::new(StrataEngine::new(StoreKind::Baseline, keys, initial, disk)?),
+        "baseline" => Box::new(StrataEngine::new(
+            StoreKind::Baseline,
+            Isolation::Snapshot,
+            keys,
+            initial,
+            disk,
+        )?),
         "map" => {
             let map = DashMap::with_capacity_and_hasher(keys as usize, Default::default());
             for k in 0..keys {
@@ -436,7 +544,7 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
         }
         other => {
             return Err(format!(
-                "unknown engine {other:?} (strata, baseline, map, strata-sql, sqlite)"
+                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite)"
             ))
         }
     })
@@ -470,6 +578,7 @@ impl ThreadResult {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one run's whole configuration
 fn run_one(
     engine: &Arc<dyn Engine>,
     threads: usize,
@@ -477,6 +586,7 @@ fn run_one(
     zipf: Option<&Zipf>,
     duration: Duration,
     seed: u64,
+    first_insert: u64,
 ) -> Vec<ThreadResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let opening_total = spec.keys.wrapping_mul(spec.initial);
@@ -488,7 +598,8 @@ fn run_one(
                 spec,
                 seed ^ (th as u64).wrapping_mul(0xA076_1D64_78BD_642F),
                 zipf.cloned(),
-            );
+            )
+            .inserting(first_insert, th as u64, threads as u64);
             std::thread::spawn(move || {
                 let mut result = ThreadResult::new();
                 let mut worker: Box<dyn Worker> = match engine.worker().transpose() {
@@ -514,6 +625,8 @@ fn run_one(
                             result.bad_totals += u64::from(t != opening_total);
                             0
                         }),
+                        Op::Scan { start, len } => worker.scan(start, len).map(|_| 0),
+                        Op::Insert(k) => worker.insert(k).inspect(|_| result.increments += 1),
                     };
                     match done {
                         Ok(aborts) => {
@@ -552,8 +665,8 @@ fn run_one(
 const DEFAULT_BENCH_DIR: &str = "strata-bench.tmp";
 
 /// The workloads of `--quick`.
-const QUICK_WORKLOADS: [&str; 7] =
-    ["counters-1k", "counters-hot", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-f", "bank"];
+const QUICK_WORKLOADS: [&str; 8] =
+    ["counters-1k", "counters-hot", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-e", "ycsb-f", "bank"];
 
 /// Runs the chosen suite; returns whether every gate passed.
 pub fn run(args: &BenchArgs) -> Result<bool, String> {
@@ -612,9 +725,11 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
                 setup.elapsed()
             );
             let mut committed_total = 0u64;
+            let mut run_no = 0u64;
             for &threads in &args.threads {
                 let mut runs = Vec::with_capacity(args.repeat as usize);
                 for _ in 0..args.repeat.max(1) {
+                    run_no += 1;
                     let run = Run {
                         engine: &engine,
                         name: engine_name,
@@ -622,6 +737,8 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
                         threads,
                         spec: &spec,
                         zipf: zipf.as_ref(),
+                        // Each run inserts (ycsb-e) in a key range of its own.
+                        first_insert: keys + (run_no << 32),
                     };
                     runs.push(run.measure(duration, args.seed, &mut committed_total)?);
                 }
@@ -651,11 +768,11 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -671,7 +788,8 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             r.p99_us,
             r.retained_versions.map_or(String::new(), |v| v.to_string()),
             r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
-            quote(&r.gate)
+            quote(&r.gate),
+            r.isolation
         ));
     }
     std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -731,6 +849,7 @@ struct Run<'a> {
     threads: usize,
     spec: &'a Spec,
     zipf: Option<&'a Zipf>,
+    first_insert: u64,
 }
 
 impl Run<'_> {
@@ -753,7 +872,15 @@ impl Run<'_> {
             },
             _ => None,
         };
-        let results = run_one(self.engine, self.threads, self.spec, self.zipf, duration, seed);
+        let results = run_one(
+            self.engine,
+            self.threads,
+            self.spec,
+            self.zipf,
+            duration,
+            seed,
+            self.first_insert,
+        );
         let (retained_versions, reclaim_ms) = match reader {
             None => (None, None),
             Some(guard) => {
@@ -792,6 +919,7 @@ impl Run<'_> {
             .or_else(|| (bad_totals > 0).then(|| format!("{bad_totals} snapshot totals were off")));
         Ok(Row {
             engine: self.name.to_string(),
+            isolation: self.engine.isolation().to_string(),
             workload: self.workload.to_string(),
             threads: self.threads,
             keys: self.spec.keys,
@@ -839,7 +967,7 @@ fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>
         Ok(sum) => sum,
     };
     let expected = match spec.mix {
-        Mix::Counters | Mix::LongReader | Mix::Ycsb { rmw: true, .. } => {
+        Mix::Counters | Mix::LongReader | Mix::Ycsb { rmw: true, .. } | Mix::YcsbE => {
             Some(opening.wrapping_add(increments))
         }
         Mix::Ycsb { read_pct: 100, .. } | Mix::Bank => Some(opening),
@@ -1006,6 +1134,29 @@ mod tests {
     }
 
     #[test]
+    fn ycsb_e_scans_and_inserts_on_every_engine_at_both_isolation_levels() {
+        let engines = ["strata", "strata-serializable", "baseline", "map", "strata-sql", "sqlite"];
+        let args = BenchArgs {
+            engine: engines.map(String::from).to_vec(),
+            workload: vec!["ycsb-e".into(), "bank".into()],
+            threads: vec![1, 3],
+            duration: 0.05,
+            repeat: 2,
+            keys: Some(300),
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap(), "every engine passes the ycsb-e and bank gates");
+    }
+
+    #[test]
+    fn a_scan_out_of_order_or_too_long_is_caught() {
+        assert_eq!(check_scan(5, 3, [5, 6, 9].into_iter()), Ok(3));
+        assert!(check_scan(5, 3, [5, 9, 6].into_iter()).is_err());
+        assert!(check_scan(5, 3, [4, 6].into_iter()).is_err());
+        assert!(check_scan(5, 2, [5, 6, 7].into_iter()).is_err());
+    }
+
+    #[test]
     fn a_long_reader_keeps_versions_and_gc_reclaims_them_after_it() {
         let dir = std::env::temp_dir().join(format!("strata-bench-lr-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -1050,13 +1201,15 @@ mod tests {
 
     #[test]
     fn gate_catches_a_lost_update() {
-        let engine = StrataEngine::new(StoreKind::LockFree, 4, 0, None).unwrap();
+        let engine =
+            StrataEngine::new(StoreKind::LockFree, Isolation::Snapshot, 4, 0, None).unwrap();
         engine.increment(1).unwrap();
         let spec = Spec::parse("counters", Some(4), 0.99).unwrap();
         assert_eq!(gate(&engine, &spec, 1, None), "pass");
         assert!(gate(&engine, &spec, 2, None).starts_with("FAILED"));
         let bank = Spec::parse("bank", Some(4), 0.99).unwrap();
-        let engine = StrataEngine::new(StoreKind::LockFree, 4, 1_000, None).unwrap();
+        let engine =
+            StrataEngine::new(StoreKind::LockFree, Isolation::Snapshot, 4, 1_000, None).unwrap();
         engine.transfer(0, 1, 7).unwrap();
         assert_eq!(gate(&engine, &bank, 0, None), "pass");
         engine.write(2, 0).unwrap(); // money destroyed: the bank gate must notice

@@ -6,8 +6,8 @@
 //! - [`RangeIter`]: an owned, `Send` iterator over a txn's view of a range, forward or reverse,
 //!   with the txn's own writes merged in. It holds a share of the txn's snapshot slot (so GC keeps
 //!   what it needs even after the txn ends) and no epoch guard between calls: each refill pins for
-//!   one batch of at most `RANGE_BATCH_ROWS` rows and re-seeks the key directory after the last
-//!   key it examined.
+//!   one batch (16 rows, doubling to `RANGE_BATCH_ROWS`) and re-seeks the key directory after the
+//!   last key it examined.
 
 use crate::bytes::Bytes;
 use crate::clock::Timestamp;
@@ -19,7 +19,11 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Bound;
 
-/// Rows fetched per refill of a `RangeIter` (one epoch pin and one directory seek each).
+/// Rows fetched by a `RangeIter`'s first refill (one epoch pin and one directory seek each);
+/// each later refill doubles it, up to `RANGE_BATCH_ROWS`. A short scan (`LIMIT 10`) then reads
+/// little past what it uses, and a long one still amortizes the seek.
+pub const RANGE_FIRST_BATCH_ROWS: usize = 16;
+/// Most rows fetched per refill.
 pub const RANGE_BATCH_ROWS: usize = 256;
 
 /// Keys examined per refill at most, visible or not: a range full of deleted keys (not yet
@@ -185,6 +189,8 @@ pub struct RangeIter {
     buf: VecDeque<Row>,
     /// The store has nothing more in `rest`.
     exhausted: bool,
+    /// Rows the next refill asks for.
+    batch: usize,
     /// The txn's own writes inside the range, in scan order (`None`: deleted).
     own: std::iter::Peekable<std::vec::IntoIter<OwnWrite>>,
 }
@@ -218,6 +224,7 @@ impl RangeIter {
             reverse,
             buf: VecDeque::new(),
             exhausted,
+            batch: RANGE_FIRST_BATCH_ROWS,
             own: own.into_iter().peekable(),
         }
     }
@@ -233,9 +240,10 @@ impl RangeIter {
                 &self.rest,
                 self.reverse,
                 self.read_ts,
-                RANGE_BATCH_ROWS,
+                self.batch,
                 &mut self.buf,
             );
+            self.batch = (self.batch * 2).min(RANGE_BATCH_ROWS);
             match last {
                 Some(key) => self.rest = self.rest.past(&key, self.reverse),
                 None => self.exhausted = true,

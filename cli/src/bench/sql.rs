@@ -10,7 +10,7 @@
 //!   memory, which for SQLite is a file in the temporary directory whose pages stay in the page
 //!   cache; FULL for `Sync`).
 
-use super::{open_database, Disk, Engine, Worker};
+use super::{check_scan, open_database, Disk, Engine, Worker};
 use durability_arg::to_synchronous;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,6 +24,8 @@ const WRITE: &str = "UPDATE counters SET n = ?2 WHERE id = ?1";
 const DEBIT: &str = "UPDATE counters SET n = n - ?2 WHERE id = ?1";
 const CREDIT: &str = "UPDATE counters SET n = n + ?2 WHERE id = ?1";
 const TOTAL: &str = "SELECT SUM(n) FROM counters";
+const SCAN: &str = "SELECT id, n FROM counters WHERE id >= ?1 ORDER BY id LIMIT ?2";
+const INSERT: &str = "INSERT INTO counters VALUES (?1, 1)";
 /// Rows per INSERT statement while preloading.
 const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
 
@@ -53,7 +55,7 @@ pub struct StrataSql {
 impl StrataSql {
     pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
         let e = |e: strata_sql::Error| e.to_string();
-        let db = open_database(StoreKind::LockFree, disk)?;
+        let db = open_database(StoreKind::LockFree, strata::Isolation::Snapshot, disk)?;
         let mut root = Connection::from_database(db).map_err(e)?;
         root.execute(SCHEMA, &[]).map_err(e)?;
         for stmt in preload_statements(keys, initial) {
@@ -75,6 +77,8 @@ struct StrataSqlWorker {
     debit: strata_sql::Statement,
     credit: strata_sql::Statement,
     total: strata_sql::Statement,
+    scan: strata_sql::Statement,
+    insert: strata_sql::Statement,
 }
 
 fn int(v: u64) -> Value {
@@ -148,6 +152,21 @@ impl Worker for StrataSqlWorker {
         let total = self.total.clone();
         Ok(self.one_integer(&total, &[])?.unwrap_or(0))
     }
+
+    fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
+        let rows =
+            self.scan.query(&mut self.conn, &[int(start), int(len)]).map_err(|e| e.to_string())?;
+        let keys = rows.rows.iter().map(|r| match r.first() {
+            Some(Value::Integer(k)) => *k as u64,
+            _ => u64::MAX,
+        });
+        check_scan(start, len, keys)
+    }
+
+    fn insert(&mut self, key: u64) -> Result<u64, String> {
+        let insert = self.insert.clone();
+        self.txn(&[(&insert, &[int(key)])])
+    }
 }
 
 impl Engine for StrataSql {
@@ -175,6 +194,7 @@ impl Engine for StrataSql {
                 (prep("BEGIN CONCURRENT")?, prep(UPDATE)?, prep("COMMIT")?, prep("ROLLBACK")?);
             let (read, write, debit, credit, total) =
                 (prep(READ)?, prep(WRITE)?, prep(DEBIT)?, prep(CREDIT)?, prep(TOTAL)?);
+            let (scan, insert) = (prep(SCAN)?, prep(INSERT)?);
             Ok(Box::new(StrataSqlWorker {
                 conn,
                 begin,
@@ -186,6 +206,8 @@ impl Engine for StrataSql {
                 debit,
                 credit,
                 total,
+                scan,
+                insert,
             }) as Box<dyn Worker>)
         })())
     }
@@ -315,6 +337,22 @@ impl Worker for SqliteWorker {
             .map(|n| n.unwrap_or(0) as u64)
             .map_err(|e| e.to_string())
     }
+
+    fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
+        let e = |e: rusqlite::Error| e.to_string();
+        let mut stmt = self.conn.prepare_cached(SCAN).map_err(e)?;
+        let keys: Vec<u64> = stmt
+            .query_map([start as i64, len as i64], |r| r.get::<_, i64>(0))
+            .map_err(e)?
+            .map(|k| k.map(|k| k as u64))
+            .collect::<rusqlite::Result<_>>()
+            .map_err(e)?;
+        check_scan(start, len, keys.into_iter())
+    }
+
+    fn insert(&mut self, key: u64) -> Result<u64, String> {
+        self.txn(|c| c.prepare_cached(INSERT)?.execute([key as i64]).map(|_| ()))
+    }
 }
 
 impl Engine for Sqlite {
@@ -332,5 +370,10 @@ impl Engine for Sqlite {
 
     fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
         Some(self.open().map(|conn| Box::new(SqliteWorker { conn }) as Box<dyn Worker>))
+    }
+
+    /// One writer at a time (`BEGIN IMMEDIATE`), so every history is serial.
+    fn isolation(&self) -> &'static str {
+        "serializable"
     }
 }

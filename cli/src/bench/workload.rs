@@ -11,6 +11,11 @@
 //!   run (engines that can report their versions: strata, baseline). Reported beside the
 //!   throughput: the versions retained while the reader lives, and how long after it ends the
 //!   background GC needs to bring them back to one per key. Gate: as `counters`.
+//! - `ycsb-e`: 95% short range scans (from a zipfian start key, 1–100 rows, YCSB's scan length
+//!   distribution) and 5% inserts of new keys above the preloaded ones, 100K keys. A scan is a
+//!   read-only txn; the `baseline` store has no ordered index, so its scans collect and sort the
+//!   table (the comparison the key directory is for). Gate: every scan returned ascending keys
+//!   from its start, at most its length; the SUM grew by the inserts committed (each inserts 1).
 //! - `bank`: transfers of 1–10 units between two uniform accounts (1,000 accounts of 1,000), and
 //!   every 16th op of each thread a snapshot SUM of all balances, which must equal the opening
 //!   total. Gate: every snapshot sum and the final sum equal the opening total.
@@ -27,7 +32,14 @@ pub enum Mix {
         rmw: bool,
     },
     Bank,
+    /// YCSB E: short scans and inserts.
+    YcsbE,
 }
+
+/// Longest YCSB E scan (rows).
+pub const SCAN_ROWS_MAX: u64 = 100;
+/// Percent of YCSB E ops that are scans (the rest insert).
+pub const SCAN_PCT: u64 = 95;
 
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -45,7 +57,7 @@ pub const BANK_BALANCE: u64 = 1_000;
 pub const BANK_CHECK_EVERY: u64 = 16;
 
 pub const NAMES: &str = "counters-1k, counters-1m, counters-hot, counters, long-reader, ycsb-a, \
-     ycsb-b, ycsb-c, ycsb-f, bank";
+     ycsb-b, ycsb-c, ycsb-e, ycsb-f, bank";
 
 impl Spec {
     pub fn parse(name: &str, keys: Option<u64>, zipf: f64) -> Result<Spec, String> {
@@ -57,6 +69,7 @@ impl Spec {
             "ycsb-a" => (Mix::Ycsb { read_pct: 50, rmw: false }, 100_000, Some(zipf), 0),
             "ycsb-b" => (Mix::Ycsb { read_pct: 95, rmw: false }, 100_000, Some(zipf), 0),
             "ycsb-c" => (Mix::Ycsb { read_pct: 100, rmw: false }, 100_000, Some(zipf), 0),
+            "ycsb-e" => (Mix::YcsbE, 100_000, Some(zipf), 0),
             "ycsb-f" => (Mix::Ycsb { read_pct: 50, rmw: true }, 100_000, Some(zipf), 0),
             "bank" => (Mix::Bank, 1_000, None, BANK_BALANCE),
             other => return Err(format!("unknown workload {other:?} ({NAMES})")),
@@ -77,8 +90,19 @@ pub enum Op {
     Increment(u64),
     Read(u64),
     Write(u64, u64),
-    Transfer { from: u64, to: u64, amount: u64 },
+    Transfer {
+        from: u64,
+        to: u64,
+        amount: u64,
+    },
     CheckTotal,
+    /// Up to `len` rows from `start` on, in key order.
+    Scan {
+        start: u64,
+        len: u64,
+    },
+    /// A new key (value 1).
+    Insert(u64),
 }
 
 /// SplitMix64.
@@ -152,12 +176,30 @@ pub struct Ops {
     rng: Rng,
     zipf: Option<Zipf>,
     count: u64,
+    /// The next key this thread inserts (YCSB E), and the stride between its keys.
+    next_insert: u64,
+    insert_stride: u64,
 }
 
 impl Ops {
     /// `zipf` is shared (its setup sums `keys` powers); pass `Zipf::new` once per run.
     pub fn new(spec: &Spec, seed: u64, zipf: Option<Zipf>) -> Ops {
-        Ops { spec: spec.clone(), rng: Rng(seed), zipf, count: 0 }
+        Ops {
+            spec: spec.clone(),
+            rng: Rng(seed),
+            zipf,
+            count: 0,
+            next_insert: spec.keys,
+            insert_stride: 1,
+        }
+    }
+
+    /// Inserted keys (YCSB E) of thread `thread` of `threads`, from `first` on: `first + thread`,
+    /// then every `threads` keys, so no two threads (or runs, given a fresh `first`) collide.
+    pub fn inserting(mut self, first: u64, thread: u64, threads: u64) -> Ops {
+        self.next_insert = first + thread;
+        self.insert_stride = threads.max(1);
+        self
     }
 
     fn key(&mut self) -> u64 {
@@ -179,6 +221,16 @@ impl Ops {
                     Op::Increment(k)
                 } else {
                     Op::Write(k, self.rng.next() >> 32)
+                }
+            }
+            Mix::YcsbE => {
+                if self.rng.next() % 100 < SCAN_PCT {
+                    let start = self.key();
+                    Op::Scan { start, len: 1 + self.rng.next() % SCAN_ROWS_MAX }
+                } else {
+                    let key = self.next_insert;
+                    self.next_insert += self.insert_stride;
+                    Op::Insert(key)
                 }
             }
             Mix::Bank => {
