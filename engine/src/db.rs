@@ -541,6 +541,22 @@ impl Database {
 
     /// `transaction` at the given isolation level (serialization failures are retried like
     /// conflicts).
+    ///
+    /// ```
+    /// use strata::{Database, Isolation};
+    /// let db = Database::in_memory();
+    /// let shifts = db.create_table("shifts")?;
+    /// db.transaction_with(Isolation::Serializable, |txn| {
+    ///     // An owned, Send iterator in key order (range_rev: descending; prefix: by prefix).
+    ///     let today = txn.prefix(&shifts, "2026-11-25/")?.count();
+    ///     if today < 2 {
+    ///         txn.put(&shifts, "2026-11-25/alice", "on call")?;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(db.begin_read()?.prefix(&shifts, "2026-11-25/")?.count(), 1);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
     pub fn transaction_with<T>(
         &self,
         isolation: Isolation,
