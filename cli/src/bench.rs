@@ -169,6 +169,18 @@ pub struct Row {
     pub gate: String,
     /// The isolation the engine's txns get: `snapshot`, `serializable`, or `none` (the limit).
     pub isolation: String,
+    /// 99.9th percentile latency (µs).
+    pub p999_us: f64,
+    /// Resident memory of the whole `strata bench` process at the end of the run (MiB; Linux).
+    pub rss_mib: Option<f64>,
+}
+
+/// The process's resident set size from `/proc/self/status` (`None` where there is none).
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// An engine under test. `increment` runs one counter txn to completion (retrying conflicts)
@@ -198,6 +210,10 @@ trait Engine: Send + Sync {
     }
     /// Inserts a new row with value 1; returns aborted attempts (`ycsb-e`).
     fn insert(&self, _key: u64) -> Result<u64, String> {
+        Err("this engine runs through per-thread workers".into())
+    }
+    /// Deletes a row; returns aborted attempts (`scan-after-churn`).
+    fn delete(&self, _key: u64) -> Result<u64, String> {
         Err("this engine runs through per-thread workers".into())
     }
     /// The isolation level its txns run at.
@@ -230,6 +246,22 @@ trait Worker: Send {
     fn total(&mut self) -> Result<u64, String>;
     fn scan(&mut self, start: u64, len: u64) -> Result<u64, String>;
     fn insert(&mut self, key: u64) -> Result<u64, String>;
+    fn delete(&mut self, key: u64) -> Result<u64, String>;
+}
+
+/// `scan-after-churn`'s setup: every row overwritten `CHURN_ROUNDS` times, every other row
+/// deleted and inserted again (the values end as they began: 1).
+fn churn(worker: &mut dyn Worker, keys: u64) -> Result<(), String> {
+    for _ in 0..workload::CHURN_ROUNDS {
+        for k in 0..keys {
+            worker.write(k, 1)?;
+        }
+    }
+    for k in (0..keys).step_by(2) {
+        worker.delete(k)?;
+        worker.insert(k)?;
+    }
+    Ok(())
 }
 
 /// Checks one scan's keys: ascending, from `start` on, at most `len` of them.
@@ -273,6 +305,9 @@ impl Worker for Shared {
     }
     fn insert(&mut self, key: u64) -> Result<u64, String> {
         self.0.insert(key)
+    }
+    fn delete(&mut self, key: u64) -> Result<u64, String> {
+        self.0.delete(key)
     }
 }
 
@@ -395,6 +430,17 @@ impl Engine for StrataEngine {
         Ok(runs - 1)
     }
 
+    fn delete(&self, key: u64) -> Result<u64, String> {
+        let mut runs = 0u64;
+        self.db
+            .transaction(|txn| {
+                runs += 1;
+                txn.delete(&self.table, key.to_be_bytes()).map(|_| ())
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(runs - 1)
+    }
+
     fn hold_snapshot(&self) -> Option<Result<Box<dyn std::any::Any + Send>, String>> {
         Some(
             self.db
@@ -503,6 +549,11 @@ impl Engine for MapEngine {
 
     fn insert(&self, key: u64) -> Result<u64, String> {
         self.map.insert(key, 1);
+        Ok(0)
+    }
+
+    fn delete(&self, key: u64) -> Result<u64, String> {
+        self.map.remove(&key);
         Ok(0)
     }
 
@@ -701,6 +752,9 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         cores, args.duration, args.seed
     );
     let mut rows = Vec::new();
+    let total_runs = (args.workload.len() * args.engine.len() * args.threads.len()) as u64
+        * u64::from(args.repeat.max(1));
+    let progress = progress_bar(total_runs);
     for workload in &args.workload {
         let spec = Spec::parse(workload, args.keys, args.zipf)?;
         let keys = spec.keys;
@@ -715,15 +769,36 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
             let engine: Arc<dyn Engine> =
                 Arc::from(make_engine(engine_name, &spec, disk.as_ref())?);
             if spec.mix == Mix::LongReader && engine.live_versions().is_none() {
-                eprintln!(
+                say(
+                    &progress,
+                    format!(
                     "  {engine_name}/{workload}: skipped (the engine does not report its versions)"
+                ),
                 );
+                progress.inc((args.threads.len() as u64) * u64::from(args.repeat.max(1)));
                 continue;
             }
-            eprintln!(
-                "  {engine_name}/{workload}: preloaded {keys} keys in {:.2?}",
-                setup.elapsed()
+            say(
+                &progress,
+                format!(
+                    "  {engine_name}/{workload}: preloaded {keys} keys in {:.2?}",
+                    setup.elapsed()
+                ),
             );
+            if spec.mix == (Mix::Scan { churn: true }) {
+                let started = Instant::now();
+                let mut worker: Box<dyn Worker> = match engine.worker().transpose()? {
+                    Some(w) => w,
+                    None => Box::new(Shared(engine.clone())),
+                };
+                churn(worker.as_mut(), keys)?;
+                say(&progress, format!(
+                    "  {engine_name}/{workload}: churned ({} overwrites and {} deletes + inserts) in {:.2?}",
+                    workload::CHURN_ROUNDS * keys,
+                    keys.div_ceil(2),
+                    started.elapsed()
+                ));
+            }
             let mut committed_total = 0u64;
             let mut run_no = 0u64;
             for &threads in &args.threads {
@@ -740,17 +815,20 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
                         // Each run inserts (ycsb-e) in a key range of its own.
                         first_insert: keys + (run_no << 32),
                     };
+                    progress.set_message(format!("{engine_name}/{workload}/{threads}t"));
                     runs.push(run.measure(duration, args.seed, &mut committed_total)?);
+                    progress.inc(1);
                 }
                 let row = median(runs);
-                eprintln!(
+                say(&progress, format!(
                     "  {engine_name}/{workload}/{threads}t: {:.0} commits/s (median of {}), gate {}",
                     row.commits_per_s, row.runs, row.gate
-                );
+                ));
                 rows.push(row);
             }
         }
     }
+    progress.finish_and_clear();
     print_table(&rows);
     write_json(args.json.as_deref(), &rows)?;
     write_csv(args.csv.as_deref(), &rows)?;
@@ -764,15 +842,38 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
 }
 
+/// Prints a line above the progress bar, or plainly to stderr when the bar is hidden (stderr is
+/// not a terminal: indicatif's `println` would then drop the line).
+fn say(progress: &indicatif::ProgressBar, line: String) {
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
+}
+
+/// A progress bar on stderr over `runs` measured runs, with the time left; hidden when stderr is
+/// not a terminal.
+fn progress_bar(runs: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(runs);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ~{eta} left: {msg}",
+    );
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
 fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -789,7 +890,9 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             r.retained_versions.map_or(String::new(), |v| v.to_string()),
             r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
             quote(&r.gate),
-            r.isolation
+            r.isolation,
+            r.p999_us,
+            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}"))
         ));
     }
     std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -932,6 +1035,8 @@ impl Run<'_> {
             aborts_per_s: aborts as f64 / elapsed,
             p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
             p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
+            p999_us: latency.value_at_quantile(0.999) as f64 / 1000.0,
+            rss_mib: rss_mib(),
             retained_versions,
             reclaim_ms,
             gate: gate(self.engine.as_ref(), self.spec, *committed_total, error),
@@ -970,7 +1075,7 @@ fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>
         Mix::Counters | Mix::LongReader | Mix::Ycsb { rmw: true, .. } | Mix::YcsbE => {
             Some(opening.wrapping_add(increments))
         }
-        Mix::Ycsb { read_pct: 100, .. } | Mix::Bank => Some(opening),
+        Mix::Ycsb { read_pct: 100, .. } | Mix::Bank | Mix::Scan { .. } => Some(opening),
         // Blind writes of values the gate does not track: the rows were read back above.
         Mix::Ycsb { .. } => None,
     };
@@ -993,7 +1098,9 @@ fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>
 fn print_table(rows: &[Row]) {
     let mut grid = Grid::new();
     grid.load_preset(UTF8_BORDERS_ONLY);
-    grid.set_header(vec![
+    // The long-reader columns only when some row has them.
+    let versions = rows.iter().any(|r| r.retained_versions.is_some() || r.reclaim_ms.is_some());
+    let mut header = vec![
         "engine",
         "workload",
         "threads",
@@ -1002,26 +1109,34 @@ fn print_table(rows: &[Row]) {
         "aborts/s",
         "p50 µs",
         "p99 µs",
-        "kept versions",
-        "reclaim ms",
-        "gate",
-    ]);
+        "p999 µs",
+        "RSS MiB",
+    ];
+    if versions {
+        header.extend(["kept versions", "reclaim ms"]);
+    }
+    header.push("gate");
+    grid.set_header(header);
+    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
     for r in rows {
-        grid.add_row(vec![
+        let mut cells = vec![
             Cell::new(&r.engine),
             Cell::new(&r.workload),
-            Cell::new(r.threads).set_alignment(CellAlignment::Right),
-            Cell::new(r.runs).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.0}", r.commits_per_s)).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.0}", r.aborts_per_s)).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.2}", r.p50_us)).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.2}", r.p99_us)).set_alignment(CellAlignment::Right),
-            Cell::new(r.retained_versions.map_or(String::new(), |v| v.to_string()))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(r.reclaim_ms.map_or(String::new(), |v| format!("{v:.0}")))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(&r.gate),
-        ]);
+            right(r.threads.to_string()),
+            right(r.runs.to_string()),
+            right(format!("{:.0}", r.commits_per_s)),
+            right(format!("{:.0}", r.aborts_per_s)),
+            right(format!("{:.2}", r.p50_us)),
+            right(format!("{:.2}", r.p99_us)),
+            right(format!("{:.2}", r.p999_us)),
+            right(r.rss_mib.map_or(String::new(), |v| format!("{v:.0}"))),
+        ];
+        if versions {
+            cells.push(right(r.retained_versions.map_or(String::new(), |v| v.to_string())));
+            cells.push(right(r.reclaim_ms.map_or(String::new(), |v| format!("{v:.0}"))));
+        }
+        cells.push(Cell::new(&r.gate));
+        grid.add_row(cells);
     }
     println!("{grid}");
 }
@@ -1062,7 +1177,9 @@ mod tests {
                 "aborts_per_s",
                 "p50_us",
                 "p99_us",
+                "p999_us",
                 "gate",
+                "isolation",
             ] {
                 assert!(r.get(field).is_some(), "missing {field} in {r}");
             }

@@ -26,6 +26,7 @@ const CREDIT: &str = "UPDATE counters SET n = n + ?2 WHERE id = ?1";
 const TOTAL: &str = "SELECT SUM(n) FROM counters";
 const SCAN: &str = "SELECT id, n FROM counters WHERE id >= ?1 ORDER BY id LIMIT ?2";
 const INSERT: &str = "INSERT INTO counters VALUES (?1, 1)";
+const DELETE: &str = "DELETE FROM counters WHERE id = ?1";
 /// Rows per INSERT statement while preloading.
 const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
 
@@ -79,6 +80,7 @@ struct StrataSqlWorker {
     total: strata_sql::Statement,
     scan: strata_sql::Statement,
     insert: strata_sql::Statement,
+    delete: strata_sql::Statement,
 }
 
 fn int(v: u64) -> Value {
@@ -167,6 +169,11 @@ impl Worker for StrataSqlWorker {
         let insert = self.insert.clone();
         self.txn(&[(&insert, &[int(key)])])
     }
+
+    fn delete(&mut self, key: u64) -> Result<u64, String> {
+        let delete = self.delete.clone();
+        self.txn(&[(&delete, &[int(key)])])
+    }
 }
 
 impl Engine for StrataSql {
@@ -194,7 +201,7 @@ impl Engine for StrataSql {
                 (prep("BEGIN CONCURRENT")?, prep(UPDATE)?, prep("COMMIT")?, prep("ROLLBACK")?);
             let (read, write, debit, credit, total) =
                 (prep(READ)?, prep(WRITE)?, prep(DEBIT)?, prep(CREDIT)?, prep(TOTAL)?);
-            let (scan, insert) = (prep(SCAN)?, prep(INSERT)?);
+            let (scan, insert, delete) = (prep(SCAN)?, prep(INSERT)?, prep(DELETE)?);
             Ok(Box::new(StrataSqlWorker {
                 conn,
                 begin,
@@ -208,6 +215,7 @@ impl Engine for StrataSql {
                 total,
                 scan,
                 insert,
+                delete,
             }) as Box<dyn Worker>)
         })())
     }
@@ -352,6 +360,10 @@ impl Worker for SqliteWorker {
 
     fn insert(&mut self, key: u64) -> Result<u64, String> {
         self.txn(|c| c.prepare_cached(INSERT)?.execute([key as i64]).map(|_| ()))
+    }
+
+    fn delete(&mut self, key: u64) -> Result<u64, String> {
+        self.txn(|c| c.prepare_cached(DELETE)?.execute([key as i64]).map(|_| ()))
     }
 }
 

@@ -16,6 +16,11 @@
 //!   read-only txn; the `baseline` store has no ordered index, so its scans collect and sort the
 //!   table (the comparison the key directory is for). Gate: every scan returned ascending keys
 //!   from its start, at most its length; the SUM grew by the inserts committed (each inserts 1).
+//! - `scan` and `scan-after-churn`: every op is a full-table SUM in one snapshot (100K rows of 1).
+//!   Before `scan-after-churn` runs, one thread churns the table: every row is overwritten
+//!   `CHURN_ROUNDS` times and every other row deleted and inserted again, so the store holds dead
+//!   versions and tombstones (until its GC removes them). Dead versions must not slow scans: the
+//!   two workloads' rates should match. Gate: every SUM equals the row count.
 //! - `bank`: transfers of 1–10 units between two uniform accounts (1,000 accounts of 1,000), and
 //!   every 16th op of each thread a snapshot SUM of all balances, which must equal the opening
 //!   total. Gate: every snapshot sum and the final sum equal the opening total.
@@ -34,7 +39,14 @@ pub enum Mix {
     Bank,
     /// YCSB E: short scans and inserts.
     YcsbE,
+    /// Full-table sums, after churn (`churn`) or on a freshly loaded table.
+    Scan {
+        churn: bool,
+    },
 }
+
+/// Times `scan-after-churn` overwrites every row before it runs.
+pub const CHURN_ROUNDS: u64 = 5;
 
 /// Longest YCSB E scan (rows).
 pub const SCAN_ROWS_MAX: u64 = 100;
@@ -57,7 +69,7 @@ pub const BANK_BALANCE: u64 = 1_000;
 pub const BANK_CHECK_EVERY: u64 = 16;
 
 pub const NAMES: &str = "counters-1k, counters-1m, counters-hot, counters, long-reader, ycsb-a, \
-     ycsb-b, ycsb-c, ycsb-e, ycsb-f, bank";
+     ycsb-b, ycsb-c, ycsb-e, ycsb-f, bank, scan, scan-after-churn";
 
 impl Spec {
     pub fn parse(name: &str, keys: Option<u64>, zipf: f64) -> Result<Spec, String> {
@@ -72,6 +84,8 @@ impl Spec {
             "ycsb-e" => (Mix::YcsbE, 100_000, Some(zipf), 0),
             "ycsb-f" => (Mix::Ycsb { read_pct: 50, rmw: true }, 100_000, Some(zipf), 0),
             "bank" => (Mix::Bank, 1_000, None, BANK_BALANCE),
+            "scan" => (Mix::Scan { churn: false }, 100_000, None, 1),
+            "scan-after-churn" => (Mix::Scan { churn: true }, 100_000, None, 1),
             other => return Err(format!("unknown workload {other:?} ({NAMES})")),
         };
         if let Some(t) = skew {
@@ -233,6 +247,7 @@ impl Ops {
                     Op::Insert(key)
                 }
             }
+            Mix::Scan { .. } => Op::CheckTotal,
             Mix::Bank => {
                 if self.count.is_multiple_of(BANK_CHECK_EVERY) {
                     return Op::CheckTotal;
