@@ -19,8 +19,10 @@
 //! streams come from a fixed seed per thread. Latency is per committed increment, retries
 //! included (what the caller waits for), recorded in an HDR histogram.
 
+mod cold;
 mod durability;
 mod sql;
+mod sqlrite;
 mod workload;
 
 use clap::{Args, ValueEnum};
@@ -44,6 +46,9 @@ pub enum Suite {
     /// What durability costs: raw sync rate, Sync commits/s by threads, file I/O methods,
     /// Buffered vs in memory, recovery (docs/benchmarks.md).
     Durability,
+    /// Open an on-disk database of `--keys` rows (default 1M) after a restart: open time, first
+    /// read, rows scanned in the first second; strata, strata-sql and sqlite.
+    ColdOpen,
 }
 
 /// Keys inserted per preload txn.
@@ -55,7 +60,7 @@ const LATENCY_NS_MAX: u64 = 60_000_000_000;
 pub struct BenchArgs {
     /// Engines, comma-separated: strata, strata-serializable (the same at Isolation::Serializable),
     /// baseline, map (the plain-DashMap limit), strata-sql (through SQL, prepared statements),
-    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE).
+    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE), sqlrite (SQLRite's MVCC: BEGIN CONCURRENT).
     #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map,strata-sql,sqlite")]
     pub engine: Vec<String>,
     /// Workloads, comma-separated: counters-1k, counters-1m, counters-hot, counters (uniform
@@ -579,6 +584,12 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
         }
         "strata-sql" => Box::new(sql::StrataSql::new(keys, initial, disk)?),
         "sqlite" => Box::new(sql::Sqlite::new(keys, initial, disk)?),
+        "sqlrite" => {
+            if disk.is_some() {
+                return Err("the sqlrite engine runs in memory only (drop --path)".into());
+            }
+            Box::new(sqlrite::Sqlrite::new(keys, initial)?)
+        }
         "baseline" => Box::new(StrataEngine::new(
             StoreKind::Baseline,
             Isolation::Snapshot,
@@ -595,7 +606,7 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
         }
         other => {
             return Err(format!(
-                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite)"
+                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite, sqlrite)"
             ))
         }
     })
@@ -740,6 +751,9 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.suite == Suite::Durability {
         return run_durability(args, duration, cores);
+    }
+    if args.suite == Suite::ColdOpen {
+        return run_cold_open(args, cores);
     }
     let place = match &args.path {
         None => "in memory".to_string(),
@@ -941,6 +955,24 @@ fn run_durability(args: &BenchArgs, duration: Duration, cores: usize) -> Result<
         goals: &'a [durability::Goal],
     }
     write_json(args.json.as_deref(), &Out { rows: &rows, goals: &goals })?;
+    Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
+}
+
+fn run_cold_open(args: &BenchArgs, cores: usize) -> Result<bool, String> {
+    let default_dir = args.path.is_none();
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_BENCH_DIR));
+    let keys = args.keys.unwrap_or(1_000_000);
+    println!(
+        "strata bench --suite cold-open: {cores} core(s); {keys} rows; in {}",
+        path.display()
+    );
+    let result = cold::run(&path, &args.engine, keys, &|line| eprintln!("{line}"));
+    if default_dir {
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    let rows = result?;
+    cold::print(&rows);
+    write_json(args.json.as_deref(), &rows)?;
     Ok(rows.iter().all(|r| !r.gate.starts_with("FAILED")))
 }
 
