@@ -962,10 +962,7 @@ fn run_cold_open(args: &BenchArgs, cores: usize) -> Result<bool, String> {
     let default_dir = args.path.is_none();
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_BENCH_DIR));
     let keys = args.keys.unwrap_or(1_000_000);
-    println!(
-        "strata bench --suite cold-open: {cores} core(s); {keys} rows; in {}",
-        path.display()
-    );
+    println!("strata bench --suite cold-open: {cores} core(s); {keys} rows; in {}", path.display());
     let result = cold::run(&path, &args.engine, keys, &|line| eprintln!("{line}"));
     if default_dir {
         let _ = std::fs::remove_dir_all(&path);

@@ -80,10 +80,12 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
     {
         let db = Database::open(dir, Options::default()).map_err(e)?;
         if sql {
-            let mut conn = strata_sql::Connection::from_database(db.clone()).map_err(|e| e.to_string())?;
+            let mut conn =
+                strata_sql::Connection::from_database(db.clone()).map_err(|e| e.to_string())?;
             conn.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", &[])
                 .map_err(|e| e.to_string())?;
-            let insert = conn.prepare("INSERT INTO counters VALUES (?1, ?1)").map_err(|e| e.to_string())?;
+            let insert =
+                conn.prepare("INSERT INTO counters VALUES (?1, ?1)").map_err(|e| e.to_string())?;
             let mut k = 0;
             while k < keys {
                 conn.execute("BEGIN", &[]).map_err(|e| e.to_string())?;
@@ -120,7 +122,10 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
         let open_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
         let got = conn
-            .query("SELECT n FROM counters WHERE id = ?", &[strata_sql::Value::Integer(probe as i64)])
+            .query(
+                "SELECT n FROM counters WHERE id = ?",
+                &[strata_sql::Value::Integer(probe as i64)],
+            )
             .map_err(|e| e.to_string())?;
         let first_read_us = t1.elapsed().as_secs_f64() * 1e6;
         let value = match got.rows.first().and_then(|r| r.first()) {
@@ -211,7 +216,8 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
         while k < keys {
             conn.execute_batch("BEGIN").map_err(e)?;
             {
-                let mut insert = conn.prepare_cached("INSERT INTO counters VALUES (?1, ?1)").map_err(e)?;
+                let mut insert =
+                    conn.prepare_cached("INSERT INTO counters VALUES (?1, ?1)").map_err(e)?;
                 for id in k..(k + LOAD_ROWS_PER_TXN).min(keys) {
                     insert.execute([id as i64]).map_err(e)?;
                 }
@@ -274,7 +280,9 @@ pub fn run(
             "strata-sql" => strata(&dir, keys, true),
             "sqlite" => sqlite(&dir, keys),
             other => {
-                say(format!("  cold-open: {other} skipped (cold-open runs strata, strata-sql, sqlite)"));
+                say(format!(
+                    "  cold-open: {other} skipped (cold-open runs strata, strata-sql, sqlite)"
+                ));
                 continue;
             }
         };
