@@ -26,7 +26,26 @@ const CREDIT: &str = "UPDATE counters SET n = n + ?2 WHERE id = ?1";
 const TOTAL: &str = "SELECT SUM(n) FROM counters";
 const SCAN: &str = "SELECT id, n FROM counters WHERE id >= ?1 ORDER BY id LIMIT ?2";
 const INSERT: &str = "INSERT INTO counters VALUES (?1, 1)";
-const DELETE: &str = "DELETE FROM counters WHERE id = ?1";
+
+/// The statements of one churn step over keys `from..to` (literal SQL: one txn's worth).
+pub fn churn_sql(from: u64, to: u64, step: super::Churn) -> Vec<String> {
+    match step {
+        super::Churn::OverwriteAll => {
+            vec![format!("UPDATE counters SET n = 1 WHERE id >= {from} AND id < {to}")]
+        }
+        super::Churn::DeleteEven => {
+            vec![format!("DELETE FROM counters WHERE id >= {from} AND id < {to} AND id % 2 = 0")]
+        }
+        super::Churn::InsertEven => {
+            let rows: Vec<String> =
+                (from..to).filter(|k| k % 2 == 0).map(|k| format!("({k}, 1)")).collect();
+            if rows.is_empty() {
+                return vec![];
+            }
+            vec![format!("INSERT INTO counters (id, n) VALUES {}", rows.join(", "))]
+        }
+    }
+}
 /// Rows per INSERT statement while preloading.
 const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
 
@@ -80,7 +99,6 @@ struct StrataSqlWorker {
     total: strata_sql::Statement,
     scan: strata_sql::Statement,
     insert: strata_sql::Statement,
-    delete: strata_sql::Statement,
 }
 
 fn int(v: u64) -> Value {
@@ -170,9 +188,14 @@ impl Worker for StrataSqlWorker {
         self.txn(&[(&insert, &[int(key)])])
     }
 
-    fn delete(&mut self, key: u64) -> Result<u64, String> {
-        let delete = self.delete.clone();
-        self.txn(&[(&delete, &[int(key)])])
+    fn churn_step(&mut self, from: u64, to: u64, step: super::Churn) -> Result<(), String> {
+        let statements = churn_sql(from, to, step)
+            .iter()
+            .map(|sql| self.conn.prepare(sql).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let steps: Vec<(&strata_sql::Statement, &[Value])> =
+            statements.iter().map(|s| (s, &[][..])).collect();
+        self.txn(&steps).map(|_| ())
     }
 }
 
@@ -201,7 +224,7 @@ impl Engine for StrataSql {
                 (prep("BEGIN CONCURRENT")?, prep(UPDATE)?, prep("COMMIT")?, prep("ROLLBACK")?);
             let (read, write, debit, credit, total) =
                 (prep(READ)?, prep(WRITE)?, prep(DEBIT)?, prep(CREDIT)?, prep(TOTAL)?);
-            let (scan, insert, delete) = (prep(SCAN)?, prep(INSERT)?, prep(DELETE)?);
+            let (scan, insert) = (prep(SCAN)?, prep(INSERT)?);
             Ok(Box::new(StrataSqlWorker {
                 conn,
                 begin,
@@ -215,7 +238,6 @@ impl Engine for StrataSql {
                 total,
                 scan,
                 insert,
-                delete,
             }) as Box<dyn Worker>)
         })())
     }
@@ -362,8 +384,9 @@ impl Worker for SqliteWorker {
         self.txn(|c| c.prepare_cached(INSERT)?.execute([key as i64]).map(|_| ()))
     }
 
-    fn delete(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(|c| c.prepare_cached(DELETE)?.execute([key as i64]).map(|_| ()))
+    fn churn_step(&mut self, from: u64, to: u64, step: super::Churn) -> Result<(), String> {
+        let statements = churn_sql(from, to, step);
+        self.txn(|c| statements.iter().try_for_each(|s| c.execute(s, []).map(|_| ()))).map(|_| ())
     }
 }
 

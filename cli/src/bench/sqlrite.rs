@@ -126,8 +126,8 @@ impl Worker for SqlriteWorker {
         self.txn(&[format!("INSERT INTO counters (id, n) VALUES ({key}, 1)")])
     }
 
-    fn delete(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(&[format!("DELETE FROM counters WHERE id = {key}")])
+    fn churn_step(&mut self, from: u64, to: u64, step: super::Churn) -> Result<(), String> {
+        self.txn(&super::sql::churn_sql(from, to, step)).map(|_| ())
     }
 }
 
