@@ -24,6 +24,8 @@ mod durability;
 mod plot;
 mod sql;
 mod sqlrite;
+#[cfg(feature = "turso")]
+mod turso;
 mod workload;
 
 use clap::{Args, ValueEnum};
@@ -52,6 +54,9 @@ pub enum Suite {
     ColdOpen,
 }
 
+/// The workloads of a plain `strata bench` (the default suite: about 10 minutes on 2 cores).
+const DEFAULT_WORKLOADS: &str = "counters-1k,counters-1m,counters-hot,ycsb-a,ycsb-b,ycsb-c,\
+     ycsb-e,ycsb-f,bank,scan-after-churn";
 /// The key range each `ycsb-e` run inserts into (above the preloaded keys).
 const INSERT_KEYS_PER_RUN: u64 = 1 << 24;
 /// Keys inserted per preload txn.
@@ -63,15 +68,20 @@ const LATENCY_NS_MAX: u64 = 60_000_000_000;
 pub struct BenchArgs {
     /// Engines, comma-separated: strata, strata-serializable (the same at Isolation::Serializable),
     /// baseline, map (the plain-DashMap limit), strata-sql (through SQL, prepared statements),
-    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE), sqlrite (SQLRite's MVCC: BEGIN CONCURRENT).
-    #[arg(long, value_delimiter = ',', default_value = "strata,baseline,map,strata-sql,sqlite")]
+    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE), sqlrite (SQLRite's MVCC: BEGIN CONCURRENT),
+    /// turso (Turso's MVCC; needs `--features turso`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "strata,baseline,map,strata-sql,sqlite,sqlrite"
+    )]
     pub engine: Vec<String>,
     /// Workloads, comma-separated: counters-1k, counters-1m, counters-hot, counters (uniform
     /// over --keys), long-reader, ycsb-a, ycsb-b, ycsb-c, ycsb-e, ycsb-f (zipfian, --zipf), bank.
-    #[arg(long, value_delimiter = ',', default_value = "counters-1k,counters-1m,counters-hot")]
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_WORKLOADS)]
     pub workload: Vec<String>,
     /// Thread counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     pub threads: Vec<usize>,
     /// Seconds per (engine, workload, threads) run.
     #[arg(long, default_value_t = 1.0)]
@@ -130,11 +140,11 @@ pub struct BenchArgs {
 impl Default for BenchArgs {
     fn default() -> Self {
         BenchArgs {
-            engine: ["strata", "baseline", "map", "strata-sql", "sqlite"]
+            engine: ["strata", "baseline", "map", "strata-sql", "sqlite", "sqlrite"]
                 .map(String::from)
                 .to_vec(),
-            workload: vec!["counters-1k".into(), "counters-1m".into(), "counters-hot".into()],
-            threads: vec![1, 2, 4, 16],
+            workload: DEFAULT_WORKLOADS.split(',').map(String::from).collect(),
+            threads: vec![1, 2, 4, 8, 16],
             duration: 1.0,
             repeat: 1,
             keys: None,
@@ -625,6 +635,19 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
             }
             Box::new(sqlrite::Sqlrite::new(keys, initial)?)
         }
+        #[cfg(feature = "turso")]
+        "turso" => {
+            if disk.is_some() {
+                return Err("the turso engine runs in memory only (drop --path)".into());
+            }
+            Box::new(turso::Turso::new(keys, initial)?)
+        }
+        #[cfg(not(feature = "turso"))]
+        "turso" => {
+            return Err("the turso engine is behind a cargo feature: cargo run --release \
+                        -p strata-cli --features turso -- bench --engine turso"
+                .into())
+        }
         "baseline" => Box::new(StrataEngine::new(
             StoreKind::Baseline,
             Isolation::Snapshot,
@@ -641,7 +664,7 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
         }
         other => {
             return Err(format!(
-                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite, sqlrite)"
+                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite, sqlrite, turso)"
             ))
         }
     })
@@ -1240,7 +1263,7 @@ mod tests {
         assert!(csv_text.starts_with("engine,workload,threads"));
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert_eq!(rows.len(), 2 * 5 * 2, "2 workloads, 5 engines, 2 thread counts");
+        assert_eq!(rows.len(), 2 * 6 * 2, "2 workloads, 6 engines, 2 thread counts");
         for r in &rows {
             for field in [
                 "engine",

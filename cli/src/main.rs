@@ -55,6 +55,9 @@ fn main() -> ExitCode {
 /// The allocator of the `strata` binary (not of the library: embedders choose their own).
 /// Versions are allocated by one thread and freed through the epoch collector by another;
 /// glibc's malloc serialises such cross-thread frees on the allocating arena's lock, mimalloc
-/// frees them lock-free. Every engine in `strata bench` runs under this same allocator.
+/// frees them lock-free. Every engine in `strata bench` runs under this same allocator. (With
+/// `--features turso` the `turso` crate installs the very same mimalloc allocator itself, and two
+/// `#[global_allocator]`s cannot coexist.)
+#[cfg(not(feature = "turso"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
