@@ -177,10 +177,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         match source.install(ctx, key, version, &guard) {
             Ok(v) => installed.push((key, v)),
             Err(e) => {
-                abort(source, st, &installed, ctx.stats, &guard);
-                // SAFETY: every version pointing at `state` is unlinked (by us or by the
-                // installer that replaced it); readers that saw one are pinned.
-                unsafe { guard.defer_destroy(state) };
+                abort(source, state, st, &installed, ctx.stats, &guard);
                 return Err(e);
             }
         }
@@ -205,9 +202,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         // The broken variant: validate against the clock as it is now, then take a timestamp.
         let as_of = Timestamp(ctx.clock.now().0 + 1);
         if let Err(e) = source.validate(ctx, r, as_of, st, &guard) {
-            abort(source, st, &installed, ctx.stats, &guard);
-            // SAFETY: as for a failed install above.
-            unsafe { guard.defer_destroy(state) };
+            abort(source, state, st, &installed, ctx.stats, &guard);
             return Err(e);
         }
     }
@@ -223,9 +218,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     if let Some(reads) = reads {
         st.set(TxnStatus::Validating { ts: ts.0 });
         if let Err(e) = source.validate(ctx, reads, ts, st, &guard) {
-            abort(source, st, &installed, ctx.stats, &guard);
-            // SAFETY: as for a failed install above.
-            unsafe { guard.defer_destroy(state) };
+            abort(source, state, st, &installed, ctx.stats, &guard);
             return Err(e);
         }
     }
@@ -250,18 +243,23 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     Ok(ts)
 }
 
-/// Undoes a failed commit: marks it aborted (readers skip its versions from now on), then
-/// unlinks the versions it installed.
+/// Undoes a failed commit (a conflict, or a failed serializable validation): marks it aborted
+/// (readers skip its versions from now on), unlinks the versions it installed, and retires its
+/// state word `state` (`st` is the same word, dereferenced).
 fn abort<S: ChainSource>(
     source: &S,
-    state: &TxnState,
+    state: Shared<'_, TxnState>,
+    st: &TxnState,
     installed: &[(&StoredKey, Shared<'_, Version>)],
     stats: &crate::stats::Stats,
     guard: &Guard,
 ) {
-    state.set(TxnStatus::Aborted);
+    st.set(TxnStatus::Aborted);
     let reclaimed = installed.iter().filter(|(k, v)| source.unlink_aborted(k, *v, guard)).count();
     bump(&stats.local().versions_reclaimed, reclaimed as u64);
+    // SAFETY: every version pointing at `state` is now unlinked (by us, or by the installer
+    // that replaced it); readers that saw one are pinned, so the deferred free waits for them.
+    unsafe { guard.defer_destroy(state) };
 }
 
 impl VersionStore for LockFreeStore {

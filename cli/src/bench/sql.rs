@@ -47,7 +47,7 @@ pub fn churn_sql(from: u64, to: u64, step: super::Churn) -> Vec<String> {
     }
 }
 /// Rows per INSERT statement while preloading.
-const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
+const PRELOAD_ROWS_PER_STATEMENT: u64 = 500;
 
 mod durability_arg {
     use crate::bench::durability::DurabilityArg;
@@ -60,12 +60,43 @@ mod durability_arg {
     }
 }
 
-fn preload_statements(keys: u64, initial: u64) -> impl Iterator<Item = String> {
+/// The INSERTs that load `keys` rows of value `initial` (also used by the SQLRite and Turso
+/// engines, so the column list is explicit).
+pub fn preload_statements(keys: u64, initial: u64) -> impl Iterator<Item = String> {
     (0..keys).step_by(PRELOAD_ROWS_PER_STATEMENT as usize).map(move |start| {
         let end = (start + PRELOAD_ROWS_PER_STATEMENT).min(keys);
         let rows: Vec<String> = (start..end).map(|k| format!("({k}, {initial})")).collect();
-        format!("INSERT INTO counters VALUES {}", rows.join(", "))
+        format!("INSERT INTO counters (id, n) VALUES {}", rows.join(", "))
     })
+}
+
+/// The workloads as literal SQL, for the engines driven through `execute` with the values
+/// written in (SQLRite, Turso): the same statements as the prepared ones above.
+pub mod literal {
+    pub const TOTAL: &str = super::TOTAL;
+    pub const CREATE: &str = super::SCHEMA;
+
+    pub fn increment(key: u64) -> Vec<String> {
+        vec![format!("UPDATE counters SET n = n + 1 WHERE id = {key}")]
+    }
+    pub fn read(key: u64) -> String {
+        format!("SELECT n FROM counters WHERE id = {key}")
+    }
+    pub fn write(key: u64, value: u64) -> Vec<String> {
+        vec![format!("UPDATE counters SET n = {value} WHERE id = {key}")]
+    }
+    pub fn transfer(from: u64, to: u64, amount: u64) -> Vec<String> {
+        vec![
+            format!("UPDATE counters SET n = n - {amount} WHERE id = {from}"),
+            format!("UPDATE counters SET n = n + {amount} WHERE id = {to}"),
+        ]
+    }
+    pub fn scan(start: u64, len: u64) -> String {
+        format!("SELECT id FROM counters WHERE id >= {start} ORDER BY id LIMIT {len}")
+    }
+    pub fn insert(key: u64) -> Vec<String> {
+        vec![format!("INSERT INTO counters (id, n) VALUES ({key}, 1)")]
+    }
 }
 
 pub struct StrataSql {

@@ -7,12 +7,10 @@
 //! what is being compared. The test `a_same_row_conflict_is_reported` checks that writes really
 //! go through its validation.
 
+use super::sql::{literal, preload_statements};
 use super::{check_scan, Engine, Worker};
 use sqlrite::Connection;
 use std::sync::Mutex;
-
-/// Rows per INSERT statement while preloading.
-const PRELOAD_ROWS_PER_STATEMENT: u64 = 500;
 
 fn err(e: sqlrite::SQLRiteError) -> String {
     format!("sqlrite: {e}")
@@ -26,15 +24,9 @@ impl Sqlrite {
     pub fn new(keys: u64, initial: u64) -> Result<Self, String> {
         let mut root = Connection::open_in_memory().map_err(err)?;
         root.execute("PRAGMA journal_mode = mvcc").map_err(err)?;
-        root.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-            .map_err(err)?;
-        let mut start = 0;
-        while start < keys {
-            let end = (start + PRELOAD_ROWS_PER_STATEMENT).min(keys);
-            let rows: Vec<String> = (start..end).map(|k| format!("({k}, {initial})")).collect();
-            root.execute(&format!("INSERT INTO counters (id, n) VALUES {}", rows.join(", ")))
-                .map_err(err)?;
-            start = end;
+        root.execute(literal::CREATE).map_err(err)?;
+        for statement in preload_statements(keys, initial) {
+            root.execute(&statement).map_err(err)?;
         }
         Ok(Sqlrite { root: Mutex::new(root) })
     }
@@ -88,31 +80,28 @@ impl SqlriteWorker {
 
 impl Worker for SqlriteWorker {
     fn increment(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(&[format!("UPDATE counters SET n = n + 1 WHERE id = {key}")])
+        self.txn(&literal::increment(key))
     }
 
     fn read(&mut self, key: u64) -> Result<Option<u64>, String> {
-        let sql = format!("SELECT n FROM counters WHERE id = {key}");
+        let sql = literal::read(key);
         Ok(one_integer(&mut self.conn, &sql)?.map(|n| n as u64))
     }
 
     fn write(&mut self, key: u64, value: u64) -> Result<u64, String> {
-        self.txn(&[format!("UPDATE counters SET n = {value} WHERE id = {key}")])
+        self.txn(&literal::write(key, value))
     }
 
     fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
-        self.txn(&[
-            format!("UPDATE counters SET n = n - {amount} WHERE id = {from}"),
-            format!("UPDATE counters SET n = n + {amount} WHERE id = {to}"),
-        ])
+        self.txn(&literal::transfer(from, to, amount))
     }
 
     fn total(&mut self) -> Result<u64, String> {
-        Ok(one_integer(&mut self.conn, "SELECT SUM(n) FROM counters")?.unwrap_or(0) as u64)
+        Ok(one_integer(&mut self.conn, literal::TOTAL)?.unwrap_or(0) as u64)
     }
 
     fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
-        let sql = format!("SELECT id FROM counters WHERE id >= {start} ORDER BY id LIMIT {len}");
+        let sql = literal::scan(start, len);
         let stmt = self.conn.prepare(&sql).map_err(err)?;
         let mut rows = stmt.query().map_err(err)?;
         let mut keys = Vec::new();
@@ -123,7 +112,7 @@ impl Worker for SqlriteWorker {
     }
 
     fn insert(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(&[format!("INSERT INTO counters (id, n) VALUES ({key}, 1)")])
+        self.txn(&literal::insert(key))
     }
 
     fn churn_step(&mut self, from: u64, to: u64, step: super::Churn) -> Result<(), String> {
@@ -139,7 +128,7 @@ impl Engine for Sqlrite {
 
     fn sum(&self) -> Result<u64, String> {
         let mut root = self.root.lock().map_err(|_| "poisoned")?;
-        Ok(one_integer(&mut root, "SELECT SUM(n) FROM counters")?.unwrap_or(0) as u64)
+        Ok(one_integer(&mut root, literal::TOTAL)?.unwrap_or(0) as u64)
     }
 
     fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {

@@ -5,12 +5,10 @@
 //! thread (`futures::executor::block_on`: Turso does its own I/O, no runtime is needed). The test
 //! `a_same_row_conflict_is_reported` checks that writes go through its validation.
 
+use super::sql::{literal, preload_statements};
 use super::{check_scan, Churn, Engine, Worker};
 use futures::executor::block_on;
 use std::sync::Mutex;
-
-/// Rows per INSERT statement while preloading.
-const PRELOAD_ROWS_PER_STATEMENT: u64 = 1000;
 
 fn err(e: turso::Error) -> String {
     format!("turso: {e}")
@@ -36,26 +34,24 @@ impl Turso {
     pub fn new(keys: u64, initial: u64) -> Result<Self, String> {
         let db = block_on(turso::Builder::new_local(":memory:").build()).map_err(err)?;
         let root = db.connect().map_err(err)?;
-        block_on(async { root.execute("PRAGMA journal_mode = 'mvcc'", ()).await.map(|_| ()) })
-            .or_else(|_| {
-                // Older spellings: a query that returns the new mode.
-                block_on(async {
-                    root.query("PRAGMA journal_mode = 'experimental_mvcc'", ()).await
-                })
-                .map(|_| ())
-            })
-            .map_err(err)?;
-        block_on(
-            root.execute("CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", ()),
-        )
+        // The PRAGMA answers with the mode now in force: insist on MVCC.
+        let mode = block_on(async {
+            let mut rows = root.query("PRAGMA journal_mode = 'mvcc'", ()).await?;
+            let mut mode = None;
+            while let Some(row) = rows.next().await? {
+                if let turso::Value::Text(t) = row.get_value(0)? {
+                    mode = Some(t);
+                }
+            }
+            Ok::<_, turso::Error>(mode)
+        })
         .map_err(err)?;
-        let mut start = 0;
-        while start < keys {
-            let end = (start + PRELOAD_ROWS_PER_STATEMENT).min(keys);
-            let rows: Vec<String> = (start..end).map(|k| format!("({k}, {initial})")).collect();
-            let sql = format!("INSERT INTO counters (id, n) VALUES {}", rows.join(", "));
-            block_on(root.execute(sql, ())).map_err(err)?;
-            start = end;
+        if mode.as_deref() != Some("mvcc") {
+            return Err(format!("turso: journal_mode is {mode:?}, not mvcc"));
+        }
+        block_on(root.execute(literal::CREATE, ())).map_err(err)?;
+        for statement in preload_statements(keys, initial) {
+            block_on(root.execute(statement, ())).map_err(err)?;
         }
         Ok(Turso { db, root: Mutex::new(root) })
     }
@@ -111,31 +107,28 @@ impl TursoWorker {
 
 impl Worker for TursoWorker {
     fn increment(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(&[format!("UPDATE counters SET n = n + 1 WHERE id = {key}")])
+        self.txn(&literal::increment(key))
     }
 
     fn read(&mut self, key: u64) -> Result<Option<u64>, String> {
-        let sql = format!("SELECT n FROM counters WHERE id = {key}");
+        let sql = literal::read(key);
         Ok(one_integer(&self.conn, &sql)?.map(|n| n as u64))
     }
 
     fn write(&mut self, key: u64, value: u64) -> Result<u64, String> {
-        self.txn(&[format!("UPDATE counters SET n = {value} WHERE id = {key}")])
+        self.txn(&literal::write(key, value))
     }
 
     fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
-        self.txn(&[
-            format!("UPDATE counters SET n = n - {amount} WHERE id = {from}"),
-            format!("UPDATE counters SET n = n + {amount} WHERE id = {to}"),
-        ])
+        self.txn(&literal::transfer(from, to, amount))
     }
 
     fn total(&mut self) -> Result<u64, String> {
-        Ok(one_integer(&self.conn, "SELECT SUM(n) FROM counters")?.unwrap_or(0) as u64)
+        Ok(one_integer(&self.conn, literal::TOTAL)?.unwrap_or(0) as u64)
     }
 
     fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
-        let sql = format!("SELECT id FROM counters WHERE id >= {start} ORDER BY id LIMIT {len}");
+        let sql = literal::scan(start, len);
         let keys: Vec<u64> = block_on(async {
             let mut rows = self.conn.query(sql, ()).await?;
             let mut keys = Vec::new();
@@ -151,7 +144,7 @@ impl Worker for TursoWorker {
     }
 
     fn insert(&mut self, key: u64) -> Result<u64, String> {
-        self.txn(&[format!("INSERT INTO counters (id, n) VALUES ({key}, 1)")])
+        self.txn(&literal::insert(key))
     }
 
     fn churn_step(&mut self, from: u64, to: u64, step: Churn) -> Result<(), String> {
@@ -167,7 +160,7 @@ impl Engine for Turso {
 
     fn sum(&self) -> Result<u64, String> {
         let root = self.root.lock().map_err(|_| "poisoned")?;
-        Ok(one_integer(&root, "SELECT SUM(n) FROM counters")?.unwrap_or(0) as u64)
+        Ok(one_integer(&root, literal::TOTAL)?.unwrap_or(0) as u64)
     }
 
     fn worker(&self) -> Option<Result<Box<dyn Worker>, String>> {
