@@ -1259,7 +1259,7 @@ mod tests {
         };
         assert!(run(&args).unwrap());
         let csv_text = std::fs::read_to_string(&csv).unwrap();
-        assert_eq!(csv_text.lines().count(), 1 + 2 * 5 * 2, "a header and one line per row");
+        assert_eq!(csv_text.lines().count(), 1 + 2 * 6 * 2, "a header and one line per row");
         assert!(csv_text.starts_with("engine,workload,threads"));
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
