@@ -196,6 +196,9 @@ pub struct Row {
     pub p999_us: f64,
     /// Resident memory of the whole `strata bench` process at the end of the run (MiB; Linux).
     pub rss_mib: Option<f64>,
+    /// 99th percentile latency of the point reads alone (µs; `null` for workloads without
+    /// them): YCSB C has no writers beside its readers, B and A have 5% and 50%.
+    pub read_p99_us: Option<f64>,
 }
 
 /// The process's resident set size from `/proc/self/status` (`None` where there is none).
@@ -681,6 +684,8 @@ struct ThreadResult {
     /// Snapshot totals that differed from the opening total (bank).
     bad_totals: u64,
     latency: Histogram<u64>,
+    /// Point reads only.
+    read_latency: Histogram<u64>,
     error: Option<String>,
 }
 
@@ -693,6 +698,7 @@ impl ThreadResult {
             read_misses: 0,
             bad_totals: 0,
             latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
+            read_latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
             error: None,
         }
     }
@@ -733,7 +739,8 @@ fn run_one(
                 let mut t0 = Instant::now();
                 // Relaxed: a stop flag; the join orders everything that matters.
                 while !stop.load(Ordering::Relaxed) {
-                    let done = match ops.next() {
+                    let op = ops.next();
+                    let done = match op {
                         Op::Increment(k) => worker.increment(k).inspect(|_| result.increments += 1),
                         Op::Read(k) => worker.read(k).map(|v| {
                             result.read_misses += u64::from(v.is_none());
@@ -761,6 +768,9 @@ fn run_one(
                     let t1 = Instant::now();
                     let ns = (t1 - t0).as_nanos().min(u128::from(LATENCY_NS_MAX)) as u64;
                     result.latency.saturating_record(ns.max(1));
+                    if matches!(op, Op::Read(_)) {
+                        result.read_latency.saturating_record(ns.max(1));
+                    }
                     t0 = t1;
                 }
                 result
@@ -948,11 +958,11 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -971,7 +981,8 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             quote(&r.gate),
             r.isolation,
             r.p999_us,
-            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}"))
+            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
+            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}"))
         ));
     }
     std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -1098,6 +1109,7 @@ impl Run<'_> {
         };
         let elapsed = duration.as_secs_f64();
         let mut latency = Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
+        let mut reads = latency.clone();
         let (mut commits, mut aborts, mut error) = (0, 0, None);
         let (mut misses, mut bad_totals) = (0, 0);
         for r in &results {
@@ -1107,6 +1119,7 @@ impl Run<'_> {
             misses += r.read_misses;
             bad_totals += r.bad_totals;
             latency.add(&r.latency).map_err(|e| e.to_string())?;
+            reads.add(&r.read_latency).map_err(|e| e.to_string())?;
             if error.is_none() {
                 error.clone_from(&r.error);
             }
@@ -1131,6 +1144,7 @@ impl Run<'_> {
             p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
             p999_us: latency.value_at_quantile(0.999) as f64 / 1000.0,
             rss_mib: rss_mib(),
+            read_p99_us: (!reads.is_empty()).then(|| reads.value_at_quantile(0.99) as f64 / 1000.0),
             retained_versions,
             reclaim_ms,
             gate: gate(self.engine.as_ref(), self.spec, *committed_total, error),
