@@ -146,6 +146,17 @@ impl Connection {
 
     /// A connection to an existing engine handle.
     pub fn from_database(db: Database) -> Result<Connection> {
+        if let Some(old) =
+            db.list_tables().into_iter().find(|t| t.starts_with(schema::LEGACY_KEY_TABLE_PREFIX))
+        {
+            return Err(Error::new(
+                ErrorKind::Engine,
+                format!(
+                    "this database was written by an earlier Strata whose primary-key index \
+                     format ({old}) this version does not read; export it with that version"
+                ),
+            ));
+        }
         let catalog = schema::catalog_table(&db)?;
         let shared = db.extension(Shared::default);
         Ok(Connection {

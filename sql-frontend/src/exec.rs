@@ -6,7 +6,7 @@ use crate::expr::{
     Params, Scope,
 };
 use crate::schema::{self, Column, ColumnType, TableSchema};
-use crate::value::{decode_row, encode_row, key_rowid, rowid_key, Value};
+use crate::value::{decode_row, encode_key, encode_row, key_rowid, rowid_key, Value};
 use sqlparser::ast::{self as sql};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -47,6 +47,12 @@ enum Access {
         lo: Option<(Expr, bool)>,
         hi: Option<(Expr, bool)>,
     },
+    /// The same on a one-column PRIMARY KEY, through its key table (rows come in key order).
+    /// Both bounds `None`: the whole table in key order (for `ORDER BY` the key).
+    KeyRange {
+        lo: Option<(Expr, bool)>,
+        hi: Option<(Expr, bool)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -78,8 +84,9 @@ pub struct Select {
     projection: Vec<Expr>,
     columns: Vec<String>,
     order: Vec<(OrderKey, bool)>,
-    /// `Some(ascending)` when the ORDER BY is the rowid alone (and nothing is grouped): rows are
-    /// read in that order, so nothing is sorted and a LIMIT stops the read early.
+    /// `Some(ascending)` when the ORDER BY is the rowid or a one-column PRIMARY KEY alone (and
+    /// nothing is grouped) and the access path reads in that order: nothing is sorted and a LIMIT
+    /// stops the read early (`ordered_read`).
     key_order: Option<bool>,
     limit: Option<Expr>,
     offset: Option<Expr>,
@@ -124,13 +131,25 @@ impl Plan {
             Access::Key(v) => {
                 format!("SEARCH {} USING PRIMARY KEY ({} value(s))", s.schema.name, v.len())
             }
-            Access::RowidRange { lo, hi } => {
+            Access::RowidRange { lo, hi } | Access::KeyRange { lo, hi } => {
+                let (what, col) = match &s.access {
+                    Access::RowidRange { .. } => ("ROWID", "rowid".to_string()),
+                    _ => ("PRIMARY KEY", s.schema.columns[s.schema.primary_key[0]].name.clone()),
+                };
                 let side = |b: &Option<(Expr, bool)>, op: [&str; 2]| {
-                    b.as_ref().map(|(_, incl)| format!("rowid{}?", op[usize::from(*incl)]))
+                    b.as_ref().map(|(_, incl)| format!("{col}{}?", op[usize::from(*incl)]))
                 };
                 let bounds: Vec<String> =
                     [side(lo, [">", ">="]), side(hi, ["<", "<="])].into_iter().flatten().collect();
-                format!("SEARCH {} USING ROWID RANGE ({})", s.schema.name, bounds.join(" AND "))
+                if bounds.is_empty() {
+                    format!("SCAN {} USING PRIMARY KEY ORDER", s.schema.name)
+                } else {
+                    format!(
+                        "SEARCH {} USING {what} RANGE ({})",
+                        s.schema.name,
+                        bounds.join(" AND ")
+                    )
+                }
             }
         };
         match self {
@@ -451,8 +470,7 @@ fn is_constant(e: &Expr) -> bool {
 /// `rowid = c`, `c = rowid` or `rowid IN (c, ...)` among the top-level conjuncts — or the same
 /// on a one-column PRIMARY KEY.
 fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
-    let is_key_col =
-        |e: &Expr| matches!((e, schema.primary_key.as_slice()), (Expr::Column(i), [k]) if i == k);
+    let is_key_col = |e: &Expr| is_key_col(e, schema);
     match filter {
         Expr::Binary(BinOp::Eq, l, r) if is_key_col(l) && is_constant(r) => {
             Access::Key(vec![(**r).clone()])
@@ -466,15 +484,19 @@ fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
             Access::Key(list.clone())
         }
         Expr::Binary(BinOp::And, l, r) => match access_path(l, schema) {
-            Access::Scan | Access::RowidRange { .. } => match access_path(r, schema) {
-                // No point lookup on either side: gather the rowid bounds of every conjunct.
-                Access::Scan | Access::RowidRange { .. } => rowid_range(filter, schema),
-                found => found,
-            },
+            Access::Scan | Access::RowidRange { .. } | Access::KeyRange { .. } => {
+                match access_path(r, schema) {
+                    // No point lookup on either side: gather the bounds of every conjunct.
+                    Access::Scan | Access::RowidRange { .. } | Access::KeyRange { .. } => {
+                        range_access(filter, schema)
+                    }
+                    found => found,
+                }
+            }
             found => found,
         },
         Expr::Binary(BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq, _, _)
-        | Expr::Between { negated: false, .. } => rowid_range(filter, schema),
+        | Expr::Between { negated: false, .. } => range_access(filter, schema),
         Expr::Binary(BinOp::Eq, l, r) if is_rowid_col(l, schema) && is_constant(r) => {
             Access::Rowids(vec![(**r).clone()])
         }
@@ -490,17 +512,13 @@ fn access_path(filter: &Expr, schema: &TableSchema) -> Access {
     }
 }
 
-/// The rowid bounds among the top-level conjuncts of `filter` (`Scan` if there are none). The
-/// first bound found on each side is used; the filter still runs on every row, so any bound that
+/// A column's bounds among the top-level conjuncts of `filter`: `(value, inclusive)` on each
+/// side, the first found on each side. The filter still runs on every row, so any bound that
 /// holds for every matching row is correct.
-fn rowid_range(filter: &Expr, schema: &TableSchema) -> Access {
-    fn gather(
-        e: &Expr,
-        schema: &TableSchema,
-        lo: &mut Option<(Expr, bool)>,
-        hi: &mut Option<(Expr, bool)>,
-    ) {
-        let rowid = |e: &Expr| is_rowid_col(e, schema);
+type Bounds = (Option<(Expr, bool)>, Option<(Expr, bool)>);
+
+fn column_bounds(filter: &Expr, is_col: &dyn Fn(&Expr) -> bool) -> Bounds {
+    fn gather(e: &Expr, is_col: &dyn Fn(&Expr) -> bool, b: &mut Bounds) {
         let set = |slot: &mut Option<(Expr, bool)>, v: &Expr, inclusive: bool| {
             if slot.is_none() {
                 *slot = Some((v.clone(), inclusive));
@@ -508,38 +526,51 @@ fn rowid_range(filter: &Expr, schema: &TableSchema) -> Access {
         };
         match e {
             Expr::Binary(BinOp::And, l, r) => {
-                gather(l, schema, lo, hi);
-                gather(r, schema, lo, hi);
+                gather(l, is_col, b);
+                gather(r, is_col, b);
             }
-            Expr::Binary(op, l, r) if rowid(l) && is_constant(r) => match op {
-                BinOp::Gt => set(lo, r, false),
-                BinOp::GtEq => set(lo, r, true),
-                BinOp::Lt => set(hi, r, false),
-                BinOp::LtEq => set(hi, r, true),
+            Expr::Binary(op, l, r) if is_col(l) && is_constant(r) => match op {
+                BinOp::Gt => set(&mut b.0, r, false),
+                BinOp::GtEq => set(&mut b.0, r, true),
+                BinOp::Lt => set(&mut b.1, r, false),
+                BinOp::LtEq => set(&mut b.1, r, true),
                 _ => {}
             },
-            Expr::Binary(op, l, r) if rowid(r) && is_constant(l) => match op {
-                BinOp::Lt => set(lo, l, false),
-                BinOp::LtEq => set(lo, l, true),
-                BinOp::Gt => set(hi, l, false),
-                BinOp::GtEq => set(hi, l, true),
+            Expr::Binary(op, l, r) if is_col(r) && is_constant(l) => match op {
+                BinOp::Lt => set(&mut b.0, l, false),
+                BinOp::LtEq => set(&mut b.0, l, true),
+                BinOp::Gt => set(&mut b.1, l, false),
+                BinOp::GtEq => set(&mut b.1, l, true),
                 _ => {}
             },
             Expr::Between { expr, low, high, negated: false }
-                if rowid(expr) && is_constant(low) && is_constant(high) =>
+                if is_col(expr) && is_constant(low) && is_constant(high) =>
             {
-                set(lo, low, true);
-                set(hi, high, true);
+                set(&mut b.0, low, true);
+                set(&mut b.1, high, true);
             }
             _ => {}
         }
     }
-    let (mut lo, mut hi) = (None, None);
-    gather(filter, schema, &mut lo, &mut hi);
-    if lo.is_none() && hi.is_none() {
-        return Access::Scan;
+    let mut b = (None, None);
+    gather(filter, is_col, &mut b);
+    b
+}
+
+/// A range walk on the rowid, else on a one-column PRIMARY KEY, else a scan.
+fn range_access(filter: &Expr, schema: &TableSchema) -> Access {
+    let (lo, hi) = column_bounds(filter, &|e| is_rowid_col(e, schema));
+    if lo.is_some() || hi.is_some() {
+        return Access::RowidRange { lo, hi };
     }
-    Access::RowidRange { lo, hi }
+    match column_bounds(filter, &|e| is_key_col(e, schema)) {
+        (None, None) => Access::Scan,
+        (lo, hi) => Access::KeyRange { lo, hi },
+    }
+}
+
+fn is_key_col(e: &Expr, schema: &TableSchema) -> bool {
+    matches!((e, schema.primary_key.as_slice()), (Expr::Column(i), [k]) if i == k)
 }
 
 /// A rowid bound's value as a key bound that keeps every row the comparison could accept:
@@ -569,18 +600,60 @@ fn rowid_bound(v: Value, inclusive: bool, lower: bool) -> Option<Bound<[u8; 8]>>
     })
 }
 
-/// `Some(ascending)` if `order` is exactly the rowid (directly, or an output column that is it).
-fn rowid_order(
+/// A key-column bound as a key-table bound that keeps every row the comparison could accept:
+/// `None` when no row can match (NULL), `Unbounded` when the value cannot be compared within the
+/// column's type (another class: the whole side is kept, the filter decides).
+fn key_bound(ty: ColumnType, v: Value, inclusive: bool, lower: bool) -> Option<Bound<Vec<u8>>> {
+    let bound = |v: Value, inclusive: bool| {
+        let k = key_bytes(&[v]);
+        if inclusive {
+            Bound::Included(k)
+        } else {
+            Bound::Excluded(k)
+        }
+    };
+    Some(match (ty, v) {
+        (_, Value::Null) => return None,
+        // A fraction against an INTEGER key: the nearest integer on the inside.
+        (ColumnType::Integer, Value::Real(r)) if r.fract() != 0.0 && r.abs() < 9.0e18 => {
+            let i = if lower { r.ceil() } else { r.floor() } as i64;
+            bound(Value::Integer(i), true)
+        }
+        (ty, v) => match key_value(ty, v) {
+            Some(kv) => bound(kv, inclusive),
+            None => Bound::Unbounded,
+        },
+    })
+}
+
+/// `Some(ascending)` if the rows can be read in `order` instead of sorted: `order` is exactly
+/// the rowid (directly, or an output column that is it) and the access path yields rowid order
+/// (all but a primary-key range), or exactly a one-column PRIMARY KEY and the access walks that
+/// key (a scan becomes an unbounded walk of the key table for this).
+fn ordered_read(
     order: &[(OrderKey, bool)],
     projection: &[Expr],
-    schema: Option<&TableSchema>,
+    source: Option<&mut Source>,
 ) -> Option<bool> {
-    let (schema, [(key, asc)]) = (schema?, order) else { return None };
+    let (source, [(key, asc)]) = (source?, order) else { return None };
     let e = match key {
         OrderKey::Expr(e) => e,
         OrderKey::Output(i) => projection.get(*i)?,
     };
-    is_rowid_col(e, schema).then_some(*asc)
+    if is_rowid_col(e, &source.schema) {
+        return (!matches!(source.access, Access::KeyRange { .. })).then_some(*asc);
+    }
+    if is_key_col(e, &source.schema) {
+        return match source.access {
+            Access::KeyRange { .. } => Some(*asc),
+            Access::Scan => {
+                source.access = Access::KeyRange { lo: None, hi: None };
+                Some(*asc)
+            }
+            _ => None,
+        };
+    }
+    None
 }
 
 fn plan_select(
@@ -786,11 +859,9 @@ fn plan_rest(
         Some(_) => return Err(Error::not_supported("LIMIT BY")),
     };
     let group = aggregate_query.then_some(Group { keys, aggregates, having });
-    let key_order = if group.is_some() {
-        None
-    } else {
-        rowid_order(&order, &projection, source.as_ref().map(|s| &s.schema))
-    };
+    let mut source = source;
+    let key_order =
+        if group.is_some() { None } else { ordered_read(&order, &projection, source.as_mut()) };
     Ok(Select {
         source,
         constant_filter,
@@ -877,6 +948,34 @@ fn rows_in_order(
             }
             return Ok(out);
         }
+        Access::KeyRange { lo, hi } => {
+            let keys = env.key_table(&source.schema.name, false)?;
+            let ty = source.schema.columns[source.schema.primary_key[0]].ty;
+            let bound = |b: &Option<(Expr, bool)>, lower: bool| -> Result<_> {
+                Ok(match b {
+                    None => Some(Bound::Unbounded),
+                    Some((e, incl)) => key_bound(ty, eval(e, &Ctx::params(params))?, *incl, lower),
+                })
+            };
+            let (lo, hi) = match (bound(lo, true)?, bound(hi, false)?) {
+                (Some(lo), Some(hi)) => (lo, hi),
+                _ => return Ok(out), // a NULL bound: no row compares true
+            };
+            let entries = if reverse {
+                snap.range_rev(&keys, (lo, hi))?
+            } else {
+                snap.range(&keys, (lo, hi))?
+            };
+            for (_, id) in entries {
+                let key = rowid_key(key_rowid(&id)?);
+                if let Some(v) = snap.get(&table, key)? {
+                    if keep(&key, &v)? {
+                        break;
+                    }
+                }
+            }
+            return Ok(out);
+        }
         Access::Key(exprs) => {
             let keys = env.key_table(&source.schema.name, false)?;
             let column = &source.schema.columns[source.schema.primary_key[0]];
@@ -915,10 +1014,10 @@ fn rows_in_order(
     Ok(out)
 }
 
-/// The key table's key for primary-key values.
+/// The key table's key for primary-key values (sorts as the values do).
 fn key_bytes(values: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_row(values, &mut out);
+    encode_key(values, &mut out);
     out
 }
 

@@ -90,7 +90,7 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// The INTEGER PRIMARY KEY column, which is the rowid.
     pub rowid_column: Option<usize>,
-    /// The columns of any other PRIMARY KEY (kept unique through the key table `sql-pk:<name>`),
+    /// The columns of any other PRIMARY KEY (kept unique and ordered through the key table `sql-pkey:<name>`),
     /// empty when there is none.
     pub primary_key: Vec<usize>,
     /// The CREATE TABLE statement (for `.schema`).
@@ -184,11 +184,17 @@ pub fn data_table_name(name: &str) -> String {
     format!("sql:{}", table_key(name))
 }
 
-/// The engine table keeping a non-rowid PRIMARY KEY unique: key = the key columns' values
-/// (row-encoded), value = the rowid.
+/// The engine table keeping a non-rowid PRIMARY KEY unique and ordered: key = the key columns'
+/// values (`value::encode_key`, which sorts as the values do), value = the rowid.
 pub fn key_table_name(name: &str) -> String {
-    format!("sql-pk:{}", table_key(name))
+    format!("{KEY_TABLE_PREFIX}{}", table_key(name))
 }
+
+/// The prefix of key tables in the current format.
+pub const KEY_TABLE_PREFIX: &str = "sql-pkey:";
+/// The prefix of key tables written by earlier builds (values row-encoded, which does not sort
+/// like the values). A database holding one is refused rather than misread.
+pub const LEGACY_KEY_TABLE_PREFIX: &str = "sql-pk:";
 
 /// The catalog's engine table (created on first use).
 pub fn catalog_table(db: &Database) -> Result<Table> {

@@ -272,3 +272,14 @@ fn connections_and_statements_move_between_threads() {
     let rows = std::thread::spawn(move || stmt.query(&mut c, &[]).unwrap()).join().unwrap();
     assert_eq!(rows.rows, vec![vec![Value::Integer(42)]]);
 }
+
+#[test]
+fn a_database_with_an_earlier_primary_key_format_is_refused() {
+    // Earlier builds kept PRIMARY KEY tables as `sql-pk:<name>` with keys that do not sort like
+    // their values; reading them as the current format would break lookups and uniqueness.
+    let db = strata::Database::in_memory();
+    db.create_table("sql-pk:users").unwrap();
+    let err = Connection::from_database(db).unwrap_err();
+    assert_eq!(err.kind(), strata_sql::ErrorKind::Engine, "{err}");
+    assert!(err.to_string().contains("earlier Strata"), "{err}");
+}

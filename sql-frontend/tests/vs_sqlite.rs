@@ -18,6 +18,22 @@ fn key() -> impl Strategy<Value = String> {
     (0i64..8).prop_map(|n| format!("'k{n}'"))
 }
 
+/// A range predicate on `u.k` (bounds between and around the keys, NULL and a number too).
+fn key_range() -> impl Strategy<Value = String> {
+    let bound = prop_oneof![
+        4 => key(),
+        1 => prop::sample::select(vec!["'k'", "'k3x'", "'l'", "''", "NULL", "5"]).prop_map(String::from),
+    ];
+    (prop::sample::select(vec!["<", "<=", ">", ">="]), bound.clone(), bound).prop_map(
+        |(op, a, b)| match op {
+            "<" => format!("k < {a}"),
+            "<=" => format!("k <= {a} AND k > {b}"),
+            ">" => format!("{a} < k"),
+            _ => format!("k BETWEEN {a} AND {b}"),
+        },
+    )
+}
+
 fn int() -> impl Strategy<Value = String> {
     prop_oneof![Just("NULL".to_string()), (-5i64..20).prop_map(|i| i.to_string())]
 }
@@ -88,6 +104,12 @@ fn statement() -> impl Strategy<Value = String> {
         1 => (key(), key()).prop_map(|(a, b)| format!("UPDATE u SET v = v + 1 WHERE k IN ({a}, {b}) OR v > 10")),
         1 => key().prop_map(|k| format!("DELETE FROM u WHERE k = {k}")),
         1 => key().prop_map(|k| format!("SELECT k, v FROM u WHERE k = {k} OR v IS NULL ORDER BY k")),
+        // Primary-key ranges (the key table's ordered walk), either direction, with a LIMIT.
+        2 => (key_range(), prop::sample::select(vec!["", " DESC"]), 0i64..4).prop_map(|(p, dir, l)| {
+            format!("SELECT k, v FROM u WHERE {p} ORDER BY k{dir} LIMIT {l}")
+        }),
+        1 => key_range().prop_map(|p| format!("SELECT k, v FROM u WHERE {p} ORDER BY v, k")),
+        1 => (key_range(), int()).prop_map(|(p, v)| format!("UPDATE u SET v = {v} WHERE {p}")),
         1 => (0i64..4, 0i64..3).prop_map(|(l, o)| format!("SELECT id, b || '-' || a FROM t ORDER BY a DESC, id LIMIT {l} OFFSET {o}")),
         1 => (predicate(), 0i64..4, 0i64..3).prop_map(|(p, l, o)| format!("SELECT id, a FROM t WHERE {p} ORDER BY id DESC LIMIT {l} OFFSET {o}")),
     ]
