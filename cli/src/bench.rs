@@ -199,6 +199,8 @@ pub struct Row {
     /// 99th percentile latency of the point reads alone (µs; `null` for workloads without
     /// them): YCSB C has no writers beside its readers, B and A have 5% and 50%.
     pub read_p99_us: Option<f64>,
+    /// How the workload reached the engine: `api` (its Rust API) or `sql` (SQL statements).
+    pub via: String,
 }
 
 /// The process's resident set size from `/proc/self/status` (`None` where there is none).
@@ -245,6 +247,10 @@ trait Engine: Send + Sync {
     /// The isolation level its txns run at.
     fn isolation(&self) -> &'static str {
         "snapshot"
+    }
+    /// How the workload reaches it: `api` (Rust calls) or `sql` (statements).
+    fn via(&self) -> &'static str {
+        "api"
     }
     /// Sum of all counters (the gate).
     fn sum(&self) -> Result<u64, String>;
@@ -958,11 +964,11 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -982,7 +988,8 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             r.isolation,
             r.p999_us,
             r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
-            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}"))
+            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}")),
+            r.via
         ));
     }
     std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -1130,6 +1137,7 @@ impl Run<'_> {
         Ok(Row {
             engine: self.name.to_string(),
             isolation: self.engine.isolation().to_string(),
+            via: self.engine.via().to_string(),
             workload: self.workload.to_string(),
             threads: self.threads,
             keys: self.spec.keys,
@@ -1210,6 +1218,7 @@ fn print_table(rows: &[Row]) {
     let versions = rows.iter().any(|r| r.retained_versions.is_some() || r.reclaim_ms.is_some());
     let mut header = vec![
         "engine",
+        "via",
         "workload",
         "threads",
         "runs",
@@ -1229,6 +1238,7 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         let mut cells = vec![
             Cell::new(&r.engine),
+            Cell::new(&r.via),
             Cell::new(&r.workload),
             right(r.threads.to_string()),
             right(r.runs.to_string()),

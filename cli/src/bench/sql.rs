@@ -231,6 +231,10 @@ impl Worker for StrataSqlWorker {
 }
 
 impl Engine for StrataSql {
+    fn via(&self) -> &'static str {
+        "sql"
+    }
+
     fn increment(&self, key: u64) -> Result<u64, String> {
         let mut w = self.worker().ok_or("no worker")??;
         w.increment(key)
@@ -422,6 +426,10 @@ impl Worker for SqliteWorker {
 }
 
 impl Engine for Sqlite {
+    fn via(&self) -> &'static str {
+        "sql"
+    }
+
     fn increment(&self, key: u64) -> Result<u64, String> {
         let mut w = self.worker().ok_or("no worker")??;
         w.increment(key)

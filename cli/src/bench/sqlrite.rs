@@ -121,6 +121,10 @@ impl Worker for SqlriteWorker {
 }
 
 impl Engine for Sqlrite {
+    fn via(&self) -> &'static str {
+        "sql"
+    }
+
     fn increment(&self, key: u64) -> Result<u64, String> {
         let mut w = self.worker().ok_or("no worker")??;
         w.increment(key)

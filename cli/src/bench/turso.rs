@@ -153,6 +153,10 @@ impl Worker for TursoWorker {
 }
 
 impl Engine for Turso {
+    fn via(&self) -> &'static str {
+        "sql"
+    }
+
     fn increment(&self, key: u64) -> Result<u64, String> {
         let mut w = self.worker().ok_or("no worker")??;
         w.increment(key)
