@@ -214,7 +214,11 @@ pub fn rss_mib() -> Option<f64> {
 /// An engine under test. `increment` runs one counter txn to completion (retrying conflicts)
 /// and returns how many attempts aborted.
 trait Engine: Send + Sync {
-    fn increment(&self, key: u64) -> Result<u64, String>;
+    /// Engines that run through per-thread workers (the SQL ones) increment through a fresh one.
+    fn increment(&self, key: u64) -> Result<u64, String> {
+        let mut w = self.worker().ok_or("the engine has neither increment nor workers")??;
+        w.increment(key)
+    }
     /// Reads one row (in its own snapshot).
     fn read(&self, _key: u64) -> Result<Option<u64>, String> {
         Err("this engine runs through per-thread workers".into())

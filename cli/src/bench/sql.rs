@@ -235,11 +235,6 @@ impl Engine for StrataSql {
         "sql"
     }
 
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let mut w = self.worker().ok_or("no worker")??;
-        w.increment(key)
-    }
-
     fn sum(&self) -> Result<u64, String> {
         let mut root = self.root.lock().map_err(|_| "poisoned")?;
         let rows = root.query("SELECT SUM(n) FROM counters", &[]).map_err(|e| e.to_string())?;
@@ -428,11 +423,6 @@ impl Worker for SqliteWorker {
 impl Engine for Sqlite {
     fn via(&self) -> &'static str {
         "sql"
-    }
-
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let mut w = self.worker().ok_or("no worker")??;
-        w.increment(key)
     }
 
     fn sum(&self) -> Result<u64, String> {

@@ -125,11 +125,6 @@ impl Engine for Sqlrite {
         "sql"
     }
 
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let mut w = self.worker().ok_or("no worker")??;
-        w.increment(key)
-    }
-
     fn sum(&self) -> Result<u64, String> {
         let mut root = self.root.lock().map_err(|_| "poisoned")?;
         Ok(one_integer(&mut root, literal::TOTAL)?.unwrap_or(0) as u64)

@@ -157,11 +157,6 @@ impl Engine for Turso {
         "sql"
     }
 
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let mut w = self.worker().ok_or("no worker")??;
-        w.increment(key)
-    }
-
     fn sum(&self) -> Result<u64, String> {
         let root = self.root.lock().map_err(|_| "poisoned")?;
         Ok(one_integer(&root, literal::TOTAL)?.unwrap_or(0) as u64)
