@@ -573,54 +573,20 @@ fn is_key_col(e: &Expr, schema: &TableSchema) -> bool {
     matches!((e, schema.primary_key.as_slice()), (Expr::Column(i), [k]) if i == k)
 }
 
-/// A rowid bound's value as a key bound that keeps every row the comparison could accept:
-/// `None` when no row can match (a NULL bound), `Unbounded` when the value is not a number
-/// (integers sort below text and blobs) or out of the integer range.
-fn rowid_bound(v: Value, inclusive: bool, lower: bool) -> Option<Bound<[u8; 8]>> {
-    let key = |i: i64| {
-        if inclusive {
-            Bound::Included(rowid_key(i))
-        } else {
-            Bound::Excluded(rowid_key(i))
-        }
-    };
-    Some(match v {
-        Value::Null => return None,
-        Value::Integer(i) => key(i),
-        // A fraction: the nearest integers on the inside are the first and last candidates.
-        Value::Real(r) if r.abs() < 9.0e18 => {
-            let i = if lower { r.ceil() } else { r.floor() } as i64;
-            if r.fract() == 0.0 {
-                key(i)
-            } else {
-                Bound::Included(rowid_key(i))
-            }
-        }
-        _ => Bound::Unbounded,
-    })
-}
-
-/// A key-column bound as a key-table bound that keeps every row the comparison could accept:
-/// `None` when no row can match (NULL), `Unbounded` when the value cannot be compared within the
-/// column's type (another class: the whole side is kept, the filter decides).
-fn key_bound(ty: ColumnType, v: Value, inclusive: bool, lower: bool) -> Option<Bound<Vec<u8>>> {
-    let bound = |v: Value, inclusive: bool| {
-        let k = key_bytes(&[v]);
-        if inclusive {
-            Bound::Included(k)
-        } else {
-            Bound::Excluded(k)
-        }
-    };
+/// A bound on a column of type `ty` (the rowid is an INTEGER) as a bound on its stored values
+/// that keeps every row the comparison could accept: `None` when no row can match (NULL),
+/// `Unbounded` when the value cannot be compared within the column's type (another class, or an
+/// integer out of range: the whole side is kept and the filter decides). A fraction against an
+/// INTEGER column becomes the nearest integer on the inside, inclusive.
+fn column_bound(ty: ColumnType, v: Value, inclusive: bool, lower: bool) -> Option<Bound<Value>> {
     Some(match (ty, v) {
         (_, Value::Null) => return None,
-        // A fraction against an INTEGER key: the nearest integer on the inside.
         (ColumnType::Integer, Value::Real(r)) if r.fract() != 0.0 && r.abs() < 9.0e18 => {
-            let i = if lower { r.ceil() } else { r.floor() } as i64;
-            bound(Value::Integer(i), true)
+            Bound::Included(Value::Integer(if lower { r.ceil() } else { r.floor() } as i64))
         }
         (ty, v) => match key_value(ty, v) {
-            Some(kv) => bound(kv, inclusive),
+            Some(kv) if inclusive => Bound::Included(kv),
+            Some(kv) => Bound::Excluded(kv),
             None => Bound::Unbounded,
         },
     })
@@ -922,12 +888,14 @@ fn rows_in_order(
             let (lo, hi) = match &source.access {
                 Access::RowidRange { lo, hi } => {
                     let bound = |b: &Option<(Expr, bool)>, lower: bool| -> Result<_> {
-                        Ok(match b {
-                            None => Some(Bound::Unbounded),
-                            Some((e, incl)) => {
-                                rowid_bound(eval(e, &Ctx::params(params))?, *incl, lower)
-                            }
-                        })
+                        let Some((e, incl)) = b else { return Ok(Some(Bound::Unbounded)) };
+                        let v = eval(e, &Ctx::params(params))?;
+                        // An INTEGER column's bounds are integers.
+                        Ok(column_bound(ColumnType::Integer, v, *incl, lower).map(|b| match b {
+                            Bound::Included(Value::Integer(i)) => Bound::Included(rowid_key(i)),
+                            Bound::Excluded(Value::Integer(i)) => Bound::Excluded(rowid_key(i)),
+                            _ => Bound::Unbounded,
+                        }))
                     };
                     match (bound(lo, true)?, bound(hi, false)?) {
                         (Some(lo), Some(hi)) => (lo, hi),
@@ -952,10 +920,9 @@ fn rows_in_order(
             let keys = env.key_table(&source.schema.name, false)?;
             let ty = source.schema.columns[source.schema.primary_key[0]].ty;
             let bound = |b: &Option<(Expr, bool)>, lower: bool| -> Result<_> {
-                Ok(match b {
-                    None => Some(Bound::Unbounded),
-                    Some((e, incl)) => key_bound(ty, eval(e, &Ctx::params(params))?, *incl, lower),
-                })
+                let Some((e, incl)) = b else { return Ok(Some(Bound::Unbounded)) };
+                let v = eval(e, &Ctx::params(params))?;
+                Ok(column_bound(ty, v, *incl, lower).map(|b| b.map(|v| key_bytes(&[v]))))
             };
             let (lo, hi) = match (bound(lo, true)?, bound(hi, false)?) {
                 (Some(lo), Some(hi)) => (lo, hi),
