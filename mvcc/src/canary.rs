@@ -3,9 +3,13 @@
 //! nothing (loom 0.7's DPOR can miss "A loads X; B loads X, then CASes X" interleavings, exactly
 //! the shape of this protocol — DESIGN §3).
 //!
-//! The switch is thread-local to the test thread; loom runs a model's threads as coroutines on
-//! the calling thread, so every modelled thread sees it.
+//! The switch is thread-local to the test thread under loom and shuttle: they run a model's
+//! threads as coroutines on the calling thread, so every modelled thread sees it. A normal build
+//! with `--cfg strata_canary` (real OS threads: the history checker's canary runs) compiles the
+//! `AbortedHeadUnchecked` hook only, behind a process-wide switch. Release builds without that
+//! cfg contain no canary code at all.
 
+#[cfg(any(loom, shuttle))]
 use std::cell::Cell;
 
 /// A known-broken variant.
@@ -44,24 +48,49 @@ pub enum Canary {
     /// `Clock::advance` with `Release` instead of `AcqRel`: enough for snapshot isolation, but a
     /// validator need not see the installs of a txn with a smaller timestamp (write skew).
     ReleaseAdvance = 11,
+    /// An installer that finds an aborted head replaces it without checking the version below
+    /// it against its snapshot: a txn whose snapshot predates that version's commit overwrites
+    /// it (a lost update). The bug of docs/design/lost-update-2026-11.md, put back.
+    AbortedHeadUnchecked = 12,
 }
 
+#[cfg(any(loom, shuttle))]
 thread_local! {
     static ACTIVE: Cell<u8> = const { Cell::new(0) };
 }
 
 /// Switches a canary on for the calling thread (`Canary::None` switches it off).
+#[cfg(any(loom, shuttle))]
 pub fn set(canary: Canary) {
     ACTIVE.with(|a| a.set(canary as u8));
+}
+
+/// Whether `canary` is on.
+#[cfg(any(loom, shuttle))]
+pub(crate) fn active(canary: Canary) -> bool {
+    ACTIVE.with(|a| a.get()) == canary as u8
+}
+
+/// The process-wide switch of a `--cfg strata_canary` build (real threads, no model checker).
+#[cfg(all(strata_canary, not(any(loom, shuttle))))]
+static ACTIVE: crate::sync::unmodelled::AtomicU8 = crate::sync::unmodelled::AtomicU8::new(0);
+
+/// Switches a canary on for every thread of the process (`Canary::None` switches it off).
+#[cfg(all(strata_canary, not(any(loom, shuttle))))]
+pub fn set(canary: Canary) {
+    // Relaxed: set before the worker threads are spawned (spawn orders it).
+    ACTIVE.store(canary as u8, crate::sync::Ordering::Relaxed);
+}
+
+/// Whether `canary` is on.
+#[cfg(all(strata_canary, not(any(loom, shuttle))))]
+pub(crate) fn active(canary: Canary) -> bool {
+    // Relaxed: see `set`.
+    ACTIVE.load(crate::sync::Ordering::Relaxed) == canary as u8
 }
 
 /// Whether any reclaimed version was accessed since the last call (reclamation model only).
 #[cfg(all(loom, crossbeam_loom))]
 pub fn take_use_after_free() -> bool {
     crate::sync::freed::take_violation()
-}
-
-/// Whether `canary` is on.
-pub(crate) fn active(canary: Canary) -> bool {
-    ACTIVE.with(|a| a.get()) == canary as u8
 }

@@ -319,6 +319,34 @@ impl Chain {
         Ok(())
     }
 
+    /// First-committer-wins for a version an installer with snapshot `read_ts` is about to link
+    /// over, given how it looks from that snapshot (`Version::seen_by`): `Ok` if it committed at
+    /// or below `read_ts`; a conflict if it committed later or its writer is running or
+    /// publishing past the snapshot (DESIGN §3.4). An aborted version is never linked over
+    /// (`install` replaces it instead), so it is never admitted here.
+    fn admits_over(seen: Seen, read_ts: u64) -> Result<(), InstallError> {
+        match seen {
+            Seen::Committed(ts) if ts <= read_ts => Ok(()),
+            #[cfg(any(loom, shuttle))]
+            Seen::Committed(ts)
+                if ts == read_ts + 1
+                    && crate::canary::active(crate::canary::Canary::ValidationOffByOne) =>
+            {
+                Ok(())
+            }
+            Seen::Committed(ts) => Err(InstallError::Conflict { committed_ts: Some(ts) }),
+            #[cfg(any(loom, shuttle))]
+            Seen::Pending if crate::canary::active(crate::canary::Canary::WriterSkipsActive) => {
+                Ok(())
+            }
+            Seen::Pending => Err(InstallError::Conflict { committed_ts: None }),
+            Seen::Aborted => {
+                debug_assert!(false, "an aborted version below the head (chain invariant 1)");
+                Err(InstallError::Conflict { committed_ts: None })
+            }
+        }
+    }
+
     /// Installs `version` as the new head if the current head allows it for a txn whose snapshot
     /// is `read_ts` (DESIGN §3: first committer wins, no spurious conflicts). Replaces an aborted
     /// head, retiring it. Returns the installed pointer.
@@ -338,26 +366,31 @@ impl Chain {
             let (next, replaces_aborted) = match unsafe { head.as_ref() } {
                 None => (Shared::null(), false),
                 Some(h) => match h.seen_by(read_ts) {
-                    Seen::Committed(ts) if ts <= read_ts => (head, false),
-                    #[cfg(any(loom, shuttle))]
-                    Seen::Committed(ts)
-                        if ts == read_ts + 1
-                            && crate::canary::active(crate::canary::Canary::ValidationOffByOne) =>
-                    {
+                    Seen::Aborted => {
+                        // Acquire: `h.next` was published by the CAS that installed `h`.
+                        let below = h.next.load(Ordering::Acquire, guard);
+                        // The aborted head hides the version below it, which may have committed
+                        // after our snapshot (its writer linked `h`'s writer over it, with a
+                        // newer snapshot). Replacing `h` links us over `below`, so `below` must
+                        // pass first-committer-wins exactly as a head would (docs/design/
+                        // lost-update-2026-11.md: skipping this check lost updates under load).
+                        #[cfg(any(loom, shuttle, strata_canary))]
+                        let check_below =
+                            !crate::canary::active(crate::canary::Canary::AbortedHeadUnchecked);
+                        #[cfg(not(any(loom, shuttle, strata_canary)))]
+                        let check_below = true;
+                        if check_below {
+                            // SAFETY: loaded under `guard` (see `read`).
+                            if let Some(b) = unsafe { below.as_ref() } {
+                                Chain::admits_over(b.seen_by(read_ts), read_ts)?;
+                            }
+                        }
+                        (below, true)
+                    }
+                    seen => {
+                        Chain::admits_over(seen, read_ts)?;
                         (head, false)
                     }
-                    Seen::Committed(ts) => {
-                        return Err(InstallError::Conflict { committed_ts: Some(ts) })
-                    }
-                    #[cfg(any(loom, shuttle))]
-                    Seen::Pending
-                        if crate::canary::active(crate::canary::Canary::WriterSkipsActive) =>
-                    {
-                        (head, false)
-                    }
-                    Seen::Pending => return Err(InstallError::Conflict { committed_ts: None }),
-                    // Acquire: `h.next` was published by the CAS that installed `h`.
-                    Seen::Aborted => (h.next.load(Ordering::Acquire, guard), true),
                 },
             };
             // Relaxed: published by the Release CAS below.

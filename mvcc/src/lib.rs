@@ -27,7 +27,7 @@ pub mod txn;
 mod bytes;
 mod writeset;
 
-#[cfg(any(loom, shuttle))]
+#[cfg(any(loom, shuttle, strata_canary))]
 pub mod canary;
 #[cfg(shuttle)]
 pub mod kernel;

@@ -46,6 +46,8 @@ pub(crate) mod epoch;
 pub(crate) mod unmodelled {
     #![allow(clippy::disallowed_types)]
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+    #[cfg(strata_canary)]
+    pub(crate) use std::sync::atomic::AtomicU8;
 }
 
 /// Use-after-free detection for the reclamation model (`--cfg loom --cfg crossbeam_loom`): loom

@@ -6,6 +6,8 @@
 //!   threads by `tests/history_si.rs`.
 //! - [`bank`]: the bank-with-journal workload and checker of the process kill test
 //!   (`tests/kill.rs`, child binary `src/bin/kill-child.rs`).
+//! - [`list_append`]: the list-append workload (lost updates, aborted writes, non-prefix reads)
+//!   on the engine API or SQL, run by `tests/list_append.rs` and the `list-append` binary.
 //! - `tests/loom_protocol.rs`: loom models of the commit protocol with canaries.
 //!
 //! What each layer proves and how to run it longer: `docs/design/verification.md`.
@@ -13,4 +15,5 @@
 
 pub mod bank;
 pub mod history;
+pub mod list_append;
 pub mod model;

@@ -152,3 +152,18 @@ fn loom_phantom_canaries() {
     expect_caught("phantom", 3, Canary::SkipValidation, phantom);
     expect_caught("phantom", 3, Canary::ValidateBeforeTimestamp, phantom);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model 7: first committer wins across an aborted head (scenarios.rs; the lost update of
+// docs/design/lost-update-2026-11.md). A txn whose snapshot predates W's commit must fail even
+// when it finds a third txn's aborted version on top of W's. Preemption bound 3.
+
+#[test]
+fn loom_aborted_head() {
+    assert!(explore("aborted_head", 3, aborted_head) > 1);
+}
+
+#[test]
+fn loom_aborted_head_canaries() {
+    expect_caught("aborted_head", 3, Canary::AbortedHeadUnchecked, aborted_head);
+}

@@ -125,6 +125,12 @@ fn pct_write_skew() {
 }
 
 #[test]
+fn pct_aborted_head() {
+    assert!(pct("aborted_head", aborted_head) > 1);
+    expect_caught("aborted_head", Canary::AbortedHeadUnchecked, pct, aborted_head);
+}
+
+#[test]
 fn pct_phantom() {
     assert!(pct("phantom", phantom) > 1);
     expect_caught("phantom", Canary::SkipValidation, pct, phantom);
@@ -216,6 +222,29 @@ fn kernel_phantom() {
     let first = k.commit_serializable(1, &[0], b"1", 0, &[], &[0..=2]);
     let second = other.join().unwrap();
     assert!(first.is_err() || second.is_err(), "phantom committed: {first:?} / {second:?}");
+}
+
+/// First committer wins across an aborted head (docs/design/lost-update-2026-11.md): W committed
+/// key 0 at ts 1, after the snapshot (0) of `late`; key 1 got a commit at ts 2, after the
+/// snapshot (1) of X, which writes keys 0 and 1 and so installs on key 0, conflicts on key 1 and
+/// aborts. `late` commits key 0 meanwhile and must fail whatever head it finds.
+fn kernel_aborted_head() {
+    let k = Arc::new(Kernel::new(2));
+    k.commit(1, &[0], b"w", 0).unwrap();
+    k.commit(2, &[1], b"y", 1).unwrap();
+    let other_k = k.clone();
+    let aborter = shuttle::thread::spawn(move || other_k.commit(3, &[0, 1], b"x", 1));
+    let late = k.commit(4, &[0], b"late", 0);
+    let x = aborter.join().unwrap();
+    assert!(x.is_err(), "X must conflict on key 1: {x:?}");
+    assert!(late.is_err(), "lost update: a snapshot before W's commit overwrote it: {late:?}");
+    assert_eq!(k.read(0, k.snapshot()).as_deref(), Some(&b"w"[..]));
+}
+
+#[test]
+fn dfs_kernel_aborted_head() {
+    assert!(dfs("kernel_aborted_head", kernel_aborted_head) > 1);
+    expect_caught("kernel_aborted_head", Canary::AbortedHeadUnchecked, dfs, kernel_aborted_head);
 }
 
 // DFS does not finish on the serializable kernel scenarios (validation adds a status load per

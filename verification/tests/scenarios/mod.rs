@@ -184,3 +184,33 @@ pub fn phantom() {
     let rows = snap.scan(T).len();
     assert_eq!(rows, 1, "exactly one claim lands: {first:?} / {second:?}");
 }
+
+// Model 7: first committer wins across an aborted head (docs/design/lost-update-2026-11.md).
+// `late` takes its snapshot, then W commits key a. X (snapshot after W) writes a and b; b gets a
+// commit after X's snapshot, so X installs on a, conflicts on b and aborts. `late` commits a
+// concurrently: whatever it finds at a's head (W's version, X's pending or aborted one), its
+// snapshot predates W's commit, so it must fail. The bug this reproduces: an installer replaced
+// X's aborted head without checking W's version below it, and overwrote W. Preemption bound 3.
+
+pub fn aborted_head() {
+    let db = db();
+    put(&db, b"a", b"0");
+    let mut late = db.begin(TxnMode::ReadWrite).unwrap();
+    late.write(T, b"a", Some(b"late")).unwrap();
+    let w_ts = put(&db, b"a", b"w");
+    let mut x = db.begin(TxnMode::ReadWrite).unwrap();
+    x.write(T, b"a", Some(b"x")).unwrap();
+    x.write(T, b"b", Some(b"x")).unwrap();
+    put(&db, b"b", b"y");
+    let aborter = thread::spawn(move || x.commit());
+    let late_result = late.commit();
+    let x_result = aborter.join().unwrap();
+    assert!(matches!(x_result, Err(MvccError::Conflict { .. })), "X must conflict on b: {x_result:?}");
+    assert!(
+        matches!(late_result, Err(MvccError::Conflict { .. })),
+        "lost update: a txn whose snapshot predates W's commit at {w_ts:?} committed over it: \
+         {late_result:?}"
+    );
+    let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"a");
+    assert_eq!(now.as_deref(), Some(&b"w"[..]), "W's write must survive");
+}
