@@ -27,6 +27,10 @@ enum Command {
     /// Verify a database directory without changing it (checksums, timestamps, catalog, what
     /// recovery would keep); exit 0 sound, 2 corrupt, 1 could not check.
     Check(check::CheckArgs),
+    /// Run recovery on a database directory as an open does, then close it. A log with media
+    /// damage is refused (exit 2) unless `--salvage` keeps the valid prefix and moves the
+    /// damaged segments aside; exit 0 recovered, 1 could not run.
+    Recover(check::RecoverArgs),
     /// SQL shell over a database directory (or in memory): statements end with `;`, dot-commands
     /// (`.help`), several connections at once (`.spawn`, `.use NAME`, `.conns`).
     Shell(shell::ShellArgs),
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Check(args) => return check::run(&args),
+        Command::Recover(args) => return check::recover(&args),
         Command::Shell(args) => return shell::run(&args),
     };
     match result {

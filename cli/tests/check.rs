@@ -109,10 +109,18 @@ fn an_open_database_and_a_missing_directory_cannot_be_checked() {
 }
 
 #[test]
-fn a_damaged_last_record_is_a_torn_tail_not_corruption() {
+fn a_torn_last_record_after_a_crash_is_a_torn_tail_not_corruption() {
     let dir = tmp_dir("torn");
     build(&dir);
     let records = log_records(&dir);
+    // A crash writes no close marker: blank the one the clean close wrote, then damage the
+    // last commit, which no other record says was durable.
+    let close = records.iter().find(|r| r.kind == RecordKind::Close).unwrap();
+    let path = dir.join(format!("wal-{:020}.log", close.seq));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = close.offset as usize;
+    bytes[at..at + strata_wal::RECORD_HEADER_BYTES].fill(0);
+    std::fs::write(&path, bytes).unwrap();
     let last = records
         .iter()
         .filter(|r| r.kind == RecordKind::Commit)
@@ -130,6 +138,24 @@ fn a_damaged_last_record_is_a_torn_tail_not_corruption() {
 }
 
 #[test]
+fn a_damaged_last_record_of_a_cleanly_closed_database_is_corruption() {
+    let dir = tmp_dir("last");
+    build(&dir);
+    let records = log_records(&dir);
+    let last = records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Commit)
+        .max_by_key(|r| (r.seq, r.offset))
+        .unwrap();
+    flip(&segment(&dir, last), last.offset + 30);
+    let report = strata::check(&dir).unwrap();
+    assert!(matches!(report.ending, LogEnding::Damaged(_)), "{:?}", report.ending);
+    assert!(report.is_corrupt());
+    assert_eq!(strata_check(&dir).0, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn damage_in_the_middle_of_the_log_is_corruption() {
     let dir = tmp_dir("middle");
     build(&dir);
@@ -140,16 +166,16 @@ fn damage_in_the_middle_of_the_log_is_corruption() {
     let report = strata::check(&dir).unwrap();
     assert!(report.is_corrupt());
     match &report.ending {
-        LogEnding::Damaged { stray_records, stray_ts_max, .. } => {
-            assert!(*stray_records > 0);
-            assert_eq!(*stray_ts_max, ckpt_ts + 50);
+        LogEnding::Damaged(d) => {
+            assert!(d.stray_records > 0);
+            assert_eq!(d.stray_ts_max, ckpt_ts + 50);
         }
         other => panic!("expected damage, got {other:?}"),
     }
     assert_eq!(report.recovery.recovered_ts, ckpt_ts + 9, "recovery keeps the prefix");
     let (code, text) = strata_check(&dir);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("CORRUPT") && text.contains("intact records"), "{text}");
+    assert!(text.contains("CORRUPT") && text.contains("intact commits"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -2,6 +2,7 @@
 //! runs). It replays checkpoint and log exactly as `Database::open` would, into a throwaway
 //! in-memory core, through a read-only view of the files, and reports what it found.
 
+use crate::durable::LogDamage;
 use crate::durable::{read_catalog, recover_scanned, RecoveryReport, SYSTEM_TABLE};
 use crate::error::{Error, Result};
 use crate::LOCK_FILE;
@@ -9,23 +10,22 @@ use std::path::Path;
 use std::time::Instant;
 use strata_mvcc::{StoreKind, TxnMode};
 use strata_wal::checkpoint::CHECKPOINT_TMP;
-use strata_wal::{records_past_end, scan_log, FileStorage, RecordKind, Storage};
+use strata_wal::{scan_log, FileStorage, RecordKind, Storage};
 
 /// How the log ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEnding {
     /// At an all-zero header, with nothing but zeros after it.
     Clean,
-    /// At a torn or unwritten record with no intact record after it: what a crash in the middle
-    /// of a write leaves. Recovery drops the torn bytes; nothing acknowledged under `Sync` is
-    /// in them.
+    /// At a torn, unwritten or lost record that no intact record states was durable: what a
+    /// crash leaves (a write torn mid-way, or unsynced writes lost in any order by a power
+    /// loss). Recovery drops it and anything logged past it; none of it was acknowledged under
+    /// `Sync`.
     TornTail { at: String },
-    /// Intact records lie past the end of the valid log: recovery keeps only the prefix before
-    /// `at` and drops them. A power loss that kept a later page of unsynced writes but not an
-    /// earlier one leaves this (those commits were never acknowledged under `Sync`); so does a
-    /// flipped bit or a lost write in the middle of the log, which loses acknowledged data.
-    /// `check` cannot tell the two apart and reports it as damage.
-    Damaged { at: String, stray_records: u64, stray_ts_min: u64, stray_ts_max: u64 },
+    /// Media damage (`LogDamage`): a commit some intact record states was durable is missing or
+    /// does not verify. Opening the database refuses it (`Error::Corrupt`) until an operator
+    /// salvages it (`Options::salvage`, `strata recover DIR --salvage`).
+    Damaged(LogDamage),
 }
 
 /// One table's row count.
@@ -132,7 +132,7 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     let strays: Vec<u64> = scan
         .records
         .iter()
-        .filter(|r| !matches!(r.kind, RecordKind::Commit | RecordKind::Padding))
+        .filter(|r| !matches!(r.kind, RecordKind::Commit | RecordKind::Padding | RecordKind::Close))
         .map(|r| r.ts)
         .collect();
     if let Some(ts) = strays.first() {
@@ -142,30 +142,24 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
             strays.len()
         ));
     }
-    let ending = if scan.tail_clean {
-        LogEnding::Clean
-    } else {
-        let at = match (&scan.stop, &scan.end) {
-            (Some(stop), _) => format!("{}: {}", stop.segment, stop.error),
-            (None, Some(end)) => format!(
-                "segment {} offset {}: an all-zero header followed by non-zero bytes",
-                end.seq, end.offset
-            ),
-            (None, None) => "the first segment".to_string(),
-        };
-        // Padding past the end carries nothing; only records with data count as damage.
-        let mut past = records_past_end(&storage, &scan).map_err(crate::durable::log_error)?;
-        past.retain(|r| r.kind != RecordKind::Padding);
-        if past.is_empty() {
-            LogEnding::TornTail { at }
-        } else {
-            let stray_ts_min = past.iter().map(|r| r.ts).min().unwrap_or(0);
-            let stray_ts_max = past.iter().map(|r| r.ts).max().unwrap_or(0);
+    let ending = match crate::durable::log_damage(&storage, &scan, recovery.recovered_ts)? {
+        None if scan.tail_clean => LogEnding::Clean,
+        None => LogEnding::TornTail {
+            at: match (&scan.stop, &scan.end) {
+                (Some(stop), _) => format!("{}: {}", stop.segment, stop.error),
+                (None, Some(end)) => format!(
+                    "segment {} offset {}: an all-zero header followed by non-zero bytes",
+                    end.seq, end.offset
+                ),
+                (None, None) => "the first segment".to_string(),
+            },
+        },
+        Some(d) => {
             problems.push(format!(
-                "the valid log ends at {at}, but {} intact records (timestamps {stray_ts_min}..={stray_ts_max}) lie past it; recovery drops them",
-                past.len()
+                "{d}; opening the database refuses it (Corrupt) until salvaged with `strata \
+                 recover DIR --salvage`"
             ));
-            LogEnding::Damaged { at, stray_records: past.len() as u64, stray_ts_min, stray_ts_max }
+            LogEnding::Damaged(d)
         }
     };
 

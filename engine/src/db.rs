@@ -55,6 +55,12 @@ pub struct Options {
     /// The isolation level of `Database::begin` and `Database::transaction` (per-txn choice:
     /// `begin_with`, `transaction_with`). `Serializable` needs the lock-free store.
     pub isolation: Isolation,
+    /// Operator's choice, off by default: open a database whose log has *media damage* (intact
+    /// records past a bad one, which a crash never leaves) by keeping the valid prefix, dropping
+    /// the records past the damage and moving every log segment aside (renamed `*.damaged`,
+    /// never deleted); `Database::recovery_report` says what was dropped. Without it such an
+    /// open fails with `Error::Corrupt` and changes no file. A torn tail is recovered either way.
+    pub salvage: bool,
 }
 
 /// How a database opened from a directory writes its log and checkpoints.
@@ -82,6 +88,7 @@ impl Default for Options {
             checkpoint_interval: Some(Duration::from_secs(60)),
             file_io: FileIo::Mmap,
             isolation: Isolation::Snapshot,
+            salvage: false,
         }
     }
 }
@@ -126,6 +133,12 @@ impl Options {
     /// Sets the default isolation level.
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.isolation = isolation;
+        self
+    }
+
+    /// Sets `salvage` (see the field: an operator's explicit choice, never a default).
+    pub fn salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
         self
     }
 
@@ -360,9 +373,16 @@ impl Database {
             }
             _ => {}
         }
-        let (mvcc, from, mut report, last_seq) = durable::recover(&*storage, options.store)?;
+        let (mvcc, from, mut report, last_seq) =
+            durable::recover(&*storage, options.store, options.salvage)?;
         let from = match from {
             Some(from) => from,
+            None if report.salvaged.is_some() => {
+                report.moved_aside = durable::reset_log_aside(&mvcc, &*storage)?;
+                report.reset_log = true;
+                report.checkpoint_ts = report.recovered_ts;
+                AppendFrom::Fresh { seq: last_seq + 1 }
+            }
             None => {
                 durable::reset_log(&mvcc, &*storage)?;
                 report.reset_log = true;
@@ -654,7 +674,11 @@ impl Inner {
             // Wait for every in-flight commit (each holds the gate shared until acknowledged).
             drop(d.gate.write());
             if d.log.failure().is_none() {
-                result = d.log.sync_all().map_err(durable::log_error);
+                result = d
+                    .log
+                    .sync_all()
+                    .and_then(|()| d.log.close_marker())
+                    .map_err(durable::log_error);
             }
             if let Some(lock) = d.lock_file.lock().take() {
                 // Unlock explicitly rather than only closing the file: a child process forked

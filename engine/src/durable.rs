@@ -48,7 +48,111 @@ pub struct RecoveryReport {
     pub log_bytes: u64,
     /// Whether recovery wrote a checkpoint and started a fresh log (unclean tail).
     pub reset_log: bool,
+    /// Set only by an open with `Options::salvage`: the damage that was salvaged (intact
+    /// records past a bad one, which the open dropped).
+    pub salvaged: Option<LogDamage>,
+    /// Files a salvaging open moved aside (renamed with a `.damaged` suffix, never deleted).
+    pub moved_aside: Vec<String>,
     pub elapsed: Duration,
+}
+
+/// Media damage in the log: a commit that was durable is missing or does not verify. Every
+/// commit record states what was durable when it was written (its *durable claim*), and a clean
+/// close writes a `Close` record stating the newest durable commit. If some intact record claims
+/// a timestamp durable that recovery cannot replay, the bytes were lost after they were synced —
+/// not by a crash, which only loses or tears unsynced writes. Such a log is never recovered
+/// silently: `Database::open` refuses with `Error::Corrupt`, `strata check` reports it, and only
+/// an open with `Options::salvage` (`strata recover DIR --salvage`) drops what lies past it.
+/// Logs written in format 1 state no claims; for them, intact records past a bad one count as
+/// damage (the earlier, conservative rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogDamage {
+    /// Where the valid log ends: segment file, offset and what failed to verify there (or the
+    /// missing timestamp, when the log ends cleanly but has a gap).
+    pub at: String,
+    /// The newest commit replayed; the next one is the one lost.
+    pub recovered_ts: u64,
+    /// The newest timestamp some intact record states was durable (0: none states any).
+    pub durable_through: u64,
+    /// Intact commit records that recovery would drop (past the damage), and their timestamps.
+    pub stray_records: u64,
+    pub stray_ts_min: u64,
+    pub stray_ts_max: u64,
+}
+
+impl std::fmt::Display for LogDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the log stops being replayable at {} after commit {}",
+            self.at, self.recovered_ts
+        )?;
+        if self.durable_through > self.recovered_ts {
+            write!(
+                f,
+                ", but its records show every commit through {} was durable",
+                self.durable_through
+            )?;
+        }
+        if self.stray_records > 0 {
+            write!(
+                f,
+                "; {} intact commits (timestamps {}..={}) lie past it",
+                self.stray_records, self.stray_ts_min, self.stray_ts_max
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Looks for media damage (see `LogDamage`) in a scanned log whose replay stopped after
+/// `recovered_ts`: `None` when the log ends cleanly or only a crash's unsynced tail is missing.
+pub(crate) fn log_damage(
+    storage: &dyn Storage,
+    scan: &LogScan,
+    recovered_ts: u64,
+) -> Result<Option<LogDamage>> {
+    // Padding past the end carries nothing; only records with data (or claims) count.
+    let mut past = if scan.tail_clean {
+        Vec::new()
+    } else {
+        strata_wal::records_past_end(storage, scan).map_err(log_error)?
+    };
+    past.retain(|r| r.kind != RecordKind::Padding);
+    let durable_through = scan
+        .records
+        .iter()
+        .filter_map(|r| r.durable_claim)
+        .chain(past.iter().filter_map(|r| r.durable_claim))
+        .max()
+        .unwrap_or(0);
+    let dropped: Vec<u64> = scan
+        .records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Commit && r.ts > recovered_ts)
+        .map(|r| r.ts)
+        .chain(past.iter().filter(|r| r.kind == RecordKind::Commit).map(|r| r.ts))
+        .collect();
+    let format_1_strays = past.iter().any(|r| r.format_1);
+    if durable_through <= recovered_ts && !format_1_strays {
+        return Ok(None);
+    }
+    let at = match (&scan.stop, &scan.end) {
+        (Some(stop), _) => format!("{} offset {}: {}", stop.segment, stop.offset, stop.error),
+        (None, Some(end)) if !scan.tail_clean => format!(
+            "segment {} offset {}: an all-zero header followed by non-zero bytes",
+            end.seq, end.offset
+        ),
+        _ => format!("timestamp {} (no intact record of it in any segment)", recovered_ts + 1),
+    };
+    Ok(Some(LogDamage {
+        at,
+        recovered_ts,
+        durable_through,
+        stray_records: dropped.len() as u64,
+        stray_ts_min: dropped.iter().copied().min().unwrap_or(0),
+        stray_ts_max: dropped.iter().copied().max().unwrap_or(0),
+    }))
 }
 
 /// What one checkpoint did.
@@ -113,13 +217,34 @@ pub(crate) fn log_error(e: LogError) -> Error {
 /// Replays checkpoint and log into a new MVCC core. Returns the core, where appends continue,
 /// and the report. `reset` is decided by the caller once the catalog is rebuilt (it needs a
 /// checkpoint, which needs the catalog).
+///
+/// Media damage (`LogDamage`) is `Error::Corrupt` and changes nothing, unless `salvage` is set:
+/// then the valid prefix is recovered and the report says what was dropped (the caller resets
+/// the log, moving the damaged segments aside).
 pub(crate) fn recover(
     storage: &dyn Storage,
     store: StoreKind,
+    salvage: bool,
 ) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
     let started = Instant::now();
     let scan = scan_log(storage).map_err(log_error)?;
-    recover_scanned(storage, store, &scan, started)
+    let mut out = recover_scanned(storage, store, &scan, started)?;
+    let damage = log_damage(storage, &scan, out.2.recovered_ts)?;
+    if let Some(d) = &damage {
+        if !salvage {
+            return Err(Error::Corrupt {
+                message: format!(
+                    "{d}: media damage, not a crash; nothing was changed. `strata check DIR` \
+                     reports it; `strata recover DIR --salvage` (Options::salvage) keeps the \
+                     valid prefix, drops what lies past it and moves the log segments aside"
+                ),
+            });
+        }
+        // Salvage: the log is reset (segments moved aside), never continued.
+        out.1 = None;
+    }
+    out.2.salvaged = damage;
+    Ok(out)
 }
 
 /// `recover` over a log already scanned (`strata::check` needs the scan afterwards too).
@@ -339,4 +464,27 @@ impl Durable {
 pub(crate) fn reset_log(mvcc: &Mvcc, storage: &dyn Storage) -> Result<()> {
     write_checkpoint(mvcc, storage)?;
     remove_segments(storage).map_err(log_error)
+}
+
+/// `reset_log` for a salvaging open: the checkpoint of the recovered prefix is written and
+/// synced first, then every segment is renamed `<name>.damaged` (never deleted: the operator
+/// keeps the evidence). Returns the new names.
+pub(crate) fn reset_log_aside(mvcc: &Mvcc, storage: &dyn Storage) -> Result<Vec<String>> {
+    write_checkpoint(mvcc, storage)?;
+    let io =
+        |what: &'static str| move |e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
+    let names = storage.list().map_err(io("listing the directory"))?;
+    let mut moved = Vec::new();
+    for name in names.iter().filter(|n| n.starts_with("wal-") && n.ends_with(".log")) {
+        let mut to = format!("{name}.damaged");
+        let mut n = 1;
+        while names.contains(&to) {
+            n += 1;
+            to = format!("{name}.damaged.{n}");
+        }
+        storage.rename(name, &to).map_err(io("moving a damaged segment aside"))?;
+        moved.push(to);
+    }
+    storage.sync_dir().map_err(io("syncing the directory"))?;
+    Ok(moved)
 }

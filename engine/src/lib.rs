@@ -40,7 +40,7 @@ mod txn;
 
 pub use check::{check, CheckReport, LogEnding, TableSummary};
 pub use db::{Database, FileIo, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
-pub use durable::{CheckpointReport, DurabilityStats, RecoveryReport};
+pub use durable::{CheckpointReport, DurabilityStats, LogDamage, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
 pub use strata_mvcc::{

@@ -243,14 +243,16 @@ impl Txn {
             Ok(ts) => ts,
             Err(e @ MvccError::SerializationFailure { commit_ts, .. }) => {
                 let empty = CommitBuilder::with_capacity(0)
-                    .finish(RecordKind::Commit, commit_ts.0)
+                    .finish_claiming(RecordKind::Commit, commit_ts.0, Some(d.log.durable_ts()))
                     .map_err(|e| Error::Io { message: e.to_string() })?;
                 d.log.append(commit_ts.0, &empty).map_err(log_error)?;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
         };
-        let record = record.finish(RecordKind::Commit, ts.0).map_err(|e| {
+        // The record states what was durable before it (recovery tells damage from a crash by it).
+        let claim = Some(d.log.durable_ts());
+        let record = record.finish_claiming(RecordKind::Commit, ts.0, claim).map_err(|e| {
             // Unreachable after the size check; still, never acknowledge an unlogged commit.
             d.log.fail(format!("encoding commit {ts}: {e}"));
             Error::Io { message: e.to_string() }

@@ -254,7 +254,7 @@ fn crash_everywhere(pad: Option<u64>) -> u32 {
 }
 
 #[test]
-fn a_flipped_bit_in_the_log_stops_recovery_there_and_reports_it() {
+fn a_flipped_bit_in_the_log_is_refused_and_salvage_keeps_the_prefix() {
     let disk = FaultyStorage::new(Faults::default());
     {
         let db = open_after(&disk);
@@ -267,10 +267,23 @@ fn a_flipped_bit_in_the_log_stops_recovery_there_and_reports_it() {
         disk.list().unwrap().into_iter().filter(|n| n.starts_with("wal-0")).collect();
     assert!(segments.len() > 2);
     disk.flip_bit(&segments[1], 8 * 100 + 1).unwrap();
-    let db = open_after(&disk);
+    // Intact records later in the log say the damaged commit was durable: media damage, not a
+    // crash. Open refuses and changes nothing; only an explicit salvage drops it.
+    let err = Database::open_with_storage(Arc::new(disk.clone()), options()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains(&segments[1]), "{err}");
+    assert_eq!(disk.list().unwrap().len(), {
+        let again = Database::open_with_storage(Arc::new(disk.clone()), options());
+        assert!(again.is_err(), "a refused open changed nothing, so it refuses again");
+        disk.list().unwrap().len()
+    });
+    let db = Database::open_with_storage(Arc::new(disk.clone()), options().salvage(true)).unwrap();
     let report = db.recovery_report().unwrap();
     assert!(report.log_stop.as_deref().is_some_and(|s| s.contains(&segments[1])), "{report:?}");
-    assert!(report.reset_log);
+    assert!(report.reset_log && report.salvaged.is_some(), "{report:?}");
+    assert!(report.moved_aside.iter().any(|n| n.starts_with(&segments[1])), "{report:?}");
+    let names = disk.list().unwrap();
+    assert!(names.iter().any(|n| n == &format!("{}.damaged", segments[1])), "{names:?}");
     let rows = state(&db, "t");
     let n = rows.len() as u32;
     assert!(n > 0 && n < 200, "a prefix: {n}");

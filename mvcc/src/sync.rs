@@ -45,9 +45,9 @@ pub(crate) mod epoch;
 /// atomics cannot live in statics).
 pub(crate) mod unmodelled {
     #![allow(clippy::disallowed_types)]
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
     #[cfg(strata_canary)]
     pub(crate) use std::sync::atomic::AtomicU8;
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 }
 
 /// Use-after-free detection for the reclamation model (`--cfg loom --cfg crossbeam_loom`): loom

@@ -96,19 +96,38 @@ struct Record {
 /// A violation found by the checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListAnomaly {
-    LostUpdate { key: LKey, value: LValue },
-    AbortedWriteVisible { key: LKey, value: LValue },
-    NotAPrefix { key: LKey, observed: Vec<LValue>, final_list: Vec<LValue>, committed: bool },
-    Duplicate { key: LKey, value: LValue },
+    LostUpdate {
+        key: LKey,
+        value: LValue,
+    },
+    AbortedWriteVisible {
+        key: LKey,
+        value: LValue,
+    },
+    NotAPrefix {
+        key: LKey,
+        observed: Vec<LValue>,
+        final_list: Vec<LValue>,
+        committed: bool,
+    },
+    Duplicate {
+        key: LKey,
+        value: LValue,
+    },
     /// `Path::Disk`: the list a reopened database recovered differs from the one before close.
-    NotRecovered { key: LKey },
+    NotRecovered {
+        key: LKey,
+    },
 }
 
 impl fmt::Display for ListAnomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListAnomaly::LostUpdate { key, value } => {
-                write!(f, "lost update: key {key}: committed append {value} is not in the final list")
+                write!(
+                    f,
+                    "lost update: key {key}: committed append {value} is not in the final list"
+                )
             }
             ListAnomaly::AbortedWriteVisible { key, value } => {
                 write!(f, "G1a: key {key}: the append {value} of a failed txn is visible")
@@ -183,7 +202,7 @@ fn encode(list: &[LValue]) -> Vec<u8> {
 
 fn decode(bytes: Option<Vec<u8>>) -> Vec<LValue> {
     let bytes = bytes.unwrap_or_default();
-    assert!(bytes.len() % 8 == 0, "a list-append value is a whole number of u64s");
+    assert!(bytes.len().is_multiple_of(8), "a list-append value is a whole number of u64s");
     bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
 }
 
@@ -220,7 +239,10 @@ pub fn run(target: Target<'_>, cfg: &Config) -> Result<Report, String> {
                 s.spawn(move || worker(target, table.as_ref(), cfg, th as u64, pool))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".into())))
+            .collect()
     });
     let mut records = Vec::new();
     for r in per_thread {
@@ -250,7 +272,8 @@ fn final_lists(
             let mut c = conn.connect().map_err(|e| err(&e))?;
             let rows = c.query("SELECT k, v FROM lists", &[]).map_err(|e| err(&e))?;
             for row in rows.rows.iter() {
-                let (strata_sql::Value::Integer(k), strata_sql::Value::Text(v)) = (&row[0], &row[1])
+                let (strata_sql::Value::Integer(k), strata_sql::Value::Text(v)) =
+                    (&row[0], &row[1])
                 else {
                     return Err(format!("unexpected row {row:?}"));
                 };
@@ -553,7 +576,8 @@ pub enum Path {
 
 impl Path {
     /// Every path.
-    pub const ALL: [Path; 5] = [Path::LockFree, Path::Serializable, Path::Baseline, Path::Disk, Path::Sql];
+    pub const ALL: [Path; 5] =
+        [Path::LockFree, Path::Serializable, Path::Baseline, Path::Disk, Path::Sql];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -597,12 +621,20 @@ pub fn run_path(path: Path, cfg: &Config, dir: &std::path::Path) -> Result<Repor
             let db = Database::open(dir, options()).map_err(err)?;
             let mut report = run(Target::Api(&db, Isolation::Snapshot), cfg)?;
             // What recovery restores must hold every committed append too.
-            let before = final_lists(Target::Api(&db, Isolation::Snapshot), db.open_table("lists").ok().as_ref(), report.keys as LKey)?;
+            let before = final_lists(
+                Target::Api(&db, Isolation::Snapshot),
+                db.open_table("lists").ok().as_ref(),
+                report.keys as LKey,
+            )?;
             db.close().map_err(err)?;
             drop(db);
             let db = Database::open(dir, options()).map_err(err)?;
             let table = db.open_table("lists").map_err(err)?;
-            let after = final_lists(Target::Api(&db, Isolation::Snapshot), Some(&table), report.keys as LKey)?;
+            let after = final_lists(
+                Target::Api(&db, Isolation::Snapshot),
+                Some(&table),
+                report.keys as LKey,
+            )?;
             if before != after {
                 let key = before.keys().find(|k| before.get(k) != after.get(k)).copied();
                 report.anomalies.push(ListAnomaly::NotRecovered { key: key.unwrap_or(0) });

@@ -104,6 +104,9 @@ pub(crate) struct GroupCommit {
     stalled: AtomicBool,
     /// `frontier.written`, readable without the lock (statistics and the fast path).
     written_hint: AtomicU64,
+    /// `sync.durable`, readable without the lock (the durable claim every commit record
+    /// carries: any value read is a lower bound, since it only grows).
+    durable_hint: AtomicU64,
     /// Most syncs running at once (at least 1).
     flights_max: usize,
     /// Whether `failed` is set (so the commit path checks it without the lock).
@@ -127,6 +130,7 @@ impl GroupCommit {
             cv: Condvar::new(),
             stalled: AtomicBool::new(false),
             written_hint: AtomicU64::new(ts),
+            durable_hint: AtomicU64::new(ts),
         }
     }
 
@@ -183,9 +187,10 @@ impl GroupCommit {
         self.written_hint.load(Ordering::Relaxed)
     }
 
-    /// The `durable` watermark.
+    /// The `durable` watermark, without the lock (may lag by a moment: a lower bound).
     pub(crate) fn durable_ts(&self) -> u64 {
-        lock(&self.sync).durable
+        // Relaxed: a lower bound is all a caller needs; no data is read through it.
+        self.durable_hint.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stats(&self) -> GroupStats {
@@ -284,6 +289,8 @@ impl GroupCommit {
                 Ok(()) => {
                     let batch = target.saturating_sub(s.durable);
                     s.durable = s.durable.max(target);
+                    // Relaxed: a hint (see `durable_ts`); written under `sync`, so it only grows.
+                    self.durable_hint.store(s.durable, Ordering::Relaxed);
                     let st = &mut s.stats;
                     st.syncs += 1;
                     st.synced_commits += batch;

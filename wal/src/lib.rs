@@ -24,8 +24,8 @@ pub use log::{
 };
 pub use mmap::{MmapStorage, SyncMethod};
 pub use record::{
-    commit_write_bytes, decode_commit, encode, encode_commit, scan, seal, CodecError,
-    CommitBuilder, RecordKind, RecordRef, WalWrite, FORMAT_VERSION, RECORD_HEADER_BYTES,
-    RECORD_PAYLOAD_BYTES_MAX,
+    commit_write_bytes, decode_commit, encode, encode_commit, scan, seal, seal_claiming,
+    CodecError, CommitBuilder, RecordKind, RecordRef, WalWrite, DURABLE_LAG_MAX, FORMAT_VERSION,
+    FORMAT_VERSION_1, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 pub use storage::{CrashMode, Faults, FaultyStorage, FileStorage, Storage, StorageFile};

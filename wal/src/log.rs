@@ -338,6 +338,37 @@ impl Log {
         })
     }
 
+    /// Every timestamp up to this one is durable (what a commit record states it knew:
+    /// `CommitBuilder::finish_claiming`).
+    pub fn durable_ts(&self) -> u64 {
+        self.group.durable_ts()
+    }
+
+    /// For a clean close, after `sync_all`: appends a `Close` record stamped with the durable
+    /// timestamp and syncs it, so recovery can tell a damaged last commit from a torn one.
+    /// Nothing is written when nothing was logged or the log failed (the marker is evidence,
+    /// not data: its absence only weakens what recovery and `strata check` can prove). A full
+    /// segment rotates as for an append.
+    pub fn close_marker(&self) -> Result<(), LogError> {
+        let ts = self.group.durable_ts();
+        if ts == 0 || self.group.written_ts() != ts {
+            return Ok(());
+        }
+        let mut a = self.append.lock();
+        if a.failed.is_some() {
+            return Ok(());
+        }
+        let mut record = Vec::with_capacity(RECORD_HEADER_BYTES);
+        encode(RecordKind::Close, ts, &[], &mut record)?;
+        if a.offset + record.len() as u64 > a.current.len {
+            self.rotate(&mut a, record.len() as u64)?;
+        }
+        a.current.file.write_at(a.offset, &record).map_err(io_err("write close marker"))?;
+        a.offset += record.len() as u64;
+        a.bytes_appended += record.len() as u64;
+        a.current.file.sync().map_err(io_err("sync close marker"))
+    }
+
     /// Syncs everything written so far (close, checkpoints).
     pub fn sync_all(&self) -> Result<(), LogError> {
         let ts = self.group.written_ts();
@@ -450,6 +481,8 @@ pub struct LogRecord {
     pub kind: RecordKind,
     pub ts: u64,
     pub payload: Vec<u8>,
+    /// Every timestamp up to this one was durable when the record was written (`RecordRef`).
+    pub durable_claim: Option<u64>,
     /// Segment and offset (for reports).
     pub seq: u64,
     pub offset: u64,
@@ -519,6 +552,7 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
                         kind: r.kind,
                         ts: r.ts,
                         payload: r.payload.to_vec(),
+                        durable_claim: r.durable_claim,
                         seq,
                         offset: offset as u64,
                     });
@@ -552,6 +586,10 @@ pub struct StrayRecord {
     pub offset: u64,
     pub kind: RecordKind,
     pub ts: u64,
+    /// What it states was durable when it was written (`RecordRef::durable_claim`).
+    pub durable_claim: Option<u64>,
+    /// Written in format 1, which states nothing about durability.
+    pub format_1: bool,
 }
 
 /// Searches the bytes past the end of the valid log (the first bad record, or a zero header
@@ -580,7 +618,14 @@ pub fn records_past_end(
         while offset < buf.len() {
             match RecordRef::parse(&buf, offset) {
                 Ok(Some((r, next))) => {
-                    found.push(StrayRecord { seq, offset: offset as u64, kind: r.kind, ts: r.ts });
+                    found.push(StrayRecord {
+                        seq,
+                        offset: offset as u64,
+                        kind: r.kind,
+                        ts: r.ts,
+                        durable_claim: r.durable_claim,
+                        format_1: buf.get(offset + 5) == Some(&crate::record::FORMAT_VERSION_1),
+                    });
                     offset = next;
                 }
                 _ => offset += 1,

@@ -6,7 +6,9 @@
 //!  0       4     payload length in bytes (u32 LE)
 //!  4       1     kind (1 = commit, 2 = catalog)
 //!  5       1     format version (FORMAT_VERSION)
-//!  6       2     reserved, zero
+//!  6       2     durable lag (u16 LE; format 2): the writer knew every timestamp up to
+//!                `ts - lag` was durable when it sealed this record; 0 or 0xFFFF: no claim.
+//!                Format 1 records have zeros here (no claim).
 //!  8       8     commit timestamp (u64 LE, > 0)
 //!  16      4     CRC32C of bytes 0..16 and of the payload (u32 LE)
 //!  20      len   payload
@@ -20,8 +22,12 @@
 
 use std::fmt;
 
-/// The on-disk format version written into every record.
-pub const FORMAT_VERSION: u8 = 1;
+/// The on-disk format version written into every record (2: the durable lag in bytes 6..8).
+pub const FORMAT_VERSION: u8 = 2;
+/// The earlier format (bytes 6..8 reserved, zero), still read.
+pub const FORMAT_VERSION_1: u8 = 1;
+/// Largest durable lag a record can state; a larger one is not stated at all.
+pub const DURABLE_LAG_MAX: u64 = 0xFFFE;
 /// Bytes of the fixed record header.
 pub const RECORD_HEADER_BYTES: usize = 20;
 /// Largest payload a record may carry.
@@ -48,6 +54,10 @@ pub enum RecordKind {
     /// into a page just synced is slow (`Storage::sync_page_bytes`); the payload is zeros.
     /// Recovery skips it.
     Padding = 5,
+    /// Written and synced by a clean close: its timestamp is the newest durable commit, so a
+    /// missing or damaged commit at or below it is media damage, never a torn tail. Recovery
+    /// skips it otherwise.
+    Close = 6,
 }
 
 impl RecordKind {
@@ -58,6 +68,7 @@ impl RecordKind {
             3 => Some(RecordKind::CheckpointRows),
             4 => Some(RecordKind::CheckpointEnd),
             5 => Some(RecordKind::Padding),
+            6 => Some(RecordKind::Close),
             _ => None,
         }
     }
@@ -84,6 +95,9 @@ pub struct RecordRef<'a> {
     pub kind: RecordKind,
     pub ts: u64,
     pub payload: &'a [u8],
+    /// What the record says was durable when it was written: every timestamp up to this one
+    /// (format 2 records that state it, and `Close` records: their own timestamp).
+    pub durable_claim: Option<u64>,
 }
 
 impl fmt::Debug for RecordRef<'_> {
@@ -117,6 +131,17 @@ pub fn encode(
 /// placeholder followed by the payload (see `CommitBuilder`). Lets a committer encode its
 /// payload before it knows its timestamp and add the header after, without a copy.
 pub fn seal(record: &mut [u8], kind: RecordKind, ts: u64) -> Result<(), CodecError> {
+    seal_claiming(record, kind, ts, None)
+}
+
+/// `seal`, stating that every timestamp up to `durable` was durable when the record was sealed
+/// (`durable < ts`; a claim more than `DURABLE_LAG_MAX` behind `ts` is not stated).
+pub fn seal_claiming(
+    record: &mut [u8],
+    kind: RecordKind,
+    ts: u64,
+    durable: Option<u64>,
+) -> Result<(), CodecError> {
     let Some(len) = record.len().checked_sub(RECORD_HEADER_BYTES) else {
         return Err(CodecError::Invalid { reason: "shorter than a record header" });
     };
@@ -130,7 +155,11 @@ pub fn seal(record: &mut [u8], kind: RecordKind, ts: u64) -> Result<(), CodecErr
     header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     header[4] = kind as u8;
     header[5] = FORMAT_VERSION;
-    header[6..8].copy_from_slice(&[0, 0]);
+    let lag = durable
+        .and_then(|d| ts.checked_sub(d))
+        .filter(|lag| (1..=DURABLE_LAG_MAX).contains(lag))
+        .unwrap_or(0) as u16;
+    header[6..8].copy_from_slice(&lag.to_le_bytes());
     header[8..16].copy_from_slice(&ts.to_le_bytes());
     let sum = crc(header, payload);
     header[16..20].copy_from_slice(&sum.to_le_bytes());
@@ -168,16 +197,22 @@ impl<'a> RecordRef<'a> {
         let Some(kind) = RecordKind::from_byte(header[4]) else {
             return corrupt("unknown record kind");
         };
-        if header[5] != FORMAT_VERSION {
-            return corrupt("unsupported format version");
-        }
-        if header[6] != 0 || header[7] != 0 {
-            return corrupt("reserved bytes are not zero");
+        let lag = u64::from(u16::from_le_bytes([header[6], header[7]]));
+        match header[5] {
+            FORMAT_VERSION => {}
+            FORMAT_VERSION_1 if lag == 0 => {}
+            FORMAT_VERSION_1 => return corrupt("reserved bytes are not zero"),
+            _ => return corrupt("unsupported format version"),
         }
         let ts = u64::from_le_bytes(field(8..16).try_into().expect("8 bytes"));
         if ts == 0 {
             return corrupt("timestamp 0");
         }
+        let durable_claim = match kind {
+            RecordKind::Close => Some(ts),
+            _ if (1..=DURABLE_LAG_MAX).contains(&lag) => ts.checked_sub(lag),
+            _ => None,
+        };
         let end = RECORD_HEADER_BYTES + len;
         if rest.len() < end {
             return Err(CodecError::Torn { offset, needed: end, available: rest.len() });
@@ -187,7 +222,7 @@ impl<'a> RecordRef<'a> {
         if stored != crc(header, payload) {
             return corrupt("checksum mismatch");
         }
-        Ok(Some((RecordRef { kind, ts, payload }, offset + end)))
+        Ok(Some((RecordRef { kind, ts, payload, durable_claim }, offset + end)))
     }
 }
 
@@ -282,8 +317,18 @@ impl CommitBuilder {
     }
 
     /// The whole record, header filled in.
-    pub fn finish(mut self, kind: RecordKind, ts: u64) -> Result<Vec<u8>, CodecError> {
-        seal(&mut self.buf, kind, ts)?;
+    pub fn finish(self, kind: RecordKind, ts: u64) -> Result<Vec<u8>, CodecError> {
+        self.finish_claiming(kind, ts, None)
+    }
+
+    /// `finish`, stating what was durable when it was sealed (`seal_claiming`).
+    pub fn finish_claiming(
+        mut self,
+        kind: RecordKind,
+        ts: u64,
+        durable: Option<u64>,
+    ) -> Result<Vec<u8>, CodecError> {
+        seal_claiming(&mut self.buf, kind, ts, durable)?;
         Ok(self.buf)
     }
 }

@@ -205,7 +205,10 @@ pub fn aborted_head() {
     let aborter = thread::spawn(move || x.commit());
     let late_result = late.commit();
     let x_result = aborter.join().unwrap();
-    assert!(matches!(x_result, Err(MvccError::Conflict { .. })), "X must conflict on b: {x_result:?}");
+    assert!(
+        matches!(x_result, Err(MvccError::Conflict { .. })),
+        "X must conflict on b: {x_result:?}"
+    );
     assert!(
         matches!(late_result, Err(MvccError::Conflict { .. })),
         "lost update: a txn whose snapshot predates W's commit at {w_ts:?} committed over it: \
