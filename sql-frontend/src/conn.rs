@@ -47,7 +47,9 @@ impl Shared {
         }
         let snap = db.begin_read()?;
         let max = snap.scan(table)?.last().map(|(k, _)| key_rowid(k)).transpose()?.unwrap_or(0);
-        let c = Arc::new(AtomicI64::new(max.saturating_add(1).max(1)));
+        // The counter holds the largest rowid handed out or seen (0 for none): the next
+        // automatic one is one more, so i64::MAX itself is never ambiguous.
+        let c = Arc::new(AtomicI64::new(max.max(0)));
         map.insert(key.to_string(), Arc::clone(&c));
         Ok(c)
     }
@@ -510,17 +512,17 @@ impl Env for ConnEnv<'_> {
 
     fn next_rowid(&mut self, table: &Table, key: &str) -> Result<i64> {
         let c = self.shared.counter(self.db, table, key)?;
-        let id = c.fetch_add(1, Ordering::Relaxed);
-        if id == i64::MAX {
-            return Err(Error::range("the table's rowids are exhausted"));
-        }
-        Ok(id)
+        // Never past i64::MAX: a plain fetch_add wrapped to -2^63 after an explicit rowid of
+        // i64::MAX. Relaxed: a unique-id counter, ordered by nothing else.
+        c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| last.checked_add(1))
+            .map(|last| last + 1)
+            .map_err(|_| Error::range("the table's rowids are exhausted (a rowid is i64::MAX)"))
     }
 
     fn saw_rowid(&mut self, table: &Table, key: &str, rowid: i64) -> Result<()> {
         self.shared
             .counter(self.db, table, key)?
-            .fetch_max(rowid.saturating_add(1), Ordering::Relaxed);
+            .fetch_max(rowid, Ordering::Relaxed);
         Ok(())
     }
 }

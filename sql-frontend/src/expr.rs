@@ -467,6 +467,11 @@ pub fn eval(e: &Expr, ctx: &Ctx<'_>) -> Result<Value> {
         },
         Expr::InList { expr, list, negated } => {
             let v = eval(expr, ctx)?;
+            // An empty list contains nothing, not even NULL: `NULL IN ()` is false and
+            // `NULL NOT IN ()` true (SQLite).
+            if list.is_empty() {
+                return Ok(Value::Integer(i64::from(*negated)));
+            }
             if v.is_null() {
                 return Ok(Value::Null);
             }
