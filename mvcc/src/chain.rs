@@ -566,9 +566,16 @@ impl Chain {
     /// Deferring instead queued one destructor per version of the whole database on the global
     /// collector, which later callers then paid for (measured: a benchmark run after dropping a
     /// 1M-key database lost ~40% throughput).
+    ///
+    /// # Safety
+    /// No thread may hold a pointer into this chain's versions (loaded under a guard that is
+    /// still pinned), and none may load one later: `&mut self` excludes other users of the
+    /// `Chain`, but not a committer or reader that loaded a version pointer earlier and is still
+    /// pinned. The store's `Drop` satisfies this (every txn, iterator and GC pass holds the store
+    /// alive).
     #[cfg_attr(any(loom, shuttle), allow(dead_code))]
-    pub(crate) fn free_now(&mut self) {
-        // SAFETY: `&mut self` and the caller's guarantee above: nothing else can reach this chain.
+    pub(crate) unsafe fn free_now(&mut self) {
+        // SAFETY: the caller's contract above: nothing else can reach this chain's versions.
         let guard = unsafe { epoch::unprotected() };
         let mut cur = self.head.swap(Shared::null(), Ordering::Relaxed, guard);
         if cur.tag() == SEALED {

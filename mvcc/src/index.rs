@@ -169,10 +169,15 @@ mod imp {
             self.map.len()
         }
 
-        /// Frees every chain now (the store is being dropped: nothing else can reach it).
-        pub(crate) fn free_all(&mut self) {
+        /// Frees every chain now, without the epoch.
+        ///
+        /// # Safety
+        /// As `Chain::free_now`: no thread holds or will load a pointer into any chain (the
+        /// store is being dropped, and everything that could still use it holds it alive).
+        pub(crate) unsafe fn free_all(&mut self) {
             for mut chain in self.map.iter_mut() {
-                chain.free_now();
+                // SAFETY: this function's contract is `free_now`'s, for every chain.
+                unsafe { chain.free_now() };
             }
         }
     }

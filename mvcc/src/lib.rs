@@ -4,7 +4,7 @@
 //! - [`clock`]: the monotonic commit clock (`Timestamp`s are dense).
 //! - [`state`]: one `AtomicU64` per write txn: `Active | Committing(lb) | Committed(ts) | Aborted`.
 //! - `chain`: lock-free newest-first version lists with CAS on the head, epoch reclamation.
-//! - [`registry`]: the snapshot registry and its begin/GC handshake; the low watermark.
+//! - `registry`: the snapshot registry and its begin/GC handshake; the low watermark.
 //! - `lockfree` / `baseline`: the two version stores behind one trait ([`StoreKind`]).
 //! - [`txn`]: snapshots, write buffering, commit and rollback.
 //!
@@ -19,12 +19,14 @@ pub mod clock;
 pub mod error;
 pub mod key;
 pub mod range;
-pub mod registry;
 pub mod state;
 pub mod store;
 pub mod txn;
 
 mod bytes;
+/// Crate-private: its slots point into its own blocks, so a `SlotRef` used with another
+/// registry, or after its registry is gone, would be a use-after-free reachable from safe code.
+mod registry;
 mod writeset;
 
 #[cfg(any(loom, shuttle, strata_canary))]
@@ -43,6 +45,7 @@ pub use clock::{Clock, Timestamp};
 pub use error::MvccError;
 pub use key::TableId;
 pub use range::{KeyRange, RangeIter, Row};
+pub use registry::{SLOTS_PER_BLOCK, SNAPSHOT_SLOTS_MAX};
 pub use state::TxnId;
 pub use store::{GcReport, StoreKind};
 pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};

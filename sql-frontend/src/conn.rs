@@ -520,9 +520,7 @@ impl Env for ConnEnv<'_> {
     }
 
     fn saw_rowid(&mut self, table: &Table, key: &str, rowid: i64) -> Result<()> {
-        self.shared
-            .counter(self.db, table, key)?
-            .fetch_max(rowid, Ordering::Relaxed);
+        self.shared.counter(self.db, table, key)?.fetch_max(rowid, Ordering::Relaxed);
         Ok(())
     }
 }
