@@ -201,6 +201,10 @@ pub struct Row {
     pub read_p99_us: Option<f64>,
     /// How the workload reached the engine: `api` (its Rust API) or `sql` (SQL statements).
     pub via: String,
+    /// Attempts per committed op (1 = no retry): the most any op needed, and the 99.9th
+    /// percentile. A starving txn shows here before it gives up.
+    pub attempts_max: u64,
+    pub attempts_p999: u64,
 }
 
 /// The process's resident set size from `/proc/self/status` (`None` where there is none).
@@ -683,6 +687,9 @@ fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn E
     })
 }
 
+/// Attempts per op the histogram records exactly (more are recorded as this).
+const ATTEMPTS_MAX_RECORDED: u64 = 1 << 20;
+
 struct ThreadResult {
     /// Ops completed (each is one txn: an increment, read, write, transfer or total).
     commits: u64,
@@ -696,6 +703,8 @@ struct ThreadResult {
     latency: Histogram<u64>,
     /// Point reads only.
     read_latency: Histogram<u64>,
+    /// Attempts per committed op (aborts + 1).
+    attempts: Histogram<u64>,
     error: Option<String>,
 }
 
@@ -709,6 +718,7 @@ impl ThreadResult {
             bad_totals: 0,
             latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
             read_latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
+            attempts: Histogram::new_with_bounds(1, ATTEMPTS_MAX_RECORDED, 3).expect("valid bounds"),
             error: None,
         }
     }
@@ -769,6 +779,7 @@ fn run_one(
                         Ok(aborts) => {
                             result.commits += 1;
                             result.aborts += aborts;
+                            result.attempts.saturating_record(aborts + 1);
                         }
                         Err(e) => {
                             result.error = Some(e);
@@ -968,11 +979,11 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via\n",
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via,attempts_max,attempts_p999\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{},{},{}\n",
             r.engine,
             r.workload,
             r.threads,
@@ -993,7 +1004,9 @@ fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
             r.p999_us,
             r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
             r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}")),
-            r.via
+            r.via,
+            r.attempts_max,
+            r.attempts_p999
         ));
     }
     std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
@@ -1121,6 +1134,8 @@ impl Run<'_> {
         let elapsed = duration.as_secs_f64();
         let mut latency = Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
         let mut reads = latency.clone();
+        let mut attempts =
+            Histogram::<u64>::new_with_bounds(1, ATTEMPTS_MAX_RECORDED, 3).expect("valid");
         let (mut commits, mut aborts, mut error) = (0, 0, None);
         let (mut misses, mut bad_totals) = (0, 0);
         for r in &results {
@@ -1131,6 +1146,7 @@ impl Run<'_> {
             bad_totals += r.bad_totals;
             latency.add(&r.latency).map_err(|e| e.to_string())?;
             reads.add(&r.read_latency).map_err(|e| e.to_string())?;
+            attempts.add(&r.attempts).map_err(|e| e.to_string())?;
             if error.is_none() {
                 error.clone_from(&r.error);
             }
@@ -1159,6 +1175,8 @@ impl Run<'_> {
             read_p99_us: (!reads.is_empty()).then(|| reads.value_at_quantile(0.99) as f64 / 1000.0),
             retained_versions,
             reclaim_ms,
+            attempts_max: attempts.max(),
+            attempts_p999: attempts.value_at_quantile(0.999),
             gate: gate(self.engine.as_ref(), self.spec, *committed_total, error),
         })
     }
@@ -1168,9 +1186,14 @@ impl Run<'_> {
 fn median(mut runs: Vec<Row>) -> Row {
     let failed = runs.iter().find(|r| r.gate.starts_with("FAILED")).map(|r| r.gate.clone());
     let n = runs.len() as u32;
+    // Starvation is about the worst op of any run, not the median run's.
+    let attempts_max = runs.iter().map(|r| r.attempts_max).max().unwrap_or(0);
+    let attempts_p999 = runs.iter().map(|r| r.attempts_p999).max().unwrap_or(0);
     runs.sort_by(|a, b| a.commits_per_s.total_cmp(&b.commits_per_s));
     let mut row = runs.swap_remove(runs.len() / 2);
     row.runs = n;
+    row.attempts_max = attempts_max;
+    row.attempts_p999 = attempts_p999;
     if let Some(gate) = failed {
         row.gate = gate;
     }
@@ -1232,6 +1255,7 @@ fn print_table(rows: &[Row]) {
         "p99 µs",
         "p999 µs",
         "RSS MiB",
+        "attempts max",
     ];
     if versions {
         header.extend(["kept versions", "reclaim ms"]);
@@ -1252,6 +1276,7 @@ fn print_table(rows: &[Row]) {
             right(format!("{:.2}", r.p99_us)),
             right(format!("{:.2}", r.p999_us)),
             right(r.rss_mib.map_or(String::new(), |v| format!("{v:.0}"))),
+            right(r.attempts_max.to_string()),
         ];
         if versions {
             cells.push(right(r.retained_versions.map_or(String::new(), |v| v.to_string())));

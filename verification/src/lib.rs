@@ -15,5 +15,6 @@
 
 pub mod bank;
 pub mod history;
+#[cfg(not(any(loom, shuttle)))]
 pub mod list_append;
 pub mod model;

@@ -8,6 +8,7 @@
 //! with and without sleeps),
 //! `STRATA_LIST_APPEND_TXNS=N` the txns per run (default 20,000), `STRATA_LIST_APPEND_SEED=S`
 //! the first seed. The `list-append` binary runs the same from the command line, with counts.
+#![cfg(not(any(loom, shuttle)))]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata_verification::list_append::{run_path, Config, Path};

@@ -11,9 +11,21 @@
 //! `RUSTFLAGS="--cfg strata_canary"`, `--canary` switches the reverted fix back on). Exit status:
 //! 0 clean, 1 anomalies found, 2 bad usage or a harness error.
 
+#![cfg_attr(any(loom, shuttle), allow(unused))]
+
+#[cfg(not(any(loom, shuttle)))]
 use std::time::Instant;
+#[cfg(not(any(loom, shuttle)))]
 use strata_verification::list_append::{run_path, Config, Path};
 
+/// Model-checking builds (`--cfg loom` / `--cfg shuttle`) have no workload to run.
+#[cfg(any(loom, shuttle))]
+fn main() {
+    eprintln!("list-append is not built for loom or shuttle");
+    std::process::exit(2);
+}
+
+#[cfg(not(any(loom, shuttle)))]
 struct Args {
     runs: u64,
     paths: Vec<Path>,
@@ -25,6 +37,7 @@ struct Args {
     canary: bool,
 }
 
+#[cfg(not(any(loom, shuttle)))]
 fn parse() -> Result<Args, String> {
     let mut a = Args {
         runs: 10,
@@ -71,6 +84,7 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
+#[cfg(not(any(loom, shuttle)))]
 fn main() {
     let args = match parse() {
         Ok(a) => a,
