@@ -718,7 +718,8 @@ impl ThreadResult {
             bad_totals: 0,
             latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
             read_latency: Histogram::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid bounds"),
-            attempts: Histogram::new_with_bounds(1, ATTEMPTS_MAX_RECORDED, 3).expect("valid bounds"),
+            attempts: Histogram::new_with_bounds(1, ATTEMPTS_MAX_RECORDED, 3)
+                .expect("valid bounds"),
             error: None,
         }
     }

@@ -199,6 +199,17 @@ impl Txn {
         self.write(table, key, Some(value.as_ref()))
     }
 
+    /// Makes `commit` fail with a retryable error (`SerializationFailure` on the lock-free
+    /// store, `Conflict` on the baseline) if another txn commits a change to `key` after this
+    /// txn's snapshot: the serializable read check for one key, at any isolation level. For a
+    /// key this txn's writes depend on without writing it — the SQL layer guards each table's
+    /// schema row, so a row never lands in a table dropped or re-created after the txn began.
+    pub fn validate_at_commit(&mut self, table: &Table, key: impl AsRef<[u8]>) -> Result<()> {
+        table.check_live()?;
+        self.view.inner.validate_at_commit(table.id, key.as_ref());
+        Ok(())
+    }
+
     /// Deletes `key`. Returns whether it had a value in this txn's view.
     pub fn delete(&mut self, table: &Table, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();

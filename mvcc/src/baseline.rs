@@ -123,18 +123,37 @@ impl VersionStore for BaselineStore {
     }
 
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
+        // Keys guarded by `Txn::validate_at_commit` (this store has no serializable mode, so
+        // `reads` holds only those): locked like written keys, so no commit to them can land
+        // between the check and our timestamp. A changed one is a plain conflict here (no
+        // timestamp was taken, so none must be logged).
+        let guards: Vec<StoredKey> = ctx
+            .reads
+            .map_or(&[][..], |r| &r.keys[..])
+            .iter()
+            .map(|(table, key)| StoredKey::new(*table, key.as_slice()))
+            .filter(|g| !writes.iter().any(|(k, _)| k == g))
+            .collect();
+        // (key, whether we write it)
+        let mut order: Vec<(&StoredKey, bool)> = writes.iter().map(|(k, _)| (k, true)).collect();
+        order.extend(guards.iter().map(|g| (g, false)));
+        // One key order over writes and guards: no two committers deadlock.
+        if !guards.is_empty() {
+            order.sort_by(|a, b| a.0.cmp(b.0));
+        }
         let chains: Vec<BChain> = {
             let mut rows = self.rows.lock();
-            writes.iter().map(|(k, _)| rows.entry(k.clone()).or_default().clone()).collect()
+            order.iter().map(|(k, _)| rows.entry((*k).clone()).or_default().clone()).collect()
         };
-        // Key order (the write set is sorted): no two committers deadlock.
-        let mut locked: Vec<_> = chains.iter().map(|c| c.write()).collect();
-        if locked.iter().any(|row| row.removed) {
+        // Each locked row with whether we write it.
+        let mut locked: Vec<_> =
+            chains.iter().zip(&order).map(|(c, (_, write))| (c.write(), *write)).collect();
+        if locked.iter().any(|(row, _)| row.removed) {
             // GC dropped a dead row between our lookup and our lock (rare): look up again.
             drop(locked);
             return self.commit(ctx, writes);
         }
-        for (row, (key, _)) in locked.iter().zip(&writes) {
+        for ((row, _), (key, _)) in locked.iter().zip(&order) {
             if let Some(newest) = row.versions.last() {
                 if newest.ts > ctx.read_ts.0 {
                     return Err(ctx.conflict(key, Some(newest.ts)));
@@ -143,13 +162,17 @@ impl VersionStore for BaselineStore {
         }
         let ts = ctx.clock.advance();
         let mut reclaimed = 0;
-        for (row, (_, payload)) in locked.iter_mut().zip(writes) {
+        let installed = writes.len() as u64;
+        // The written rows come in the write set's own (sorted) order.
+        let mut payloads = writes.into_iter().map(|(_, p)| p);
+        for (row, _) in locked.iter_mut().filter(|(_, write)| *write) {
+            let payload = payloads.next().expect("one payload per written key");
             row.versions.push(BVersion { ts: ts.0, payload });
             reclaimed += truncate(&mut row.versions, ctx.watermark.0);
         }
         drop(locked);
         let stripe = ctx.stats.local();
-        bump(&stripe.versions_installed, chains.len() as u64);
+        bump(&stripe.versions_installed, installed);
         bump(&stripe.versions_reclaimed, reclaimed);
         Ok(ts)
     }

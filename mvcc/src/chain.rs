@@ -23,7 +23,10 @@
 //!
 //! Concurrency: any number of readers, installers and GC passes at once; no locks. A reader may
 //! wait (spin, then yield) only on a version whose writer is publishing (`Committing(lb)` with
-//! `lb <= read_ts`), which lasts one `fetch_add` and one store on the writer's side.
+//! `lb <= read_ts`), which lasts one `fetch_add` and one store on the writer's side — unless that
+//! writer is descheduled in between: the wait is not bounded in time, it lasts until the writer
+//! runs again. An installer also waits on a head whose writer is still `Active`, for at most
+//! `INSTALL_WAIT_ACTIVE_MAX`, then reports a conflict.
 
 use crate::bytes::Bytes;
 use crate::state::{TxnState, TxnStatus};
@@ -40,6 +43,16 @@ const SEALED: usize = 1;
 /// grow to tens of versions, and each commit paid a cache miss per version (measured: 16
 /// threads on 2 cores fell to a third of the 2-thread throughput).
 pub(crate) const INLINE_GC_STEPS_MAX: usize = 4;
+
+/// Longest an installer waits on a head whose writer is still `Active` (installing its other
+/// keys) before it gives up with a conflict. Without the wait, a writer descheduled in the middle
+/// of its installs made every other writer of that key fail at once, retry, fail again, and burn
+/// through its retry budget (issue #13 §3b: a txn gave up after 64 attempts on 16 threads / 2
+/// cores). Waiting cannot deadlock: installs go in one canonical key order, so a waiter holds
+/// only keys below the one it waits on, and the writer it waits on waits, if at all, only on
+/// keys above it. Readers never wait on an `Active` writer.
+#[cfg(not(any(loom, shuttle)))]
+pub(crate) const INSTALL_WAIT_ACTIVE_MAX: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// One version of one key.
 pub(crate) struct Version {
@@ -117,6 +130,13 @@ impl Version {
     fn check_alive(&self) {
         #[cfg(all(loom, crossbeam_loom))]
         crate::sync::freed::check(self as *const Version as usize);
+    }
+
+    /// Whether this version's writer is still `Active` (installing; not yet publishing).
+    fn writer_active(&self) -> bool {
+        // Acquire: pairs with the Release in `publish`.
+        self.begin.load(Ordering::Acquire) == 0
+            && matches!(self.writer().map(TxnState::status), Some(TxnStatus::Active))
     }
 
     /// The writer's state word, while the version may still be unpublished.
@@ -205,14 +225,90 @@ impl Version {
     }
 }
 
+/// An installer's bounded wait on an `Active` head (`INSTALL_WAIT_ACTIVE_MAX`), taken by the
+/// commit protocol with no lock held (the key index's shard lock included: waiting under it
+/// stalled the very writer being waited on when it needed that shard's write lock). Under loom and
+/// shuttle the bound is `ACTIVE_WAIT_MODEL_STEPS` yields instead of a time, so the models explore
+/// both outcomes (the writer moved on; the wait ran out) without an unbounded spin: waiting until
+/// the writer moves on made shuttle's DFS of `kernel_same_key` run out of memory. The
+/// `WriterSkipsActive` canary skips the wait, so it reaches the broken branch.
+pub(crate) struct ActiveWait {
+    spin: SpinWait,
+    #[cfg(not(any(loom, shuttle)))]
+    deadline: Option<std::time::Instant>,
+    #[cfg(any(loom, shuttle))]
+    steps: u32,
+}
+
+/// Yields an installer may spend on one `Active` head in the loom and shuttle models.
+#[cfg(any(loom, shuttle))]
+const ACTIVE_WAIT_MODEL_STEPS: u32 = 1;
+
+impl ActiveWait {
+    pub(crate) fn new() -> Self {
+        ActiveWait {
+            spin: SpinWait::default(),
+            #[cfg(not(any(loom, shuttle)))]
+            deadline: None,
+            #[cfg(any(loom, shuttle))]
+            steps: 0,
+        }
+    }
+
+    /// Whether installers skip the wait altogether (the `WriterSkipsActive` canary).
+    fn skipped() -> bool {
+        #[cfg(any(loom, shuttle))]
+        if crate::canary::active(crate::canary::Canary::WriterSkipsActive) {
+            return true;
+        }
+        false
+    }
+
+    /// Waits until `head`'s writer is no longer `Active` (true: judge it again) or the wait is
+    /// used up (false: a conflict).
+    pub(crate) fn until_resolved(&mut self, head: &Version) -> bool {
+        while head.writer_active() {
+            if !self.again() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits one step and returns true, or returns false once the wait is used up.
+    fn again(&mut self) -> bool {
+        #[cfg(any(loom, shuttle))]
+        if self.steps >= ACTIVE_WAIT_MODEL_STEPS {
+            return false;
+        }
+        #[cfg(any(loom, shuttle))]
+        {
+            self.steps += 1;
+        }
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            let now = std::time::Instant::now();
+            let deadline = *self.deadline.get_or_insert(now + INSTALL_WAIT_ACTIVE_MAX);
+            if now >= deadline {
+                return false;
+            }
+        }
+        self.spin.wait();
+        true
+    }
+}
+
 /// Why an install failed.
 #[derive(Debug)]
-pub(crate) enum InstallError {
+pub(crate) enum InstallError<'g> {
     /// First-committer-wins: the head committed after the installer's snapshot (`Some(ts)`), or
     /// is owned by a txn that is running or publishing past the snapshot (`None`).
     Conflict { committed_ts: Option<u64> },
     /// The chain was sealed: the caller must fetch a fresh chain; the version comes back.
     Sealed(Owned<Version>),
+    /// The head's writer is still `Active` (installing its other keys): the caller may wait for
+    /// it with no lock held (`ActiveWait`) and retry; the version comes back.
+    Active { version: Owned<Version>, head: Shared<'g, Version> },
 }
 
 /// What a snapshot read found.
@@ -324,7 +420,7 @@ impl Chain {
     /// or below `read_ts`; a conflict if it committed later or its writer is running or
     /// publishing past the snapshot (DESIGN §3.4). An aborted version is never linked over
     /// (`install` replaces it instead), so it is never admitted here.
-    fn admits_over(seen: Seen, read_ts: u64) -> Result<(), InstallError> {
+    fn admits_over<'g>(seen: Seen, read_ts: u64) -> Result<(), InstallError<'g>> {
         match seen {
             Seen::Committed(ts) if ts <= read_ts => Ok(()),
             #[cfg(any(loom, shuttle))]
@@ -355,7 +451,7 @@ impl Chain {
         mut version: Owned<Version>,
         read_ts: u64,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, InstallError> {
+    ) -> Result<Shared<'g, Version>, InstallError<'g>> {
         loop {
             // Acquire: pairs with the Release CAS of the previous installer.
             let head = self.head.load(Ordering::Acquire, guard);
@@ -386,6 +482,12 @@ impl Chain {
                             }
                         }
                         (below, true)
+                    }
+                    // A writer still installing its other keys: the caller waits (bounded, and
+                    // without any lock: `ActiveWait`) for its verdict and retries, rather than
+                    // failing at once (`INSTALL_WAIT_ACTIVE_MAX`).
+                    Seen::Pending if h.writer_active() && !ActiveWait::skipped() => {
+                        return Err(InstallError::Active { version, head });
                     }
                     seen => {
                         Chain::admits_over(seen, read_ts)?;
@@ -646,11 +748,9 @@ mod tests {
             )
             .expect("install");
         assert_eq!(chain.read(100, &guard), ReadOutcome::Found(Some(&b"a"[..])));
+        // An installer meeting an `Active` head is told to wait (with no lock held) and retry.
         let other = Owned::new(Version::committed(3, None));
-        assert!(matches!(
-            chain.install(other, 5, &guard),
-            Err(InstallError::Conflict { committed_ts: None })
-        ));
+        assert!(matches!(chain.install(other, 5, &guard), Err(InstallError::Active { .. })));
         // Committing above the snapshot is skipped without waiting, and conflicts.
         w.set(TxnStatus::Committing { lb: 7 });
         assert_eq!(chain.read(6, &guard), ReadOutcome::Found(Some(&b"a"[..])));

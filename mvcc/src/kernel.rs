@@ -12,7 +12,7 @@ use crate::chain::{Chain, InstallError, ReadOutcome, Version};
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::lockfree::{commit_protocol, ChainSource};
+use crate::lockfree::{commit_protocol, ChainSource, InstallFail};
 use crate::range::{KeyRange, ReadSet};
 use crate::state::{TxnId, TxnState};
 use crate::stats::Stats;
@@ -40,10 +40,15 @@ impl ChainSource for Kernel {
         key: &StoredKey,
         version: Owned<Version>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, MvccError> {
+    ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
         match self.chains[usize::from(key.bytes()[0])].install(version, ctx.read_ts.0, guard) {
             Ok(v) => Ok(v),
-            Err(InstallError::Conflict { committed_ts }) => Err(ctx.conflict(key, committed_ts)),
+            Err(InstallError::Conflict { committed_ts }) => {
+                Err(InstallFail::Error(ctx.conflict(key, committed_ts)))
+            }
+            Err(InstallError::Active { version, head }) => {
+                Err(InstallFail::Active { version, head })
+            }
             Err(InstallError::Sealed(_)) => unreachable!("kernel chains are never sealed"),
         }
     }

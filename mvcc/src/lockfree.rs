@@ -22,7 +22,7 @@
 //! range it scanned — must have no version committed in `(read_ts, ts)`. If one has, the txn
 //! aborts as on a conflict (`SerializationFailure`); `ts` is used up.
 
-use crate::chain::{Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
+use crate::chain::{ActiveWait, Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::index::Index;
@@ -59,19 +59,24 @@ impl LockFreeStore {
 
 impl ChainSource for LockFreeStore {
     /// Installs one version on `key`'s chain, creating the chain (or replacing a sealed one).
+    /// Returns with the shard lock released in every case (an `Active` head is waited on by the
+    /// caller, never under the lock).
     fn install<'g>(
         &self,
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         mut version: Owned<Version>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, MvccError> {
+    ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
         loop {
             let chain = self.index.get_or_create(key);
             match chain.install(version, ctx.read_ts.0, guard) {
                 Ok(installed) => return Ok(installed),
                 Err(InstallError::Conflict { committed_ts }) => {
-                    return Err(ctx.conflict(key, committed_ts))
+                    return Err(InstallFail::Error(ctx.conflict(key, committed_ts)))
+                }
+                Err(InstallError::Active { version, head }) => {
+                    return Err(InstallFail::Active { version, head })
                 }
                 Err(InstallError::Sealed(v)) => {
                     version = v;
@@ -130,17 +135,27 @@ impl ChainSource for LockFreeStore {
     }
 }
 
+/// Why `ChainSource::install` did not install.
+pub(crate) enum InstallFail<'g> {
+    /// A conflict (or another error): the commit fails.
+    Error(MvccError),
+    /// The head's writer is still `Active`: wait for it with no lock held, then retry with the
+    /// version that came back.
+    Active { version: Owned<Version>, head: Shared<'g, Version> },
+}
+
 /// Where the commit protocol finds chains: the store's index, or (in the complete schedule
 /// search under `cfg(shuttle)`) a fixed array of chains. The protocol itself is one function.
 pub(crate) trait ChainSource {
-    /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts`.
+    /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts`. Holds no
+    /// lock when it returns.
     fn install<'g>(
         &self,
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         version: Owned<Version>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, MvccError>;
+    ) -> Result<Shared<'g, Version>, InstallFail<'g>>;
 
     /// Serializable validation (module doc) of `reads` for a txn committing at `commit_ts`
     /// whose state word is `own`.
@@ -174,7 +189,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         // SAFETY: `state` outlives the version as `pending` requires: it is retired through
         // the epoch collector below, after the version is published or unlinked.
         let version = unsafe { Version::pending(st, payload.take()) }.boxed();
-        match source.install(ctx, key, version, &guard) {
+        match install_waiting(source, ctx, key, version, &guard) {
             Ok(v) => installed.push((key, v)),
             Err(e) => {
                 abort(source, state, st, &installed, ctx.stats, &guard);
@@ -241,6 +256,31 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     drop(installed);
     drop(writes);
     Ok(ts)
+}
+
+/// `ChainSource::install`, waiting (bounded, no lock held: `ActiveWait`) on a head whose
+/// writer is still installing and retrying once it has moved on. Past the bound, a conflict.
+fn install_waiting<'g, S: ChainSource>(
+    source: &S,
+    ctx: &CommitCtx<'_>,
+    key: &StoredKey,
+    mut version: Owned<Version>,
+    guard: &'g Guard,
+) -> Result<Shared<'g, Version>, MvccError> {
+    let mut wait = ActiveWait::new();
+    loop {
+        match source.install(ctx, key, version, guard) {
+            Ok(v) => return Ok(v),
+            Err(InstallFail::Error(e)) => return Err(e),
+            Err(InstallFail::Active { version: back, head }) => {
+                // SAFETY: `head` was loaded under `guard`, which is still pinned.
+                if !wait.until_resolved(unsafe { head.deref() }) {
+                    return Err(ctx.conflict(key, None));
+                }
+                version = back;
+            }
+        }
+    }
 }
 
 /// Undoes a failed commit (a conflict, or a failed serializable validation): marks it aborted

@@ -93,8 +93,12 @@ pub(crate) mod freed {
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::Arc as StdArc;
 
-/// A bounded spin-then-yield wait used while another txn is *publishing* its commit
-/// (between `Committing` and `Committed`: one `fetch_add` and one store).
+/// A spin-then-yield wait used while another txn is *publishing* its commit (between
+/// `Committing` and `Committed`: one `fetch_add` and one store), or, bounded in time by the
+/// caller, while an installer waits on an `Active` head. The spinning is bounded
+/// (`SPIN_STEPS_MAX` doubling steps); after that every step yields the CPU, for as long as the
+/// caller keeps waiting — the wait itself is not bounded here: a publisher descheduled between its
+/// two stores keeps the readers that need its verdict yielding until it runs again.
 #[derive(Debug, Default)]
 #[cfg_attr(any(loom, shuttle), allow(dead_code))]
 pub(crate) struct SpinWait {

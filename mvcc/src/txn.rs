@@ -85,6 +85,8 @@ pub struct Txn {
     isolation: Isolation,
     /// What a serializable read-write txn read (locked per read: reads take `&self`).
     reads: Option<Mutex<ReadSet>>,
+    /// Keys validated at commit at any isolation level (`validate_at_commit`).
+    guards: Vec<(TableId, Bytes)>,
     writes: WriteSet,
     /// `Core::table_drops` at begin: if it moved by commit, check the written tables.
     drops_at_begin: u64,
@@ -121,6 +123,7 @@ impl Txn {
             mode,
             isolation,
             reads: validates.then(|| Mutex::new(ReadSet::default())),
+            guards: Vec::new(),
             writes: WriteSet::default(),
             drops_at_begin,
         }
@@ -175,6 +178,19 @@ impl Txn {
             reads.lock().keys.push((table, Bytes::new(key)));
         }
         self.core.store.read(view, self.read_ts)
+    }
+
+    /// Makes the commit fail with a retryable `SerializationFailure` if another txn commits a
+    /// change to `key` after this txn's snapshot — the serializable read check for one key, at
+    /// any isolation level. For a key whose value this txn's writes depend on without writing
+    /// it (the SQL layer guards each table's schema row, so rows never land in a table dropped
+    /// or re-created after the txn began). A read-only txn ignores it (it commits nothing).
+    pub fn validate_at_commit(&mut self, table: TableId, key: &[u8]) {
+        if self.mode == TxnMode::ReadWrite
+            && !self.guards.iter().any(|(t, k)| *t == table && k.as_slice() == key)
+        {
+            self.guards.push((table, Bytes::new(key)));
+        }
     }
 
     /// Buffers a write (`None` deletes).
@@ -288,6 +304,9 @@ impl Txn {
             }
         }
         let mut reads = self.reads.take().map(Mutex::into_inner);
+        if !self.guards.is_empty() {
+            reads.get_or_insert_with(ReadSet::default).keys.append(&mut self.guards);
+        }
         if let Some(r) = &mut reads {
             r.compact();
         }

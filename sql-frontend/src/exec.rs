@@ -1192,6 +1192,15 @@ fn unique_violation(schema: &TableSchema) -> Error {
 }
 
 /// Runs a writing statement; returns the rows it changed.
+/// Every statement that writes a table's rows makes the txn's commit depend on the table's
+/// schema row: a `DROP TABLE` or `CREATE TABLE` of that name committed after the txn's snapshot
+/// fails the commit (retryable), at any isolation level. Otherwise a row encoded for the old
+/// schema could land in a table re-created under the same name, where it does not decode.
+fn guard_schema(txn: &mut Txn, env: &mut dyn Env, name: &str) -> Result<()> {
+    let catalog = env.catalog().clone();
+    Ok(txn.validate_at_commit(&catalog, schema::table_key(name))?)
+}
+
 pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]) -> Result<u64> {
     match plan {
         Plan::CreateTable { schema, if_not_exists } => {
@@ -1233,6 +1242,7 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             Ok(0)
         }
         Plan::Insert { schema, targets, rows } => {
+            guard_schema(txn, env, &schema.name)?;
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
             for row in rows {
@@ -1279,6 +1289,7 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
         }
         Plan::Update { source, assignments } => {
             let schema = &source.schema;
+            guard_schema(txn, env, &schema.name)?;
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
             let matches = rows_of(txn, env, source, params)?;
@@ -1327,6 +1338,7 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
         }
         Plan::Delete { source } => {
             let schema = &source.schema;
+            guard_schema(txn, env, &schema.name)?;
             let table = env.data_table(&schema.name, false)?;
             let matches = rows_of(txn, env, source, params)?;
             let keys = key_table_of(env, schema)?;
