@@ -6,10 +6,13 @@
 //!   record, so recovery can restore exactly a prefix of the commit order (DESIGN §4.2).
 //! - Catalog changes are commits to the system table (`SYSTEM_TABLE`), logged like any other.
 //! - Recovery: newest checkpoint, then the log records above its timestamp in timestamp order
-//!   up to the first missing timestamp. If anything had to be dropped (a torn or corrupt tail,
-//!   records beyond a gap, garbage after the end), recovery writes a checkpoint of what it
-//!   restored and starts a fresh log, so the files never hold two records of one timestamp and
-//!   a crash during recovery recovers the same state.
+//!   up to the first missing timestamp. A missing commit that some intact record claims was
+//!   durable is media damage (`LogDamage`): open refuses it with `Error::Corrupt` and changes no
+//!   file, unless the operator asked to salvage (`Options::salvage`). Otherwise, if anything had
+//!   to be dropped (a torn tail, records beyond a gap, garbage after the end), recovery writes a
+//!   checkpoint of what it restored and starts a fresh log (moving the old segments aside when
+//!   salvaging), so the files never hold two records of one timestamp and a crash during
+//!   recovery recovers the same state (docs/design/wal.md, Recovery).
 //! - Checkpoints: an MVCC snapshot at some timestamp (writers keep running), written and
 //!   switched atomically, then the log segments it covers are recycled.
 
