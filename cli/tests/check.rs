@@ -57,6 +57,15 @@ fn flip(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The commit written last (the newest position in the log).
+fn last_commit(records: &[LogRecord]) -> &LogRecord {
+    records
+        .iter()
+        .filter(|r| r.kind == RecordKind::Commit)
+        .max_by_key(|r| (r.seq, r.offset))
+        .expect("the log holds commits")
+}
+
 fn segment(dir: &Path, r: &LogRecord) -> PathBuf {
     dir.join(format!("wal-{:020}.log", r.seq))
 }
@@ -121,11 +130,7 @@ fn a_torn_last_record_after_a_crash_is_a_torn_tail_not_corruption() {
     let at = close.offset as usize;
     bytes[at..at + strata_wal::RECORD_HEADER_BYTES].fill(0);
     std::fs::write(&path, bytes).unwrap();
-    let last = records
-        .iter()
-        .filter(|r| r.kind == RecordKind::Commit)
-        .max_by_key(|r| (r.seq, r.offset))
-        .unwrap();
+    let last = last_commit(&records);
     flip(&segment(&dir, last), last.offset + 30);
     let report = strata::check(&dir).unwrap();
     assert!(matches!(report.ending, LogEnding::TornTail { .. }), "{:?}", report.ending);
@@ -142,11 +147,7 @@ fn a_damaged_last_record_of_a_cleanly_closed_database_is_corruption() {
     let dir = tmp_dir("last");
     build(&dir);
     let records = log_records(&dir);
-    let last = records
-        .iter()
-        .filter(|r| r.kind == RecordKind::Commit)
-        .max_by_key(|r| (r.seq, r.offset))
-        .unwrap();
+    let last = last_commit(&records);
     flip(&segment(&dir, last), last.offset + 30);
     let report = strata::check(&dir).unwrap();
     assert!(matches!(report.ending, LogEnding::Damaged(_)), "{:?}", report.ending);

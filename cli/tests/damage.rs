@@ -95,7 +95,7 @@ fn refused_then_salvaged(dir: &Path, what: &str) {
     assert_eq!(code, 0, "{what}: {text}");
     assert!(text.contains("DROPPED") && text.contains("moved aside"), "{what}: {text}");
     let aside: Vec<String> = files(dir).into_keys().filter(|n| n.ends_with(".damaged")).collect();
-    let segments = before.keys().filter(|n| n.starts_with("wal-") && n.ends_with(".log")).count();
+    let segments = before.keys().filter(|n| n.starts_with("wal-0") && n.ends_with(".log")).count();
     assert_eq!(aside.len(), segments, "{what}: every segment kept aside: {aside:?}");
     for name in &aside {
         let original = name.trim_end_matches(".damaged");

@@ -478,7 +478,13 @@ pub(crate) fn reset_log_aside(mvcc: &Mvcc, storage: &dyn Storage) -> Result<Vec<
         |what: &'static str| move |e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
     let names = storage.list().map_err(io("listing the directory"))?;
     let mut moved = Vec::new();
-    for name in names.iter().filter(|n| n.starts_with("wal-") && n.ends_with(".log")) {
+    // Log segments only (`wal-<seq>.log`); zeroed spares (`wal-spare-…`) hold nothing.
+    let segment = |n: &&String| {
+        n.strip_prefix("wal-")
+            .and_then(|r| r.strip_suffix(".log"))
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for name in names.iter().filter(segment) {
         let mut to = format!("{name}.damaged");
         let mut n = 1;
         while names.contains(&to) {
