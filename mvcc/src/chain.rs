@@ -228,10 +228,9 @@ impl Version {
 /// An installer's bounded wait on an `Active` head (`INSTALL_WAIT_ACTIVE_MAX`), taken by the
 /// commit protocol with no lock held (the key index's shard lock included: waiting under it
 /// stalled the very writer being waited on when it needed that shard's write lock). Under loom and
-/// shuttle the bound is `ACTIVE_WAIT_MODEL_STEPS` yields instead of a time, so the models explore
-/// both outcomes (the writer moved on; the wait ran out) without an unbounded spin: waiting until
-/// the writer moves on made shuttle's DFS of `kernel_same_key` run out of memory. The
-/// `WriterSkipsActive` canary skips the wait, so it reaches the broken branch.
+/// shuttle the bound is `ACTIVE_WAIT_MODEL_STEPS` yields instead of a time (an unbounded wait
+/// made shuttle's DFS of `kernel_same_key` run out of memory). The `WriterSkipsActive` canary
+/// skips the wait, so it reaches the broken branch.
 pub(crate) struct ActiveWait {
     spin: SpinWait,
     #[cfg(not(any(loom, shuttle)))]
@@ -240,7 +239,11 @@ pub(crate) struct ActiveWait {
     steps: u32,
 }
 
-/// Yields an installer may spend on one `Active` head in the loom and shuttle models.
+/// Yields an installer may spend on one `Active` head in the models: one under loom (both
+/// outcomes of the wait are explored). Shuttle does not wait at all (`ActiveWait::skipped`): its
+/// DFS of `kernel_same_key` grew past 8 GiB of memory with the wait in (the extra status loads
+/// and yield multiply its schedules), so shuttle checks the protocol without the wait — a
+/// conflict at once, as before it — and loom checks the wait.
 #[cfg(any(loom, shuttle))]
 const ACTIVE_WAIT_MODEL_STEPS: u32 = 1;
 
@@ -255,12 +258,16 @@ impl ActiveWait {
         }
     }
 
-    /// Whether installers skip the wait altogether (the `WriterSkipsActive` canary).
+    /// Whether installers skip the wait altogether: under shuttle (see
+    /// `ACTIVE_WAIT_MODEL_STEPS`), and with the `WriterSkipsActive` canary.
     fn skipped() -> bool {
-        #[cfg(any(loom, shuttle))]
+        #[cfg(shuttle)]
+        return true;
+        #[cfg(loom)]
         if crate::canary::active(crate::canary::Canary::WriterSkipsActive) {
             return true;
         }
+        #[cfg(not(shuttle))]
         false
     }
 

@@ -285,7 +285,10 @@ mod imp {
         }
 
         /// Under loom the trivial reclaimer leaks; nothing to do.
-        pub(crate) fn free_all(&mut self) {}
+        ///
+        /// # Safety
+        /// None needed here; `unsafe` only to match the real index's `free_all`.
+        pub(crate) unsafe fn free_all(&mut self) {}
     }
 }
 
