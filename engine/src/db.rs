@@ -28,7 +28,16 @@ use strata_wal::{
 /// Longest table name, in bytes.
 pub const TABLE_NAME_BYTES_MAX: usize = 255;
 
-/// Database options. Pass them explicitly: `Database::with_options(Options { .. })`.
+/// Database options. The struct is `#[non_exhaustive]` (fields are added over time), so code
+/// outside this crate builds it from `Options::default()` and its setters:
+///
+/// ```
+/// use strata::{Database, Durability, Isolation, Options};
+/// let db = Database::with_options(
+///     Options::default().isolation(Isolation::Serializable).durability(Durability::Sync),
+/// );
+/// # drop(db);
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
