@@ -37,6 +37,8 @@ pub struct Shell {
     timer: bool,
     /// A statement being typed over several lines.
     pending: String,
+    /// Statements that printed an error: the exit status says so.
+    pub failures: u64,
 }
 
 /// What a line asked for.
@@ -54,12 +56,16 @@ impl Shell {
             headers: false,
             timer: false,
             pending: String::new(),
+            failures: 0,
         }
     }
 
-    /// Whether a statement is partly typed (for the continuation prompt).
+    /// Whether a statement is partly typed (for the continuation prompt). Comment lines alone
+    /// are not a statement: a dot-command after them runs (it used to be swallowed into the next
+    /// statement).
     pub fn in_statement(&self) -> bool {
-        !self.pending.trim().is_empty()
+        let (in_quote, last) = scan(&self.pending);
+        in_quote || last.is_some()
     }
 
     pub fn prompt(&self) -> String {
@@ -74,6 +80,7 @@ impl Shell {
     /// Handles one input line, writing what it prints to `out`.
     pub fn run_line(&mut self, line: &str, out: &mut dyn Write) -> std::io::Result<Flow> {
         if !self.in_statement() && line.trim_start().starts_with('.') {
+            self.pending.clear(); // comments only
             return self.dot(line.trim(), out);
         }
         self.pending.push_str(line);
@@ -102,12 +109,17 @@ impl Shell {
         let conn = &mut self.conns[self.current].1;
         match conn.query(sql, &[]) {
             Ok(rows) => print_rows(&rows, self.headers, out)?,
-            Err(e) => writeln!(out, "Error: {}: {}", e.kind(), e.message())?,
+            Err(e) => {
+                self.failures += 1;
+                writeln!(out, "Error: {}: {}", e.kind(), e.message())?
+            }
         }
         if self.timer {
             writeln!(out, "Run Time: {:.3} ms", started.elapsed().as_secs_f64() * 1e3)?;
         }
-        Ok(())
+        // Each answer reaches a program driving the shell through a pipe at once, as sqlite3's
+        // do (it sat in the buffer until 8 KiB or exit).
+        out.flush()
     }
 
     fn dot(&mut self, line: &str, out: &mut dyn Write) -> std::io::Result<Flow> {
@@ -198,6 +210,13 @@ fn next_name(index: usize) -> String {
 
 /// Whether `text` ends with a `;` outside quotes and comments.
 fn statement_complete(text: &str) -> bool {
+    let (in_quote, last) = scan(text);
+    !in_quote && last == Some(';')
+}
+
+/// Scans SQL text: whether it ends inside a quote, and its last character outside quotes, `--`
+/// comments and whitespace (`None`: nothing but comments and whitespace).
+fn scan(text: &str) -> (bool, Option<char>) {
     let mut quote: Option<char> = None;
     let mut last_significant = None;
     let mut chars = text.chars().peekable();
@@ -222,7 +241,7 @@ fn statement_complete(text: &str) -> bool {
             },
         }
     }
-    quote.is_none() && last_significant == Some(';')
+    (quote.is_some(), last_significant)
 }
 
 fn print_rows(rows: &Rows, headers: bool, out: &mut dyn Write) -> std::io::Result<()> {
@@ -262,6 +281,8 @@ pub fn run(args: &ShellArgs) -> ExitCode {
             eprintln!("strata shell: closing the database: {e}");
             ExitCode::FAILURE
         }
+        // Like `sqlite3 -bail`'s status, without stopping: 1 if any statement failed.
+        _ if shell.failures > 0 => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     }
 }

@@ -34,7 +34,6 @@ fn scripts_print_exactly_their_expected_output() {
     let bless = std::env::var_os("STRATA_BLESS").is_some();
     for script in names {
         let (got, ok) = shell(&[], &std::fs::read_to_string(&script).unwrap());
-        assert!(ok, "{}: the shell exited with an error", script.display());
         let expected_path = script.with_extension("out");
         if bless {
             std::fs::write(&expected_path, &got).unwrap();
@@ -42,6 +41,9 @@ fn scripts_print_exactly_their_expected_output() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap();
         assert_eq!(got, expected, "{}", script.display());
+        // The exit status says whether any statement failed (as `sqlite3 -bail` would).
+        let failed = expected.lines().any(|l| l.starts_with("Error:"));
+        assert_eq!(ok, !failed, "{}: exit status", script.display());
     }
 }
 
@@ -59,4 +61,56 @@ fn a_shell_on_a_directory_keeps_its_tables() {
     let (out, _) = shell(&[d], "SELECT COUNT(*) FROM t");
     assert_eq!(out, "2\n");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_comment_line_does_not_swallow_the_next_dot_command() {
+    let (out, ok) = shell(&[], "-- make a table\n.tables\nCREATE TABLE t (a INTEGER);\n.tables\n");
+    assert!(ok, "{out}");
+    assert_eq!(out, "t\n", "the first .tables lists nothing, the second lists t");
+    let (out, _) = shell(&[], "-- one\n-- two\nSELECT 1;\n");
+    assert_eq!(out, "1\n");
+}
+
+#[test]
+fn a_failed_statement_makes_the_exit_status_nonzero() {
+    let (out, ok) = shell(&[], "SELECT * FROM missing;\nSELECT 2;\n");
+    assert!(!ok);
+    assert!(out.starts_with("Error:") && out.ends_with("2\n"), "it goes on after the error: {out}");
+}
+
+/// A program that drives the shell through pipes, one statement at a time, gets each answer
+/// before it sends the next (the shell flushes after every statement, as sqlite3 does).
+#[test]
+fn answers_reach_a_pipe_statement_by_statement() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("shell")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    for i in 1..=3 {
+        writeln!(stdin, "SELECT {i};").unwrap();
+        stdin.flush().unwrap();
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(
+            answer.as_deref(),
+            Ok(i.to_string().as_str()),
+            "answer {i} while the pipe is open"
+        );
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }
