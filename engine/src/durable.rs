@@ -360,7 +360,12 @@ pub(crate) fn read_catalog(mvcc: &Mvcc) -> Result<(BTreeMap<String, TableId>, u3
             next = next.max(u32::from_le_bytes(b));
         } else if let (Ok(id), Ok(name)) = (<[u8; 4]>::try_from(&k[..]), String::from_utf8(v)) {
             let id = u32::from_be_bytes(id);
-            next = next.max(id + 1);
+            // Ids count up from 1 and `create_table` refuses to hand out u32::MAX's successor;
+            // a row claiming it is damage, not a panic.
+            let after = id.checked_add(1).ok_or_else(|| Error::Corrupt {
+                message: format!("catalog: table id {id} has no successor"),
+            })?;
+            next = next.max(after);
             tables.insert(name, TableId(id));
         } else {
             return Err(Error::Corrupt { message: "catalog: malformed table row".into() });
@@ -496,4 +501,25 @@ pub(crate) fn reset_log_aside(mvcc: &Mvcc, storage: &dyn Storage) -> Result<Vec<
     }
     storage.sync_dir().map_err(io("syncing the directory"))?;
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crafted catalog row with the largest table id is corruption, not an overflow panic
+    /// (issue #13 §4).
+    #[test]
+    fn a_catalog_row_with_the_last_table_id_is_corrupt_not_a_panic() {
+        let mvcc = Mvcc::new(StoreKind::LockFree, Timestamp::ZERO);
+        let key = u32::MAX.to_be_bytes();
+        mvcc.apply([(SYSTEM_TABLE, &key[..], Some(&b"evil"[..]))]).expect("apply");
+        let err = read_catalog(&mvcc).expect_err("refused");
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        let fine = 7u32.to_be_bytes();
+        let mvcc = Mvcc::new(StoreKind::LockFree, Timestamp::ZERO);
+        mvcc.apply([(SYSTEM_TABLE, &fine[..], Some(&b"ok"[..]))]).expect("apply");
+        let (tables, next) = read_catalog(&mvcc).expect("read");
+        assert_eq!((tables.get("ok").copied(), next), (Some(TableId(7)), 8));
+    }
 }

@@ -127,8 +127,14 @@ impl TableSchema {
         let corrupt = || Error::schema("corrupt schema in the SQL catalog");
         let values = decode_values(bytes).map_err(|_| corrupt())?;
         let (n, k) = match (values.get(3), values.get(4)) {
+            // Checked: a crafted row with huge counts is corrupt, not an overflow panic.
             (Some(Value::Integer(n)), Some(Value::Integer(k)))
-                if *n >= 0 && *k >= 0 && values.len() as i64 == 5 + k + 4 * n =>
+                if *n >= 0
+                    && *k >= 0
+                    && n.checked_mul(4)
+                        .and_then(|c| c.checked_add(5))
+                        .and_then(|c| c.checked_add(*k))
+                        == Some(values.len() as i64) =>
             {
                 (*n as usize, *k as usize)
             }
@@ -261,6 +267,17 @@ mod tests {
             assert_eq!(TableSchema::decode(&bytes).unwrap(), s);
             for cut in 0..bytes.len() {
                 assert!(TableSchema::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            // Crafted column and key counts whose length arithmetic overflows: an error, never
+            // an overflow panic (issue #13 §4).
+            let values = decode_values(&bytes).unwrap();
+            for (n, k) in [(i64::MAX, 0), (i64::MAX / 4, i64::MAX), (0, i64::MAX), (1 << 62, 3)] {
+                let mut crafted = values.clone();
+                crafted[3] = Value::Integer(n);
+                crafted[4] = Value::Integer(k);
+                let mut out = Vec::new();
+                encode_row(&crafted, &mut out);
+                assert!(TableSchema::decode(&out).is_err(), "n {n}, k {k}");
             }
         }
     }
