@@ -1204,6 +1204,7 @@ fn guard_schema(txn: &mut Txn, env: &mut dyn Env, name: &str) -> Result<()> {
 pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]) -> Result<u64> {
     match plan {
         Plan::CreateTable { schema, if_not_exists } => {
+            schema::check_table_name(&schema.name)?;
             if schema::lookup(txn, env.catalog(), &schema.name)?.is_some() {
                 if *if_not_exists {
                     return Ok(0);

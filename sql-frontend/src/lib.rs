@@ -32,5 +32,5 @@ mod value;
 pub use conn::{split_statements, Connection, Statement, STATEMENT_BYTES_MAX};
 pub use error::{Error, ErrorKind, Result};
 pub use exec::Rows;
-pub use schema::{Column, ColumnType, TableSchema};
+pub use schema::{Column, ColumnType, TableSchema, SQL_TABLE_NAME_BYTES_MAX};
 pub use value::Value;

@@ -186,6 +186,22 @@ pub fn table_key(name: &str) -> String {
 }
 
 /// The engine table holding a SQL table's rows.
+/// Longest SQL table name, in bytes: the engine's limit less the longest prefix the SQL layer
+/// puts in front of it (the key table's), so an over-long name is reported in the user's terms,
+/// not with an internal `sql:` name.
+pub const SQL_TABLE_NAME_BYTES_MAX: usize = strata::TABLE_NAME_BYTES_MAX - KEY_TABLE_PREFIX.len();
+
+/// Checks a table name given in SQL (`CREATE TABLE`).
+pub fn check_table_name(name: &str) -> Result<()> {
+    if name.len() > SQL_TABLE_NAME_BYTES_MAX {
+        return Err(Error::schema(format!(
+            "table name longer than {SQL_TABLE_NAME_BYTES_MAX} bytes: {}...",
+            name.chars().take(32).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
 pub fn data_table_name(name: &str) -> String {
     format!("sql:{}", table_key(name))
 }

@@ -336,3 +336,17 @@ fn writers_of_one_table_do_not_conflict_through_the_schema_guard() {
     b.execute("COMMIT", &[]).unwrap();
     assert_eq!(a.query("SELECT COUNT(*) FROM t", &[]).unwrap().rows, vec![vec![Value::from(2)]]);
 }
+
+/// An over-long table name is reported in SQL terms (issue #13 §4: the error named the internal
+/// `sql:` engine table).
+#[test]
+fn a_table_name_too_long_is_reported_without_internal_prefixes() {
+    let mut c = Connection::open_in_memory().unwrap();
+    let long = "t".repeat(strata_sql::SQL_TABLE_NAME_BYTES_MAX + 1);
+    let err = c.execute(&format!("CREATE TABLE {long} (a INTEGER PRIMARY KEY)"), &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Schema, "{err}");
+    assert!(!err.message().contains("sql:") && !err.message().contains("sql-pkey:"), "{err}");
+    let fits = "t".repeat(strata_sql::SQL_TABLE_NAME_BYTES_MAX);
+    c.execute(&format!("CREATE TABLE {fits} (a INTEGER, b TEXT, PRIMARY KEY (b))"), &[]).unwrap();
+    c.execute(&format!("INSERT INTO {fits} VALUES (1, 'x')"), &[]).unwrap();
+}
