@@ -8,7 +8,10 @@
 //! Commit protocol (DESIGN §3; the interleavings it guards against are in docs/design/mvcc.md):
 //! 1. For each written key in key order, install a pending version on the chain's head with a
 //!    CAS, if the head committed at or below `read_ts` (a `Committing` head whose `lb <= read_ts`
-//!    is waited on and then judged by its timestamp; a running head is a conflict).
+//!    is waited on and then judged by its timestamp; a head whose writer is still installing is
+//!    waited on for at most `INSTALL_WAIT_ACTIVE_MAX`, with no lock held (`install_waiting`),
+//!    then judged, or a conflict past the bound). The version below an aborted head is judged
+//!    like a head before the aborted one is replaced (docs/design/lost-update-2026-11.md).
 //! 2. `state = Committing(lb)` with `lb = clock + 1`; `ts = clock.advance()`;
 //!    `state = Committed(ts)`. All versions become visible at the instant the state word reads
 //!    `Committed`: readers resolve a pending version through that one word.
