@@ -145,14 +145,7 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     let ending = match crate::durable::log_damage(&storage, &scan, recovery.recovered_ts)? {
         None if scan.tail_clean => LogEnding::Clean,
         None => LogEnding::TornTail {
-            at: match (&scan.stop, &scan.end) {
-                (Some(stop), _) => format!("{}: {}", stop.segment, stop.error),
-                (None, Some(end)) => format!(
-                    "segment {} offset {}: an all-zero header followed by non-zero bytes",
-                    end.seq, end.offset
-                ),
-                (None, None) => "the first segment".to_string(),
-            },
+            at: crate::durable::where_log_stops(&scan).unwrap_or_else(|| "the log".to_string()),
         },
         Some(d) => {
             problems.push(format!(

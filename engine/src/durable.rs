@@ -108,6 +108,20 @@ impl std::fmt::Display for LogDamage {
     }
 }
 
+/// Where a scanned log stops being valid — the first bad record (its error names the offset), or
+/// non-zero bytes after an all-zero header — or `None` if it ends cleanly.
+pub(crate) fn where_log_stops(scan: &LogScan) -> Option<String> {
+    match (&scan.stop, &scan.end) {
+        (Some(stop), _) => Some(format!("{}: {}", stop.segment, stop.error)),
+        _ if scan.tail_clean => None,
+        (None, Some(end)) => Some(format!(
+            "segment {} offset {}: an all-zero header followed by non-zero bytes",
+            end.seq, end.offset
+        )),
+        (None, None) => Some("the first segment".to_string()),
+    }
+}
+
 /// Looks for media damage (see `LogDamage`) in a scanned log whose replay stopped after
 /// `recovered_ts`: `None` when the log ends cleanly or only a crash's unsynced tail is missing.
 pub(crate) fn log_damage(
@@ -140,14 +154,9 @@ pub(crate) fn log_damage(
     if durable_through <= recovered_ts && !format_1_strays {
         return Ok(None);
     }
-    let at = match (&scan.stop, &scan.end) {
-        (Some(stop), _) => format!("{} offset {}: {}", stop.segment, stop.offset, stop.error),
-        (None, Some(end)) if !scan.tail_clean => format!(
-            "segment {} offset {}: an all-zero header followed by non-zero bytes",
-            end.seq, end.offset
-        ),
-        _ => format!("timestamp {} (no intact record of it in any segment)", recovered_ts + 1),
-    };
+    let at = where_log_stops(scan).unwrap_or_else(|| {
+        format!("timestamp {} (no intact record of it in any segment)", recovered_ts + 1)
+    });
     Ok(Some(LogDamage {
         at,
         recovered_ts,

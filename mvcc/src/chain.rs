@@ -493,7 +493,7 @@ impl Chain {
                     // A writer still installing its other keys: the caller waits (bounded, and
                     // without any lock: `ActiveWait`) for its verdict and retries, rather than
                     // failing at once (`INSTALL_WAIT_ACTIVE_MAX`).
-                    Seen::Pending if h.writer_active() && !ActiveWait::skipped() => {
+                    Seen::Pending if !ActiveWait::skipped() && h.writer_active() => {
                         return Err(InstallError::Active { version, head });
                     }
                     seen => {
