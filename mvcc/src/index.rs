@@ -2,7 +2,13 @@
 //!
 //! Normally a sharded `DashMap` (foldhash hasher): the map only *finds* a chain, and its shard
 //! lock is held only for the lookup (a read lock; a write lock the first time a key is written or
-//! when GC drops a dead chain), never across another call into the map.
+//! when GC drops a dead chain), never across another call into the map and never while a chain
+//! is walked or waited on. Each chain lives in its own heap allocation that the map owns; a
+//! caller copies the pointer out under the shard lock while pinned to the epoch, drops the lock,
+//! and then reads, installs or waits. A chain removed from the map (sealed by GC, or of a dropped
+//! table) is freed through the epoch collector, so a pinned caller that found it can finish with
+//! it. (Before, `get` handed back the `DashMap` guard itself, and a reader waiting on a
+//! publishing writer kept the shard read-locked, stalling every new key of that shard.)
 //!
 //! Beside the map, an ordered *key directory* (a lock-free skip list, `crossbeam-skiplist`, reclaimed
 //! through the same `crossbeam-epoch` collector) lists every key in `(table, bytes)` order, so a
@@ -63,12 +69,58 @@ fn as_view<'a>(b: &'a KeyBound<'a>) -> Bound<&'a (dyn KeyView + 'a)> {
 mod imp {
     use super::*;
     use dashmap::DashMap;
+    use std::ptr::NonNull;
 
-    /// A chain found in the index (holds the shard's read lock: drop it before the next call).
-    pub(crate) type ChainRef<'a> = dashmap::mapref::one::Ref<'a, StoredKey, Chain>;
+    /// A chain found in the index: valid for as long as the guard it was found under is pinned
+    /// (the index holds no lock once it returns).
+    pub(crate) type ChainRef<'g> = &'g Chain;
+
+    /// A chain on the heap, owned by the index. It is freed only through the epoch collector
+    /// (`retire`), after its entry left the map and the directory, so a thread that found it
+    /// while pinned can keep using it after the shard lock is released.
+    struct ChainBox(NonNull<Chain>);
+
+    // SAFETY: `Chain` is `Send + Sync` (atomics and epoch pointers); `ChainBox` is a unique
+    // owner of one, handed between threads only through the map.
+    unsafe impl Send for ChainBox {}
+    // SAFETY: as above; shared access only hands out `&Chain`.
+    unsafe impl Sync for ChainBox {}
+
+    impl ChainBox {
+        fn new() -> Self {
+            ChainBox(NonNull::from(Box::leak(Box::new(Chain::new()))))
+        }
+
+        /// The chain, for as long as `guard` stays pinned.
+        ///
+        /// # Safety
+        /// `self` must have been read from the map while `guard` was pinned: the chain is then
+        /// retired (if ever) after this thread pinned, and freed only after it unpins.
+        unsafe fn chain<'g>(&self, _guard: &'g Guard) -> &'g Chain {
+            // SAFETY: the caller's contract: allocated by `new`, freed only by `retire`, whose
+            // deferred free waits for every guard pinned before it ran.
+            unsafe { self.0.as_ref() }
+        }
+
+        /// Frees the chain (and its versions) once every thread pinned now has unpinned. The
+        /// entry must already be out of the map and the directory, so no thread can find it
+        /// afterwards.
+        fn retire(self, guard: &Guard) {
+            // SAFETY: `self` is the unique owner (`Send`, so any thread may run the closure) and
+            // the entry is unreachable for threads that pin from now on; the closure runs after
+            // every thread pinned before this call has unpinned, so no `&Chain` or version
+            // pointer into the chain is left.
+            unsafe {
+                guard.defer_unchecked(move || {
+                    let mut chain = Box::from_raw(self.0.as_ptr());
+                    chain.free_now();
+                })
+            };
+        }
+    }
 
     pub(crate) struct Index {
-        map: DashMap<StoredKey, Chain, foldhash::fast::RandomState>,
+        map: DashMap<StoredKey, ChainBox, foldhash::fast::RandomState>,
         /// Every key of `map`, ordered (module doc).
         dir: crossbeam_skiplist::SkipSet<StoredKey>,
     }
@@ -81,45 +133,68 @@ mod imp {
             }
         }
 
-        pub(crate) fn get(&self, key: &dyn KeyView) -> Option<ChainRef<'_>> {
-            self.map.get(key)
+        /// The chain of `key`, if it has one. The shard's read lock is held for the lookup only.
+        pub(crate) fn get<'g>(&self, key: &dyn KeyView, guard: &'g Guard) -> Option<ChainRef<'g>> {
+            let entry = self.map.get(key)?;
+            // SAFETY: read from the map while `guard` is pinned.
+            Some(unsafe { entry.chain(guard) })
         }
 
-        pub(crate) fn get_or_create(&self, key: &StoredKey) -> ChainRef<'_> {
-            match self.map.get(key.as_view()) {
-                Some(chain) => chain,
-                None => self
-                    .map
-                    .entry(key.clone())
-                    .or_insert_with(|| {
-                        // Under the shard's write lock (module doc).
-                        self.dir.insert(key.clone());
-                        Chain::new()
-                    })
-                    .downgrade(),
+        pub(crate) fn get_or_create<'g>(&self, key: &StoredKey, guard: &'g Guard) -> ChainRef<'g> {
+            if let Some(chain) = self.get(key.as_view(), guard) {
+                return chain;
             }
+            let entry = self.map.entry(key.clone()).or_insert_with(|| {
+                // Under the shard's write lock (module doc).
+                self.dir.insert(key.clone());
+                ChainBox::new()
+            });
+            // SAFETY: read from the map while `guard` is pinned.
+            unsafe { entry.chain(guard) }
         }
 
         /// Removes `key` if its chain is sealed. Returns whether it did.
         pub(crate) fn remove_if_sealed(&self, key: &StoredKey, guard: &Guard) -> bool {
-            self.map
-                .remove_if(key.as_view(), |k, c| {
-                    let sealed = c.is_sealed(guard);
-                    if sealed {
-                        // Under the shard's write lock (module doc).
-                        self.dir.remove(k.as_view());
-                    }
-                    sealed
-                })
-                .is_some()
+            self.remove_where(key, guard, |chain| chain.is_sealed(guard))
+        }
+
+        /// Removes `key` whatever its chain holds (its table was dropped). Returns whether it did.
+        pub(crate) fn remove(&self, key: &StoredKey, guard: &Guard) -> bool {
+            self.remove_where(key, guard, |_| true)
+        }
+
+        fn remove_where(
+            &self,
+            key: &StoredKey,
+            guard: &Guard,
+            doomed: impl FnOnce(&Chain) -> bool,
+        ) -> bool {
+            let removed = self.map.remove_if(key.as_view(), |k, boxed| {
+                // SAFETY: read from the map (under its write lock) while `guard` is pinned.
+                let yes = doomed(unsafe { boxed.chain(guard) });
+                if yes {
+                    // Under the shard's write lock (module doc).
+                    self.dir.remove(k.as_view());
+                }
+                yes
+            });
+            match removed {
+                Some((_, boxed)) => {
+                    boxed.retire(guard);
+                    true
+                }
+                None => false,
+            }
         }
 
         /// Calls `f` on the keys of `range` in order (`reverse`: descending) that have a chain,
-        /// until it breaks. `f` must not call back into the index.
+        /// until it breaks. No lock is held while `f` runs (each key's chain is looked up under
+        /// its shard's read lock, which is released before the call).
         pub(crate) fn range(
             &self,
             range: &KeyRange,
             reverse: bool,
+            guard: &Guard,
             mut f: impl FnMut(&StoredKey, &Chain) -> ControlFlow<()>,
         ) {
             if range.is_empty() {
@@ -127,9 +202,8 @@ mod imp {
             }
             let (lo, hi) = view_bounds(range);
             let keys = self.dir.range::<dyn KeyView, _>((as_view(&lo), as_view(&hi)));
-            let mut visit = |key: &StoredKey| match self.map.get(key.as_view()) {
-                // The shard's read lock is released at the end of this arm.
-                Some(chain) => f(key, &chain),
+            let mut visit = |key: &StoredKey| match self.get(key.as_view(), guard) {
+                Some(chain) => f(key, chain),
                 None => ControlFlow::Continue(()), // GC removed it after the directory step
             };
             if reverse {
@@ -147,22 +221,25 @@ mod imp {
             }
         }
 
-        /// Calls `f` on every entry; `f` must not call back into the index.
-        pub(crate) fn for_each(&self, mut f: impl FnMut(&StoredKey, &Chain)) {
-            for entry in self.map.iter() {
-                f(entry.key(), entry.value());
-            }
-        }
-
-        pub(crate) fn retain(&self, mut keep: impl FnMut(&StoredKey) -> bool) {
-            self.map.retain(|k, _| {
-                let kept = keep(k);
-                if !kept {
-                    // Under the shard's write lock (module doc).
-                    self.dir.remove(k.as_view());
+        /// Calls `f` on every key in order with its chain and a guard it is valid under,
+        /// re-pinning `guard` every `per_pin` keys so a long walk never holds back reclamation.
+        /// Walks the directory, so no shard lock is held while `f` runs (a GC pass over a
+        /// shard used to hold its read lock for the whole shard, stalling every new key there).
+        pub(crate) fn for_each(
+            &self,
+            guard: &mut Guard,
+            per_pin: usize,
+            mut f: impl FnMut(&StoredKey, &Chain, &Guard),
+        ) {
+            for (i, entry) in self.dir.iter().enumerate() {
+                if i > 0 && i.is_multiple_of(per_pin.max(1)) {
+                    guard.repin();
                 }
-                kept
-            });
+                let key = entry.value();
+                if let Some(chain) = self.get(key.as_view(), guard) {
+                    f(key, chain, guard);
+                }
+            }
         }
 
         pub(crate) fn len(&self) -> usize {
@@ -175,10 +252,13 @@ mod imp {
         /// As `Chain::free_now`: no thread holds or will load a pointer into any chain (the
         /// store is being dropped, and everything that could still use it holds it alive).
         pub(crate) unsafe fn free_all(&mut self) {
-            for mut chain in self.map.iter_mut() {
+            for (_, boxed) in std::mem::take(&mut self.map) {
+                // SAFETY: this function's contract; the map owned the only pointer to the box.
+                let mut chain = unsafe { Box::from_raw(boxed.0.as_ptr()) };
                 // SAFETY: this function's contract is `free_now`'s, for every chain.
                 unsafe { chain.free_now() };
             }
+            self.dir = crossbeam_skiplist::SkipSet::new();
         }
     }
 }
@@ -193,7 +273,7 @@ mod imp {
     /// A chain found in the index (an `Arc` clone; the lock is already released).
     pub(crate) struct LoomRef<'a> {
         chain: Arc<Chain>,
-        _index: std::marker::PhantomData<&'a Index>,
+        _guard: std::marker::PhantomData<&'a Guard>,
     }
 
     impl Deref for LoomRef<'_> {
@@ -208,7 +288,7 @@ mod imp {
     }
 
     fn found<'a>(chain: &Arc<Chain>) -> LoomRef<'a> {
-        LoomRef { chain: chain.clone(), _index: std::marker::PhantomData }
+        LoomRef { chain: chain.clone(), _guard: std::marker::PhantomData }
     }
 
     impl Index {
@@ -216,13 +296,13 @@ mod imp {
             Index { entries: RwLock::new(Vec::new()) }
         }
 
-        pub(crate) fn get(&self, key: &dyn KeyView) -> Option<ChainRef<'_>> {
+        pub(crate) fn get<'g>(&self, key: &dyn KeyView, _guard: &'g Guard) -> Option<ChainRef<'g>> {
             let entries = self.entries.read().expect("loom lock");
             entries.iter().find(|(k, _)| k.as_view() == key).map(|(_, c)| found(c))
         }
 
-        pub(crate) fn get_or_create(&self, key: &StoredKey) -> ChainRef<'_> {
-            if let Some(c) = self.get(key.as_view()) {
+        pub(crate) fn get_or_create<'g>(&self, key: &StoredKey, guard: &'g Guard) -> ChainRef<'g> {
+            if let Some(c) = self.get(key.as_view(), guard) {
                 return c;
             }
             let mut entries = self.entries.write().expect("loom lock");
@@ -241,12 +321,20 @@ mod imp {
             entries.len() != before
         }
 
+        pub(crate) fn remove(&self, key: &StoredKey, _guard: &Guard) -> bool {
+            let mut entries = self.entries.write().expect("loom lock");
+            let before = entries.len();
+            entries.retain(|(k, _)| k != key);
+            entries.len() != before
+        }
+
         /// The same contract as the `DashMap` index's; here the "directory" is the entry list,
         /// filtered and sorted (the model only needs the order and the locking, not the speed).
         pub(crate) fn range(
             &self,
             range: &KeyRange,
             reverse: bool,
+            _guard: &Guard,
             mut f: impl FnMut(&StoredKey, &Chain) -> ControlFlow<()>,
         ) {
             let mut hits: Vec<(StoredKey, Arc<Chain>)> = self
@@ -268,16 +356,21 @@ mod imp {
             }
         }
 
-        pub(crate) fn for_each(&self, mut f: impl FnMut(&StoredKey, &Chain)) {
-            let snapshot: Vec<(StoredKey, Arc<Chain>)> =
+        pub(crate) fn for_each(
+            &self,
+            guard: &mut Guard,
+            per_pin: usize,
+            mut f: impl FnMut(&StoredKey, &Chain, &Guard),
+        ) {
+            let mut snapshot: Vec<(StoredKey, Arc<Chain>)> =
                 self.entries.read().expect("loom lock").iter().cloned().collect();
-            for (k, c) in &snapshot {
-                f(k, c);
+            snapshot.sort_by(|a, b| a.0.cmp(&b.0));
+            for (i, (k, c)) in snapshot.iter().enumerate() {
+                if i > 0 && i.is_multiple_of(per_pin.max(1)) {
+                    guard.repin();
+                }
+                f(k, c, guard);
             }
-        }
-
-        pub(crate) fn retain(&self, mut keep: impl FnMut(&StoredKey) -> bool) {
-            self.entries.write().expect("loom lock").retain(|(k, _)| keep(k));
         }
 
         pub(crate) fn len(&self) -> usize {

@@ -72,7 +72,7 @@ impl ChainSource for LockFreeStore {
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
         loop {
-            let chain = self.index.get_or_create(key);
+            let chain = self.index.get_or_create(key, guard);
             match chain.install(version, ctx.read_ts.0, guard) {
                 Ok(installed) => return Ok(installed),
                 Err(InstallError::Conflict { committed_ts }) => {
@@ -83,7 +83,6 @@ impl ChainSource for LockFreeStore {
                 }
                 Err(InstallError::Sealed(v)) => {
                     version = v;
-                    drop(chain); // never hold a shard guard across another map call
                     self.index.remove_if_sealed(key, guard);
                 }
             }
@@ -103,7 +102,7 @@ impl ChainSource for LockFreeStore {
             let probe: (TableId, &[u8]) = (*table, key.as_slice());
             // No chain: nobody committed this key since before the watermark (GC drops a chain
             // only when its newest version is a tombstone every snapshot sees).
-            if let Some(chain) = self.index.get(&probe) {
+            if let Some(chain) = self.index.get(&probe, guard) {
                 if let Err(ts) = chain.validate(read_ts, commit_ts.0, own, guard) {
                     return Err(ctx.serialization_failure(&probe, ts, commit_ts));
                 }
@@ -114,7 +113,7 @@ impl ChainSource for LockFreeStore {
             // its keys' chains (and directory entries) before taking its timestamp, and our
             // `advance` synchronized with its.
             let mut failure = None;
-            self.index.range(range, false, |key, chain| {
+            self.index.range(range, false, guard, |key, chain| {
                 match chain.validate(read_ts, commit_ts.0, own, guard) {
                     Ok(()) => ControlFlow::Continue(()),
                     Err(ts) => {
@@ -134,7 +133,9 @@ impl ChainSource for LockFreeStore {
         // A chain holding our pending head is never sealed (only tombstones that committed are),
         // so it is still in the index unless its table was purged (then Chain::drop retired the
         // version). If an installer already replaced it, it also retired it.
-        self.index.get(key.as_view()).is_some_and(|chain| chain.unlink_aborted(version, guard))
+        self.index
+            .get(key.as_view(), guard)
+            .is_some_and(|chain| chain.unlink_aborted(version, guard))
     }
 }
 
@@ -311,8 +312,8 @@ impl VersionStore for LockFreeStore {
     }
 
     fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>> {
-        let chain = self.index.get(key)?;
         let guard = epoch::pin();
+        let chain = self.index.get(key, &guard)?;
         match chain.read(read_ts.0, &guard) {
             ReadOutcome::Found(Some(payload)) => Some(payload.to_vec()),
             ReadOutcome::Found(None) | ReadOutcome::Absent => None,
@@ -329,7 +330,7 @@ impl VersionStore for LockFreeStore {
     ) -> Option<Vec<u8>> {
         let guard = epoch::pin();
         let (mut rows, mut examined, mut stopped_at) = (0, 0, None);
-        self.index.range(range, reverse, |key, chain| {
+        self.index.range(range, reverse, &guard, |key, chain| {
             examined += 1;
             if let ReadOutcome::Found(Some(payload)) = chain.read(read_ts.0, &guard) {
                 out.push_back((key.bytes().to_vec(), payload.to_vec()));
@@ -355,32 +356,29 @@ impl VersionStore for LockFreeStore {
     fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut guard = epoch::pin();
-        let mut sealed = Vec::new();
-        let mut i = 0usize;
-        self.index.for_each(|key, chain| {
-            i += 1;
-            if i.is_multiple_of(GC_CHAINS_PER_PIN) {
-                guard.repin();
-            }
-            if dropped.contains(&key.table()) {
+        let (mut sealed, mut doomed) = (Vec::new(), Vec::new());
+        debug_assert!(dropped.is_sorted(), "dropped tables come sorted");
+        self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |key, chain, guard| {
+            if dropped.binary_search(&key.table()).is_ok() {
+                doomed.push(key.clone());
                 return;
             }
-            report.versions_reclaimed += chain.collect(watermark.0, &guard);
-            if let Some(n) = chain.try_seal(watermark.0, &guard) {
+            report.versions_reclaimed += chain.collect(watermark.0, guard);
+            if let Some(n) = chain.try_seal(watermark.0, guard) {
                 report.versions_reclaimed += n;
                 sealed.push(key.clone());
             }
         });
-        // Removal needs shard write locks: only after the iteration released its read locks.
+        // Removal takes one shard write lock per key, never while the walk is on a key.
         for key in sealed {
             if self.index.remove_if_sealed(&key, &guard) {
                 report.keys_removed += 1;
             }
         }
-        if !dropped.is_empty() {
-            let before = self.index.len();
-            self.index.retain(|k| !dropped.contains(&k.table()));
-            report.keys_removed += (before.saturating_sub(self.index.len())) as u64;
+        for key in doomed {
+            if self.index.remove(&key, &guard) {
+                report.keys_removed += 1;
+            }
         }
         guard.flush();
         report
@@ -403,9 +401,9 @@ impl Drop for LockFreeStore {
 impl LockFreeStore {
     /// Total versions in all chains (tests).
     pub(crate) fn chain_versions(&self) -> usize {
-        let guard = epoch::pin();
+        let mut guard = epoch::pin();
         let mut n = 0;
-        self.index.for_each(|_, c| n += c.len(&guard));
+        self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |_, c, g| n += c.len(g));
         n
     }
 }
@@ -421,6 +419,50 @@ mod tests {
         keys.iter()
             .map(|k| (StoredKey::new(TableId(1), k), Some(crate::bytes::Bytes::new(b"v"))))
             .collect()
+    }
+
+    /// A reader waiting on a publishing writer must not hold its key's shard lock: before the
+    /// index handed out chain pointers, `read` kept the `DashMap` shard read-locked for the whole
+    /// wait, and creating a new key in that shard (a write lock) stalled until the writer finished.
+    #[test]
+    fn a_waiting_reader_holds_no_shard_lock() {
+        use crate::sync::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let writer = TxnState::new(TxnId(7));
+        let store = LockFreeStore::new();
+        let key = StoredKey::new(TableId(1), b"hot");
+        {
+            let guard = epoch::pin();
+            // SAFETY: `writer` outlives the version: it is declared before the store, so the
+            // store (which frees the version) is dropped first.
+            let v = unsafe { Version::pending(&writer, Some(crate::bytes::Bytes::new(b"v"))) };
+            store.index.get_or_create(&key, &guard).install(v.boxed(), 0, &guard).expect("install");
+        }
+        // Publishing: a snapshot at 5 must wait for the verdict (lb 1 <= 5).
+        writer.set(TxnStatus::Committing { lb: 1 });
+        let created = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| store.read(key.as_view(), Timestamp(5)));
+            std::thread::sleep(Duration::from_millis(50)); // let the reader start waiting
+            s.spawn(|| {
+                let guard = epoch::pin();
+                // Enough keys to land in every shard, the reader's included.
+                for i in 0..4096u32 {
+                    store
+                        .index
+                        .get_or_create(&StoredKey::new(TableId(2), &i.to_be_bytes()), &guard);
+                }
+                created.store(true, Ordering::Release);
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !created.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let stalled = !created.load(Ordering::Acquire);
+            writer.set(TxnStatus::Committed { ts: 3 });
+            assert_eq!(reader.join().expect("reader"), Some(b"v".to_vec()));
+            assert!(!stalled, "new keys stalled behind a reader waiting on a publisher");
+        });
     }
 
     #[test]

@@ -93,21 +93,33 @@ pub(crate) mod freed {
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::Arc as StdArc;
 
-/// A spin-then-yield wait used while another txn is *publishing* its commit (between
-/// `Committing` and `Committed`: one `fetch_add` and one store), or, bounded in time by the
-/// caller, while an installer waits on an `Active` head. The spinning is bounded
-/// (`SPIN_STEPS_MAX` doubling steps); after that every step yields the CPU, for as long as the
-/// caller keeps waiting — the wait itself is not bounded here: a publisher descheduled between its
-/// two stores keeps the readers that need its verdict yielding until it runs again.
+/// A spin, then yield, then sleep wait used while another txn is *publishing* its commit
+/// (between `Committing` and `Committed`: one `fetch_add` and one store, or a serializable
+/// txn's validation of its reads), or, bounded in time by the caller, while an installer waits
+/// on an `Active` head. It spins `SPIN_STEPS_MAX` doubling steps, then yields the CPU for
+/// `YIELD_STEPS_MAX` steps, then sleeps, doubling from `SLEEP_MIN` to `SLEEP_MAX` per step. The
+/// wait itself is **not bounded in time** here: a publisher descheduled between its two stores,
+/// or validating a large read set, keeps the readers that need its verdict waiting until it
+/// finishes — but past the first few dozen steps they sleep rather than burn a core, so on an
+/// oversubscribed machine they give the publisher the CPU it needs to finish.
 #[derive(Debug, Default)]
 #[cfg_attr(any(loom, shuttle), allow(dead_code))]
 pub(crate) struct SpinWait {
     step: u32,
 }
 
-/// Spins this many times (doubling) before yielding the CPU on every further step.
+/// Spins this many times (doubling) before yielding the CPU…
 #[cfg_attr(any(loom, shuttle), allow(dead_code))]
 const SPIN_STEPS_MAX: u32 = 6;
+/// …then yields this many times before sleeping…
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
+const YIELD_STEPS_MAX: u32 = 16;
+/// …from this long, doubling each step…
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
+const SLEEP_MIN: std::time::Duration = std::time::Duration::from_micros(8);
+/// …up to this long per step.
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
+const SLEEP_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl SpinWait {
     pub(crate) fn wait(&mut self) {
@@ -125,11 +137,14 @@ impl SpinWait {
                 for _ in 0..(1u32 << self.step) {
                     std::hint::spin_loop();
                 }
-                self.step += 1;
-            } else {
+            } else if self.step < SPIN_STEPS_MAX + YIELD_STEPS_MAX {
                 // Oversubscribed machines: the publisher may be descheduled; give it the core.
                 std::thread::yield_now();
+            } else {
+                let doublings = (self.step - SPIN_STEPS_MAX - YIELD_STEPS_MAX).min(16);
+                std::thread::sleep(SLEEP_MIN.saturating_mul(1 << doublings).min(SLEEP_MAX));
             }
+            self.step = self.step.saturating_add(1);
         }
     }
 }
