@@ -115,12 +115,36 @@ impl Core {
     }
 
     pub(crate) fn check_open(&self) -> Result<(), MvccError> {
-        // Relaxed: a read-mostly flag; callers that must not overlap `close` (the engine's
-        // durable commits) order themselves with their own gate.
+        // Relaxed: a read-mostly flag for begins, reads and writes, which publish nothing;
+        // commits go through `enter_commit`, which `close` waits for.
         if self.closed.load(Ordering::Relaxed) {
             return Err(MvccError::Closed);
         }
         Ok(())
+    }
+
+    /// Admits one commit unless the core is closed; `close` returns only after every admitted
+    /// commit has dropped its ticket. A Dekker-style handshake, all SeqCst: the commit
+    /// increments its stripe's in-flight count and then loads the flag; `close` stores the flag
+    /// and then sums the counts. In the single total order either the commit's load sees the flag
+    /// (it refuses) or `close`'s sum sees the increment (it waits). Per-thread stripes keep the
+    /// increment off any shared cache line.
+    pub(crate) fn enter_commit(&self) -> Result<CommitTicket<'_>, MvccError> {
+        let stripe = self.stats.local();
+        stripe.in_flight.fetch_add(1, Ordering::SeqCst);
+        let ticket = CommitTicket { counter: &stripe.in_flight };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(MvccError::Closed); // the ticket's drop undoes the increment
+        }
+        Ok(ticket)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut wait = crate::sync::SpinWait::default();
+        while self.stats.in_flight() != 0 {
+            wait.wait();
+        }
     }
 
     pub(crate) fn table_drops(&self) -> u64 {
@@ -137,6 +161,19 @@ impl Core {
         if ts.0.is_multiple_of(WATERMARK_REFRESH_COMMITS) {
             self.refresh_watermark();
         }
+    }
+}
+
+/// A commit admitted by `Core::enter_commit`; `close` waits until every ticket is dropped.
+pub(crate) struct CommitTicket<'a> {
+    counter: &'a AtomicU64,
+}
+
+impl Drop for CommitTicket<'_> {
+    fn drop(&mut self) {
+        // Release: the commit's effects happen before `close` (whose SeqCst sum reads this)
+        // returns.
+        self.counter.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -257,9 +294,11 @@ impl Mvcc {
         Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode, isolation))
     }
 
-    /// Closes the core: every later begin, read, write and commit fails with `Closed`.
+    /// Closes the core: every later begin, read, write and commit fails with `Closed`, and
+    /// commits already past their first check finish first — when this returns, no commit
+    /// publishes anything any more (it waits for them, typically microseconds).
     pub fn close(&self) {
-        self.core.closed.store(true, Ordering::Relaxed);
+        self.core.close();
     }
 
     /// Whether `close` was called.

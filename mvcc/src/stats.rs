@@ -23,6 +23,10 @@ pub(crate) struct Stripe {
     pub(crate) versions_reclaimed: AtomicU64,
     pub(crate) keys_removed: AtomicU64,
     pub(crate) tombstones_installed: AtomicU64,
+    /// Commits in flight that started on this stripe's threads (incremented and decremented by
+    /// the same thread; the sum over stripes is the number in flight). Not a statistic: `close`
+    /// waits for the sum to reach zero (`Core::enter_commit`).
+    pub(crate) in_flight: AtomicU64,
 }
 
 /// Adds to one counter of the caller's stripe. Relaxed: counters order nothing.
@@ -70,6 +74,12 @@ impl Stats {
     /// The calling thread's stripe.
     pub(crate) fn local(&self) -> &Stripe {
         &self.stripes[stripe_index()]
+    }
+
+    /// Commits in flight (see `Stripe::in_flight`). SeqCst loads: `Core::close` relies on them
+    /// being ordered after its store of the closed flag.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.stripes.iter().map(|s| s.in_flight.load(Ordering::SeqCst)).fold(0, u64::wrapping_add)
     }
 
     pub(crate) fn totals(&self) -> Totals {

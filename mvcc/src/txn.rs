@@ -294,6 +294,14 @@ impl Txn {
             bump(&stats.commits, 1);
             return Ok(self.read_ts);
         }
+        // Held until the commit has published or failed: `Mvcc::close` waits for it.
+        let _admitted = match core.enter_commit() {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                self.abandon();
+                return Err(e);
+            }
+        };
         let writes = std::mem::take(&mut self.writes).into_sorted_vec();
         if core.table_drops() != self.drops_at_begin {
             if let Some(table) = writes.iter().map(|(k, _)| k.table()).find(|t| core.is_dropped(*t))
