@@ -295,6 +295,12 @@ impl Database {
         durable: Option<Arc<Durable>>,
         path: Option<PathBuf>,
     ) -> Database {
+        if let Some(d) = &durable {
+            // A failed log write or sync stops the database at once, reads included: commits
+            // it published in memory may not survive a restart, so nobody may read them.
+            let core = mvcc.clone();
+            d.log.on_failure(move |reason| core.stop(reason));
+        }
         let inner = Arc::new(Inner {
             mvcc,
             catalog: RwLock::new(catalog),
@@ -662,10 +668,7 @@ pub const LOCK_FILE: &str = "LOCK";
 
 impl Inner {
     fn check_open(&self) -> Result<()> {
-        if self.mvcc.is_closed() {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        Ok(self.mvcc.check_open()?)
     }
 
     fn close(&self) -> Result<()> {

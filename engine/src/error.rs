@@ -34,8 +34,9 @@ pub enum ErrorKind {
     Closed,
     /// The directory is held by another process (or another open in this one).
     Busy,
-    /// A log or checkpoint write or sync failed (the database is read-only from then on), or
-    /// the directory could not be read.
+    /// A log or checkpoint write or sync failed (after a failed log write or sync the database
+    /// stops: every later read and write fails until it is reopened), or the directory could
+    /// not be read.
     Io,
     /// Checkpoint or log contents that do not verify.
     Corrupt,
@@ -95,8 +96,9 @@ pub enum Error {
     #[error("database directory {path:?} is already open elsewhere")]
     AlreadyOpen { path: String },
     /// A log, checkpoint or directory operation failed. After a failed log write or sync the
-    /// database is read-only: a commit that reports this may be visible in memory but was not
-    /// made durable.
+    /// database stops: every later begin, read, write and commit fails with this error until it
+    /// is reopened (a commit that reports it may have been visible in memory for a moment, but
+    /// was not made durable, and nobody reads it after the stop).
     #[error("I/O error: {message}")]
     Io { message: String },
     /// Checkpoint or log contents that do not verify (recovery refuses to guess).
@@ -139,6 +141,12 @@ impl From<MvccError> for Error {
             MvccError::ReadOnly { txn } => Error::ReadOnly { txn },
             MvccError::TooManySnapshots { .. } => Error::Limit(e),
             MvccError::Closed => Error::Closed,
+            MvccError::Stopped { reason } => Error::Io {
+                message: format!(
+                    "the database stopped after its log failed ({reason}); reopen it to \
+                     continue from what was made durable"
+                ),
+            },
             MvccError::TableDropped { table, .. } => {
                 Error::TableDropped { name: table.to_string() }
             }

@@ -223,9 +223,10 @@ impl Txn {
     ///
     /// In a database opened from a directory, a commit that wrote something is acknowledged
     /// only once its log record (and every earlier commit's) is as durable as
-    /// `Txn::durability` asks. If the log cannot take it (`Error::Io`), the commit may be
-    /// visible in memory but is not durable, and the database refuses every later write: it is
-    /// read-only until reopened.
+    /// `Txn::durability` asks. If the log cannot take it (`Error::Io`), the commit is not
+    /// durable, and the database stops: every later read and write fails with `Error::Io` until
+    /// it is reopened (so the failed commit, visible in memory until the failure, is read by
+    /// nobody after it; see docs/design/wal.md, "A failed write or sync").
     pub fn commit(self) -> Result<Timestamp> {
         let Txn { view, durable, durability } = self;
         let inner = view.inner;
@@ -237,7 +238,7 @@ impl Txn {
         // below as an empty commit, since replay needs every timestamp.)
         let _in_flight = d.gate.read();
         if let Some(reason) = d.log.failure() {
-            return Err(Error::Io { message: format!("the database is read-only: {reason}") });
+            return Err(MvccError::Stopped { reason }.into());
         }
         let bytes = inner.writes().map(|(_, k, v)| commit_write_bytes(k, v)).sum();
         let mut record = CommitBuilder::with_capacity(bytes);

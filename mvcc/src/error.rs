@@ -58,10 +58,14 @@ pub enum MvccError {
     /// The txn wrote to a table that was dropped before it committed; nothing was written.
     #[error("{txn} wrote to {table}, which was dropped before it committed")]
     TableDropped { txn: TxnId, table: TableId },
-    /// More distinct keys written than `TXN_WRITES_MAX`.
     /// The database was closed.
     #[error("the database is closed")]
     Closed,
+    /// The database was stopped (`Mvcc::stop`) after a failure it cannot recover from in place:
+    /// nothing more is read or written until it is reopened.
+    #[error("the database stopped after a failure and must be reopened: {reason}")]
+    Stopped { reason: String },
+    /// More distinct keys written than `TXN_WRITES_MAX`.
     #[error("{txn} wrote more than {max} keys")]
     TxnTooLarge { txn: TxnId, max: usize },
 }

@@ -56,7 +56,7 @@ use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
 use crate::store::CommitCtx;
 use crate::store::VersionStore;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::writeset::WriteSet;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -98,8 +98,11 @@ pub(crate) struct Core {
     dropped_tables: Mutex<Vec<TableId>>,
     /// Bumped by every `drop_table`; txns compare it at commit (one shared read, no RMW).
     table_drops: AtomicU64,
-    /// Set by `Mvcc::close`: begins, writes, reads and commits fail with `Closed` from then on.
-    closed: AtomicBool,
+    /// `SHUT_CLOSED` (set by `Mvcc::close`) and `SHUT_STOPPED` (set by `Mvcc::stop`): begins,
+    /// reads, writes and commits fail with `Closed` or `Stopped` once either is set.
+    shut: AtomicU64,
+    /// Why the core was stopped (set before `SHUT_STOPPED`).
+    stop_reason: crate::sync::OnceLock<String>,
 }
 
 impl Core {
@@ -117,10 +120,18 @@ impl Core {
     pub(crate) fn check_open(&self) -> Result<(), MvccError> {
         // Relaxed: a read-mostly flag for begins, reads and writes, which publish nothing;
         // commits go through `enter_commit`, which `close` waits for.
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(MvccError::Closed);
+        match self.shut.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            shut => Err(self.shut_error(shut)),
         }
-        Ok(())
+    }
+
+    fn shut_error(&self, shut: u64) -> MvccError {
+        if shut & SHUT_CLOSED != 0 {
+            return MvccError::Closed;
+        }
+        let reason = self.stop_reason.get().cloned().unwrap_or_default();
+        MvccError::Stopped { reason }
     }
 
     /// Admits one commit unless the core is closed; `close` returns only after every admitted
@@ -133,14 +144,15 @@ impl Core {
         let stripe = self.stats.local();
         stripe.in_flight.fetch_add(1, Ordering::SeqCst);
         let ticket = CommitTicket { counter: &stripe.in_flight };
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(MvccError::Closed); // the ticket's drop undoes the increment
+        let shut = self.shut.load(Ordering::SeqCst);
+        if shut != 0 {
+            return Err(self.shut_error(shut)); // the ticket's drop undoes the increment
         }
         Ok(ticket)
     }
 
     fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.shut.fetch_or(SHUT_CLOSED, Ordering::SeqCst);
         let mut wait = crate::sync::SpinWait::default();
         while self.stats.in_flight() != 0 {
             wait.wait();
@@ -163,6 +175,10 @@ impl Core {
         }
     }
 }
+
+/// `Core::shut` bits.
+const SHUT_CLOSED: u64 = 1;
+const SHUT_STOPPED: u64 = 2;
 
 /// A commit admitted by `Core::enter_commit`; `close` waits until every ticket is dropped.
 pub(crate) struct CommitTicket<'a> {
@@ -264,7 +280,8 @@ impl Mvcc {
                 gc_seen: Mutex::new((0, 0)),
                 dropped_tables: Mutex::new(Vec::new()),
                 table_drops: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
+                shut: AtomicU64::new(0),
+                stop_reason: crate::sync::OnceLock::new(),
             }),
         }
     }
@@ -301,9 +318,31 @@ impl Mvcc {
         self.core.close();
     }
 
+    /// `Ok` while the core is open; `Closed` or `Stopped` after `close` or `stop`.
+    pub fn check_open(&self) -> Result<(), MvccError> {
+        self.core.check_open()
+    }
+
     /// Whether `close` was called.
     pub fn is_closed(&self) -> bool {
-        self.core.check_open().is_err()
+        // Relaxed: a status query.
+        self.core.shut.load(Ordering::Relaxed) & SHUT_CLOSED != 0
+    }
+
+    /// Stops the core for good after a failure its owner cannot recover from in place (the
+    /// engine calls it when the log fails): every later begin, read, write and commit fails with
+    /// `Stopped { reason }`, so nobody reads data that may not survive a restart. Unlike
+    /// `close`, it does not wait for commits in flight (it may be called from one). Only the
+    /// first reason is kept.
+    pub fn stop(&self, reason: &str) {
+        let _ = self.core.stop_reason.set(reason.to_string());
+        self.core.shut.fetch_or(SHUT_STOPPED, Ordering::SeqCst);
+    }
+
+    /// Whether `stop` was called.
+    pub fn is_stopped(&self) -> bool {
+        // Relaxed: a status query.
+        self.core.shut.load(Ordering::Relaxed) & SHUT_STOPPED != 0
     }
 
     /// Commits `writes` (`None` deletes; later duplicates win; none at all: an empty commit) as

@@ -426,7 +426,7 @@ mod tests {
     /// wait, and creating a new key in that shard (a write lock) stalled until the writer finished.
     #[test]
     fn a_waiting_reader_holds_no_shard_lock() {
-        use crate::sync::{AtomicBool, Ordering};
+        use crate::sync::{AtomicU64, Ordering};
         use std::time::{Duration, Instant};
         let writer = TxnState::new(TxnId(7));
         let store = LockFreeStore::new();
@@ -440,7 +440,7 @@ mod tests {
         }
         // Publishing: a snapshot at 5 must wait for the verdict (lb 1 <= 5).
         writer.set(TxnStatus::Committing { lb: 1 });
-        let created = AtomicBool::new(false);
+        let created = AtomicU64::new(0);
         std::thread::scope(|s| {
             let reader = s.spawn(|| store.read(key.as_view(), Timestamp(5)));
             std::thread::sleep(Duration::from_millis(50)); // let the reader start waiting
@@ -452,13 +452,13 @@ mod tests {
                         .index
                         .get_or_create(&StoredKey::new(TableId(2), &i.to_be_bytes()), &guard);
                 }
-                created.store(true, Ordering::Release);
+                created.store(1, Ordering::Release);
             });
             let deadline = Instant::now() + Duration::from_secs(20);
-            while !created.load(Ordering::Acquire) && Instant::now() < deadline {
+            while created.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let stalled = !created.load(Ordering::Acquire);
+            let stalled = created.load(Ordering::Acquire) == 0;
             writer.set(TxnStatus::Committed { ts: 3 });
             assert_eq!(reader.join().expect("reader"), Some(b"v".to_vec()));
             assert!(!stalled, "new keys stalled behind a reader waiting on a publisher");

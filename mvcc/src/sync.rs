@@ -12,7 +12,7 @@ compile_error!("cfg(loom) and cfg(shuttle) are separate model-checking builds; p
 
 #[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::Arc;
@@ -21,14 +21,14 @@ pub(crate) use std::sync::Arc;
 pub(crate) use loom::sync::RwLock as ModelRwLock;
 #[cfg(shuttle)]
 pub(crate) use shuttle::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(shuttle)]
 pub(crate) use shuttle::sync::{Arc, RwLock as ModelRwLock};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
@@ -92,6 +92,7 @@ pub(crate) mod freed {
 /// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::Arc as StdArc;
+pub(crate) use std::sync::OnceLock;
 
 /// A spin, then yield, then sleep wait used while another txn is *publishing* its commit
 /// (between `Committing` and `Committed`: one `fetch_add` and one store, or a serializable

@@ -111,6 +111,18 @@ pub(crate) struct GroupCommit {
     flights_max: usize,
     /// Whether `failed` is set (so the commit path checks it without the lock).
     failed_flag: AtomicBool,
+    /// Called once, with the reason, when the log fails (`Log::on_failure`). Read and set under
+    /// `sync`, as the failure is, so a hook set after a failure is called at once instead.
+    on_fail: crate::sync::OnceLock<FailureHook>,
+}
+
+/// What the owner of a log runs when it fails (the engine stops the database).
+pub(crate) struct FailureHook(pub(crate) Box<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for FailureHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FailureHook")
+    }
 }
 
 impl GroupCommit {
@@ -125,6 +137,7 @@ impl GroupCommit {
         GroupCommit {
             flights_max: flights_max.max(1),
             failed_flag: AtomicBool::new(false),
+            on_fail: crate::sync::OnceLock::new(),
             frontier: Mutex::new(Frontier { written: ts, pending: BinaryHeap::new() }),
             sync: Mutex::new(SyncState { durable: ts, ..SyncState::default() }),
             cv: Condvar::new(),
@@ -166,11 +179,29 @@ impl GroupCommit {
     /// Marks the log failed (an append could not be written); wakes every waiter.
     pub(crate) fn fail(&self, reason: String) {
         let mut s = lock(&self.sync);
+        self.record_failure(&mut s, reason);
+        self.cv.notify_all();
+    }
+
+    /// Makes `reason` the sticky failure unless there is one, and runs the hook (under `sync`).
+    fn record_failure(&self, s: &mut SyncState, reason: String) {
         if s.failed.is_none() {
+            if let Some(hook) = self.on_fail.get() {
+                (hook.0)(&reason);
+            }
             s.failed = Some(Failed(reason));
             self.failed_flag.store(true, Ordering::Release);
         }
-        self.cv.notify_all();
+    }
+
+    /// Sets the failure hook (once; a second call is ignored). Runs it at once if the log has
+    /// already failed.
+    pub(crate) fn on_failure(&self, hook: FailureHook) {
+        let s = lock(&self.sync);
+        if let Some(Failed(reason)) = &s.failed {
+            (hook.0)(reason);
+        }
+        let _ = self.on_fail.set(hook);
     }
 
     /// The sticky failure, if any.
@@ -298,12 +329,7 @@ impl GroupCommit {
                     st.sync_time += took;
                     st.sync_time_max = st.sync_time_max.max(took);
                 }
-                Err(e) => {
-                    if s.failed.is_none() {
-                        s.failed = Some(Failed(format!("log sync failed: {e}")));
-                        self.failed_flag.store(true, Ordering::Release);
-                    }
-                }
+                Err(e) => self.record_failure(&mut s, format!("log sync failed: {e}")),
             }
             self.cv.notify_all();
         }

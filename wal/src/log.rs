@@ -387,6 +387,13 @@ impl Log {
         self.group.fail(reason);
     }
 
+    /// Runs `hook` with the reason when the log fails (a write, a sync or a `fail` call), once;
+    /// at once if it already has. The hook runs on the failing thread with the log's sync lock
+    /// held: it must not call back into the log. Only the first hook set is kept.
+    pub fn on_failure(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        self.group.on_failure(crate::group::FailureHook(Box::new(hook)));
+    }
+
     /// The sticky failure, if any.
     pub fn failure(&self) -> Option<String> {
         self.group.failed().map(|f| f.0)

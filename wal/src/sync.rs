@@ -8,7 +8,7 @@
 pub(crate) use parking_lot::Mutex as PlMutex;
 #[cfg(all(test, not(loom)))]
 pub(crate) use std::sync::mpsc;
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// What the group-commit model checks.
 pub(crate) mod model {
