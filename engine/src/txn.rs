@@ -135,6 +135,9 @@ pub struct Txn {
     /// The log, for a database opened from a directory.
     durable: Option<Arc<Durable>>,
     durability: Durability,
+    /// The tables this txn wrote to, by id (errors name a table by its name, and the core
+    /// knows only ids). Short: pushed only when a write's table differs from the last one's.
+    tables: Vec<(TableId, Arc<str>)>,
 }
 
 impl fmt::Debug for Txn {
@@ -156,7 +159,7 @@ impl Txn {
         durable: Option<Arc<Durable>>,
         durability: Durability,
     ) -> Self {
-        Txn { view: Snapshot { inner }, durable, durability }
+        Txn { view: Snapshot { inner }, durable, durability, tables: Vec::new() }
     }
 
     /// What `commit` waits for (default: the database's `Options::durability`). No effect in
@@ -228,11 +231,22 @@ impl Txn {
     /// it is reopened (so the failed commit, visible in memory until the failure, is read by
     /// nobody after it; see docs/design/wal.md, "A failed write or sync").
     pub fn commit(self) -> Result<Timestamp> {
-        let Txn { view, durable, durability } = self;
+        let Txn { view, durable, durability, tables } = self;
+        let named = |e: MvccError| -> Error {
+            match e {
+                MvccError::TableDropped { table, .. } => Error::TableDropped {
+                    name: tables
+                        .iter()
+                        .find(|(id, _)| *id == table)
+                        .map_or_else(|| table.to_string(), |(_, name)| name.to_string()),
+                },
+                e => e.into(),
+            }
+        };
         let inner = view.inner;
         // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
         let Some(d) = durable.filter(|_| inner.write_count() > 0) else {
-            return Ok(inner.commit()?);
+            return inner.commit().map_err(named);
         };
         // (A serializable commit that fails validation used up a timestamp: it is logged
         // below as an empty commit, since replay needs every timestamp.)
@@ -260,7 +274,7 @@ impl Txn {
                 d.log.append(commit_ts.0, &empty).map_err(log_error)?;
                 return Err(e.into());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(named(e)),
         };
         // The record states what was durable before it (recovery tells damage from a crash by it).
         let claim = Some(d.log.durable_ts());
@@ -281,6 +295,11 @@ impl Txn {
 
     fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         table.check_live()?;
+        if self.tables.last().is_none_or(|(id, _)| *id != table.id)
+            && !self.tables.iter().any(|(id, _)| *id == table.id)
+        {
+            self.tables.push((table.id, table.name.clone()));
+        }
         self.write_raw(table.id, key, value)
     }
 

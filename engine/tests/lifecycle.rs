@@ -150,7 +150,8 @@ fn tables_create_open_drop_list() {
     let mut pending = db.begin().unwrap();
     pending.put(&a, b"k2", b"v").unwrap();
     db.drop_table("a").unwrap();
-    assert!(matches!(pending.commit(), Err(Error::TableDropped { .. })));
+    let err = pending.commit().unwrap_err();
+    assert!(matches!(&err, Error::TableDropped { name } if name == "a"), "named by name: {err}");
     assert_eq!(db.list_tables(), vec!["b".to_string()]);
     assert!(matches!(db.begin_read().unwrap().get(&a, b"k"), Err(Error::TableDropped { .. })));
     db.collect_garbage();
