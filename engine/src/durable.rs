@@ -3,7 +3,7 @@
 //! - Every commit that wrote something appends one log record (its writes, stamped with its
 //!   commit timestamp) after the MVCC commit gave it a timestamp, then waits as its
 //!   `Durability` asks (`strata_wal::Log::wait`). Timestamps are dense and every one has a
-//!   record, so recovery can restore exactly a prefix of the commit order (DESIGN §4.2).
+//!   record, so recovery can restore exactly a prefix of the commit order (INVARIANTS §4.2).
 //! - Catalog changes are commits to the system table (`SYSTEM_TABLE`), logged like any other.
 //! - Recovery: newest checkpoint, then the log records above its timestamp in timestamp order
 //!   up to the first missing timestamp. A missing commit that some intact record claims was

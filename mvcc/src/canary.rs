@@ -1,7 +1,7 @@
 //! Canaries: deliberately broken variants of the protocol, switched on per test under `cfg(loom)`
 //! or `cfg(shuttle)` only, so the loom models can show they *detect* each bug. A model whose canaries pass proves
 //! nothing (loom 0.7's DPOR can miss "A loads X; B loads X, then CASes X" interleavings, exactly
-//! the shape of this protocol — DESIGN §3).
+//! the shape of this protocol — INVARIANTS §3).
 //!
 //! The switch is thread-local to the test thread under loom and shuttle: they run a model's
 //! threads as coroutines on the calling thread, so every modelled thread sees it. A normal build

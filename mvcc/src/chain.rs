@@ -185,7 +185,7 @@ impl Version {
 
     /// How this version looks from a snapshot at `read_ts`. Waits only while the writer is
     /// publishing a timestamp that may be `<= read_ts` (the `lb` bound lets older snapshots skip
-    /// it at once) — the one wait DESIGN §3.2 allows.
+    /// it at once) — the one wait INVARIANTS §3.2 allows.
     pub(crate) fn seen_by(&self, read_ts: u64) -> Seen {
         self.check_alive();
         // Acquire: pairs with the Release in `publish`.
@@ -425,7 +425,7 @@ impl Chain {
     /// First-committer-wins for a version an installer with snapshot `read_ts` is about to link
     /// over, given how it looks from that snapshot (`Version::seen_by`): `Ok` if it committed at
     /// or below `read_ts`; a conflict if it committed later or its writer is running or
-    /// publishing past the snapshot (DESIGN §3.4). An aborted version is never linked over
+    /// publishing past the snapshot (INVARIANTS §3.4). An aborted version is never linked over
     /// (`install` replaces it instead), so it is never admitted here.
     fn admits_over<'g>(seen: Seen, read_ts: u64) -> Result<(), InstallError<'g>> {
         match seen {
@@ -451,7 +451,7 @@ impl Chain {
     }
 
     /// Installs `version` as the new head if the current head allows it for a txn whose snapshot
-    /// is `read_ts` (DESIGN §3: first committer wins, no spurious conflicts). Replaces an aborted
+    /// is `read_ts` (INVARIANTS §3: first committer wins, no spurious conflicts). Replaces an aborted
     /// head, retiring it. Returns the installed pointer.
     pub(crate) fn install<'g>(
         &self,

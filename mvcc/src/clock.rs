@@ -9,7 +9,7 @@
 //! RMW, so every store a committer made before `advance` (its version installs and its
 //! `Committing` state) happens-before any `Acquire` load of the clock that reads its value or a
 //! later one (the RMWs form one release sequence). That edge is what closes the
-//! clock/publication race without a global lock (DESIGN §3.3, docs/design/mvcc.md).
+//! clock/publication race without a global lock (INVARIANTS §3.3, docs/design/mvcc.md).
 
 use crate::sync::{AtomicU64, Ordering};
 use std::fmt;

@@ -3,9 +3,9 @@
 //! The map is only the *index* from key to chain; every read and write of versions is a
 //! lock-free operation on the chain. A shard's lock is held only for the hash-table lookup (a
 //! shared read lock; a write lock the first time a key is written, and when GC drops dead keys),
-//! and never across another call into the map (STYLE: dashmap deadlocks otherwise).
+//! and never across another call into the map (STYLE, dependency rules: dashmap deadlocks otherwise).
 //!
-//! Commit protocol (DESIGN §3; the interleavings it guards against are in docs/design/mvcc.md):
+//! Commit protocol (INVARIANTS §3; the interleavings it guards against are in docs/design/mvcc.md):
 //! 1. For each written key in key order, install a pending version on the chain's head with a
 //!    CAS, if the head committed at or below `read_ts` (a `Committing` head whose `lb <= read_ts`
 //!    is waited on and then judged by its timestamp; a head whose writer is still installing is

@@ -7,7 +7,7 @@
 //! counter); a thread-local hint sends a thread back to the slot it used last, so the common case
 //! is an uncontended CAS on a line the thread already owns.
 //!
-//! The begin/GC handshake (DESIGN §3, "the obvious version is wrong"):
+//! The begin/GC handshake (INVARIANTS §3, "the obvious version is wrong"):
 //!
 //! ```text
 //!   begin:  s = clock.now(); slot.cas(FREE → s); fence(SeqCst); read_ts = clock.now()

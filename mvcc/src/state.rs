@@ -15,10 +15,10 @@
 //! `lb <= ts`, or `Active → Aborted`; a serializable txn goes `Committing(lb) → Validating(ts)`
 //! (its timestamp is known, its read set is being checked) `→ Committed(ts)` or `→ Aborted`. A state word is owned by an `Arc` that every pending version
 //! of its txn holds, so it outlives every version that points at it and is never reused for
-//! another txn (reuse would resurrect aborted versions — DESIGN §3 hazards).
+//! another txn (reuse would resurrect aborted versions — INVARIANTS §3 hazards).
 //!
 //! Concurrency: only the owning txn stores; anyone loads. Stores are Release and loads Acquire:
-//! strictly the clock's release sequence already publishes `Committing` (DESIGN §3), but once a
+//! strictly the clock's release sequence already publishes `Committing` (INVARIANTS §3), but once a
 //! version's `begin` is rewritten to a plain timestamp the state word must carry its own edge.
 
 use crate::sync::{AtomicU64, Ordering};

@@ -4,32 +4,26 @@
 //! `cfg(shuttle)` from `shuttle`, the randomized/exhaustive scheduler), so the models
 //! run the real kernel code (`chain`, `registry`, `clock`, `state`) rather than a copy of it.
 //! Locks for the *baseline* store and the key index come from `parking_lot` / `dashmap`, which
-//! loom cannot see; they stay outside the modelled kernel (DESIGN §3.8).
+//! loom cannot see; they stay outside the modelled kernel (INVARIANTS §3.8).
 #![allow(clippy::disallowed_types)]
 
 #[cfg(all(loom, shuttle))]
 compile_error!("cfg(loom) and cfg(shuttle) are separate model-checking builds; pick one");
 
 #[cfg(not(any(loom, shuttle)))]
-pub(crate) use std::sync::atomic::{
-    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
-};
+pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::RwLock as ModelRwLock;
 #[cfg(shuttle)]
-pub(crate) use shuttle::sync::atomic::{
-    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
-};
+pub(crate) use shuttle::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(shuttle)]
 pub(crate) use shuttle::sync::{Arc, RwLock as ModelRwLock};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{
-    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
-};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 

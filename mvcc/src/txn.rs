@@ -2,7 +2,7 @@
 //!
 //! A `Txn` is owned and `Send`: it may move to another thread, but is used by one at a time
 //! (`&mut self` for writes). It holds no epoch guard between calls — each call pins for its own
-//! duration only (DESIGN §3.7); the snapshot is protected from GC by its registry slot.
+//! duration only (INVARIANTS §3.7); the snapshot is protected from GC by its registry slot.
 //!
 //! Writes are buffered (canonical key order) and reach the store only at `commit`, so an
 //! uncommitted txn is invisible by construction and rollback is just dropping the buffer and the

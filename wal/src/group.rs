@@ -2,7 +2,7 @@
 //!
 //! Commit timestamps are dense (every timestamp the clock hands out belongs to exactly one
 //! record), but two committers race to append, so records reach the log out of timestamp
-//! order. Two watermarks turn that into the prefix guarantee (DESIGN §4.2):
+//! order. Two watermarks turn that into the prefix guarantee (INVARIANTS §4.2):
 //!
 //! - **written**: the largest `t` such that the records of *every* timestamp `<= t` have been
 //!   written to the log (`Buffered` acknowledges at `written >= ts`: a process crash loses
