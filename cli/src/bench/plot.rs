@@ -49,25 +49,34 @@ fn chart(
             engines.push(&r.engine);
         }
     }
-    let max_threads = passed.iter().map(|r| r.threads).max().unwrap_or(1).max(2) as f64;
+    let mut threads: Vec<u32> = passed.iter().map(|r| r.threads as u32).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let max_threads = f64::from(threads.last().copied().unwrap_or(1).max(2));
     let rates = passed.iter().map(|r| r.commits_per_s.max(1.0));
     let (lo, hi) = rates.fold((f64::MAX, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let lo = if lo == f64::MAX { 1.0 } else { lo };
-    let root = SVGBackend::new(file, (900, 560)).into_drawing_area();
+    let (y_lo, y_hi) = (lo / 2.0, hi * 2.0);
+    let root = SVGBackend::new(file, (960, 560)).into_drawing_area();
     root.fill(&WHITE)?;
+    // The legend gets its own column right of the plot, so it never covers a line.
+    let (plot_area, legend_area) = root.split_horizontally(780);
     let caption = if failed > 0 {
         format!("{workload}: ops/s by threads ({failed} failed runs left out)")
     } else {
         format!("{workload}: ops/s by threads")
     };
-    let mut chart = ChartBuilder::on(&root)
+    // Ticks exactly at the thread counts measured (each labelled, the largest included), and at
+    // 1-2-5 steps of each decade of throughput; no minor grid lines.
+    let x_ticks: Vec<f64> = threads.iter().map(|&t| f64::from(t)).collect();
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(caption, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(80)
         .build_cartesian_2d(
-            (0.9f64..max_threads * 1.1).log_scale(),
-            (lo / 2.0..hi * 2.0).log_scale(),
+            (0.9f64..max_threads * 1.1).log_scale().with_key_points(x_ticks),
+            (y_lo..y_hi).log_scale().with_key_points(one_two_five(y_lo, y_hi)),
         )?;
     chart
         .configure_mesh()
@@ -75,6 +84,8 @@ fn chart(
         .y_desc("committed ops/s")
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| human(*y))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .light_line_style(TRANSPARENT)
         .draw()?;
     for (i, engine) in engines.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
@@ -84,22 +95,31 @@ fn chart(
             .map(|r| (r.threads as f64, r.commits_per_s.max(1.0)))
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
-            .label(*engine)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?;
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
+        let y = 70 + 26 * i as i32;
+        legend_area.draw(&PathElement::new(vec![(8, y), (34, y)], colour.stroke_width(3)))?;
+        legend_area.draw(&Circle::new((21, y), 3, colour.filled()))?;
+        legend_area.draw(&Text::new(engine.to_string(), (42, y - 8), ("sans-serif", 16)))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// 1, 2, 5, 10, 20, 50, … within `[lo, hi]`.
+fn one_two_five(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(lo.max(1e-9).log10().floor());
+    while decade <= hi {
+        for step in [1.0, 2.0, 5.0] {
+            let t = decade * step;
+            if t >= lo && t <= hi {
+                ticks.push(t);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
 }
 
 /// `1.2M`, `35K`, `950`.
