@@ -3,7 +3,9 @@
 //! second segment, the last commit of a cleanly closed database, a missing segment — is refused
 //! by `Database::open` with `Corrupt` (naming where), changes no file, and `strata check` keeps
 //! saying CORRUPT; only `strata recover DIR --salvage` keeps the valid prefix and moves the
-//! segments aside (never deleting them). A torn tail from a crash still opens as before.
+//! segments aside (never deleting them). The same for the log's files: deleted, zeroed or
+//! truncated beside a checkpoint, or a segment renamed. A torn tail from a crash still opens as
+//! before, and `strata check` of a directory that holds no database says so.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
@@ -73,6 +75,11 @@ fn rows(db: &Database) -> u32 {
 /// CORRUPT (library and binary), `recover` without `--salvage` refuses too, `--salvage` keeps a
 /// prefix and moves the segments aside, then check says OK and the database opens and works.
 fn refused_then_salvaged(dir: &Path, what: &str) {
+    refused_then_salvaged_below(dir, what, COMMITS);
+}
+
+/// `refused_then_salvaged` for a database that held `total` rows before the damage.
+fn refused_then_salvaged_below(dir: &Path, what: &str, total: u32) {
     let before = files(dir);
     let err = Database::open(dir, options()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{what}: {err}");
@@ -93,9 +100,10 @@ fn refused_then_salvaged(dir: &Path, what: &str) {
 
     let (code, text) = strata(&["recover", "--salvage"], dir);
     assert_eq!(code, 0, "{what}: {text}");
-    assert!(text.contains("DROPPED") && text.contains("moved aside"), "{what}: {text}");
     let aside: Vec<String> = files(dir).into_keys().filter(|n| n.ends_with(".damaged")).collect();
     let segments = before.keys().filter(|n| n.starts_with("wal-0") && n.ends_with(".log")).count();
+    assert!(text.contains("DROPPED"), "{what}: {text}");
+    assert!(segments == 0 || text.contains("moved aside"), "{what}: {text}");
     assert_eq!(aside.len(), segments, "{what}: every segment kept aside: {aside:?}");
     for name in &aside {
         let original = name.trim_end_matches(".damaged");
@@ -109,7 +117,7 @@ fn refused_then_salvaged(dir: &Path, what: &str) {
     assert_eq!(code, 0, "{what}: after salvage: {text}");
     let db = Database::open(dir, options()).unwrap();
     let n = rows(&db);
-    assert!(n < COMMITS, "{what}: salvage keeps a prefix, got {n}");
+    assert!(n < total, "{what}: salvage keeps a prefix, got {n}");
     let t = db.open_table("t").unwrap();
     db.transaction(|txn| txn.put(&t, b"after", b"salvage")).unwrap();
     db.close().unwrap();
@@ -153,7 +161,9 @@ fn first_of_segment(c: &[LogRecord], nth: usize) -> usize {
     let mut seqs: Vec<u64> = c.iter().map(|r| r.seq).collect();
     seqs.dedup();
     let seq = seqs[nth - 1];
-    c.iter().position(|r| r.seq == seq && r.offset == 0).unwrap()
+    c.iter()
+        .position(|r| r.seq == seq && r.offset == strata_wal::SEGMENT_HEADER_BYTES as u64)
+        .unwrap()
 }
 
 #[test]
@@ -193,5 +203,84 @@ fn a_torn_tail_from_a_crash_still_opens() {
     assert_eq!(rows(&db), COMMITS - 1, "the torn commit alone is dropped");
     assert!(db.recovery_report().unwrap().salvaged.is_none());
     db.close().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `build`, then a checkpoint (naming the segment the log continues in) and `EXTRA` more commits.
+const EXTRA: u32 = 20;
+
+fn build_with_checkpoint(dir: &Path) {
+    build(dir, Durability::Sync);
+    let db = Database::open(dir, options()).unwrap();
+    db.checkpoint().unwrap();
+    let t = db.open_table("t").unwrap();
+    for i in COMMITS..COMMITS + EXTRA {
+        db.transaction(|txn| txn.put(&t, i.to_be_bytes(), [7u8; 400])).unwrap();
+    }
+    db.close().unwrap();
+}
+
+fn segment_paths(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("wal-0") && n.ends_with(".log")
+        })
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The log's files damaged beside a checkpoint — deleted, zeroed, truncated, renamed — used to
+/// read as an empty or shorter log (the commits after the checkpoint silently gone). Now the
+/// checkpoint names the segment the log continues in, every segment starts with a header that
+/// names itself and its length, and each case is refused like damage inside a record.
+#[test]
+fn a_log_deleted_zeroed_truncated_or_renamed_beside_a_checkpoint_is_refused() {
+    type Damage = fn(&[PathBuf]);
+    let cases: [(&str, Damage); 4] = [
+        ("every segment deleted", |segs| {
+            for p in segs {
+                std::fs::remove_file(p).unwrap();
+            }
+        }),
+        ("every segment zeroed", |segs| {
+            for p in segs {
+                let len = std::fs::metadata(p).unwrap().len() as usize;
+                std::fs::write(p, vec![0u8; len]).unwrap();
+            }
+        }),
+        ("the segment after the checkpoint truncated", |segs| {
+            let p = &segs[0];
+            let bytes = std::fs::read(p).unwrap();
+            std::fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
+        }),
+        ("a segment renamed over the one after the checkpoint", |segs| {
+            assert!(segs.len() >= 2, "{segs:?}");
+            std::fs::rename(&segs[1], &segs[0]).unwrap();
+        }),
+    ];
+    for (what, damage) in cases {
+        let dir = tmp_dir("files");
+        build_with_checkpoint(&dir);
+        let segs = segment_paths(&dir);
+        assert!(!segs.is_empty());
+        damage(&segs);
+        refused_then_salvaged_below(&dir, what, COMMITS + EXTRA);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `strata check` of a directory with no database in it used to say OK ("0 tables").
+#[test]
+fn check_of_a_directory_without_a_database_says_so() {
+    let dir = tmp_dir("unrelated");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a database").unwrap();
+    let (code, text) = strata(&["check"], &dir);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no Strata database here"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -119,20 +119,35 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     let (mvcc, _, recovery, _) = recover_scanned(&storage, StoreKind::LockFree, &scan, started)?;
     let mut problems = Vec::new();
 
-    let checkpoint = (recovery.checkpoint_ts > 0 || recovery.checkpoint_rows > 0).then(|| {
-        let bytes = storage
-            .open(strata_wal::checkpoint::CHECKPOINT_FILE)
-            .and_then(|f| f.len())
-            .unwrap_or(0);
-        (recovery.checkpoint_ts, recovery.checkpoint_rows, bytes)
-    });
+    let checkpoint_file = match storage.open(strata_wal::checkpoint::CHECKPOINT_FILE) {
+        Ok(f) => Some(f.len().map_err(|e| io("reading the checkpoint's length", e))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("opening the checkpoint", e)),
+    };
+    let checkpoint =
+        checkpoint_file.map(|bytes| (recovery.checkpoint_ts, recovery.checkpoint_rows, bytes));
+    if checkpoint.is_none() && scan.segment_seqs.is_empty() {
+        problems.push(
+            "no Strata database here: no checkpoint file and no log segment (a database \
+             directory always holds both once it has been opened)"
+                .to_string(),
+        );
+    }
     let interrupted_checkpoint =
         storage.list().map_err(|e| io("listing", e))?.iter().any(|n| n == CHECKPOINT_TMP);
 
     let strays: Vec<u64> = scan
         .records
         .iter()
-        .filter(|r| !matches!(r.kind, RecordKind::Commit | RecordKind::Padding | RecordKind::Close))
+        .filter(|r| {
+            !matches!(
+                r.kind,
+                RecordKind::Commit
+                    | RecordKind::Padding
+                    | RecordKind::Close
+                    | RecordKind::SegmentStart
+            )
+        })
         .map(|r| r.ts)
         .collect();
     if let Some(ts) = strays.first() {
@@ -142,7 +157,13 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
             strays.len()
         ));
     }
-    let ending = match crate::durable::log_damage(&storage, &scan, recovery.recovered_ts)? {
+    let damage = crate::durable::log_damage(
+        &storage,
+        &scan,
+        recovery.recovered_ts,
+        recovery.checkpoint_log_seq,
+    )?;
+    let ending = match damage {
         None if scan.tail_clean => LogEnding::Clean,
         None => LogEnding::TornTail {
             at: crate::durable::where_log_stops(&scan).unwrap_or_else(|| "the log".to_string()),

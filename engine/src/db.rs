@@ -392,17 +392,21 @@ impl Database {
             durable::recover(&*storage, options.store, options.salvage)?;
         let from = match from {
             Some(from) => from,
-            None if report.salvaged.is_some() => {
-                report.moved_aside = durable::reset_log_aside(&mvcc, &*storage)?;
-                report.reset_log = true;
-                report.checkpoint_ts = report.recovered_ts;
-                AppendFrom::Fresh { seq: last_seq + 1 }
-            }
+            // A new database, a log that did not end cleanly, or one written before segments
+            // had headers: a checkpoint of what was recovered, naming a fresh segment.
             None => {
-                durable::reset_log(&mvcc, &*storage)?;
+                let (seq, bytes) = (last_seq + 1, options.segment_bytes);
+                let end = if report.salvaged.is_some() {
+                    let (end, moved) = durable::reset_log_aside(&mvcc, &*storage, seq, bytes)?;
+                    report.moved_aside = moved;
+                    end
+                } else {
+                    durable::reset_log(&mvcc, &*storage, seq, bytes)?
+                };
                 report.reset_log = true;
                 report.checkpoint_ts = report.recovered_ts;
-                AppendFrom::Fresh { seq: last_seq + 1 }
+                report.checkpoint_log_seq = Some(seq);
+                AppendFrom::End(end)
             }
         };
         let (tables, next_table) = durable::read_catalog(&mvcc)?;

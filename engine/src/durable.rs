@@ -22,8 +22,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{
-    read_checkpoint, remove_segments, scan_log, AppendFrom, CheckpointWriter, Log, LogError,
-    LogOptions, LogScan, RecordKind, Storage,
+    create_segment, read_checkpoint, remove_segments_before, scan_log, AppendFrom,
+    CheckpointWriter, Log, LogEnd, LogError, LogOptions, LogScan, RecordKind, Storage,
+    SEGMENT_HEADER_BYTES,
 };
 
 /// The catalog's own table: `id (u32 BE) -> name`, plus `NEXT_TABLE_KEY -> next id (u32 LE)`.
@@ -56,6 +57,9 @@ pub struct RecoveryReport {
     pub salvaged: Option<LogDamage>,
     /// Files a salvaging open moved aside (renamed with a `.damaged` suffix, never deleted).
     pub moved_aside: Vec<String>,
+    /// The log segment the checkpoint says the log continues in (`None`: no checkpoint, or one
+    /// written before segments had headers).
+    pub checkpoint_log_seq: Option<u64>,
     pub elapsed: Duration,
 }
 
@@ -128,7 +132,18 @@ pub(crate) fn log_damage(
     storage: &dyn Storage,
     scan: &LogScan,
     recovered_ts: u64,
+    log_seq: Option<u64>,
 ) -> Result<Option<LogDamage>> {
+    if let Some(at) = segment_damage(scan, log_seq) {
+        return Ok(Some(LogDamage {
+            at,
+            recovered_ts,
+            durable_through: 0,
+            stray_records: 0,
+            stray_ts_min: 0,
+            stray_ts_max: 0,
+        }));
+    }
     // Padding past the end carries nothing; only records with data (or claims) count.
     let mut past = if scan.tail_clean {
         Vec::new()
@@ -165,6 +180,70 @@ pub(crate) fn log_damage(
         stray_ts_min: dropped.iter().copied().min().unwrap_or(0),
         stray_ts_max: dropped.iter().copied().max().unwrap_or(0),
     }))
+}
+
+/// Damage to the log's files rather than to a record in them: the segment the checkpoint says
+/// the log continues in (`log_seq`) missing, or not beginning with its `SegmentStart` record
+/// (zeroed, overwritten); a segment missing between two others at or after it; a segment whose
+/// header names another segment (renamed) or a longer file (truncated). A crash causes none of
+/// these: a segment is created with its header synced before a checkpoint names it, its name is
+/// synced before the next segment is created, segments are removed only below the
+/// checkpoint's, and files never shrink.
+fn segment_damage(scan: &LogScan, log_seq: Option<u64>) -> Option<String> {
+    let name = |seq: u64| format!("segment {seq} (wal-{seq:020}.log)");
+    if let Some(a) = log_seq {
+        if !scan.segment_seqs.contains(&a) {
+            return Some(format!(
+                "{}: it is missing, but the checkpoint says the log continues there (deleted?)",
+                name(a)
+            ));
+        }
+    }
+    let from = log_seq.unwrap_or(0);
+    let heads: Vec<_> = scan.heads.iter().filter(|h| h.seq >= from).collect();
+    for pair in heads.windows(2) {
+        if pair[1].seq != pair[0].seq + 1 {
+            return Some(format!(
+                "{}: missing between segments {} and {}",
+                name(pair[0].seq + 1),
+                pair[0].seq,
+                pair[1].seq
+            ));
+        }
+    }
+    for h in &heads {
+        match h.header {
+            Some((seq, _)) if seq != h.seq => {
+                return Some(format!("{}: its header says it is segment {seq}", name(h.seq)))
+            }
+            Some((_, len)) if h.file_len < len => {
+                return Some(format!(
+                    "{}: {} bytes long, but it was created {len} bytes long (truncated)",
+                    name(h.seq),
+                    h.file_len
+                ))
+            }
+            Some(_) => {}
+            // Only the checkpoint's segment is known to have had its header synced; a later
+            // segment's header is written at rotation and may be lost or torn by a crash (what
+            // its records held is judged by their durable claims, `log_damage`).
+            None if Some(h.seq) != log_seq => {}
+            None if h.all_zero => {
+                return Some(format!(
+                    "{}: all zero, but the checkpoint says the log continues there (zeroed?)",
+                    name(h.seq)
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "{}: does not begin with its header, but the checkpoint says the log \
+                     continues there (overwritten, or not a Strata log)",
+                    name(h.seq)
+                ))
+            }
+        }
+    }
+    None
 }
 
 /// What one checkpoint did.
@@ -241,7 +320,7 @@ pub(crate) fn recover(
     let started = Instant::now();
     let scan = scan_log(storage).map_err(log_error)?;
     let mut out = recover_scanned(storage, store, &scan, started)?;
-    let damage = log_damage(storage, &scan, out.2.recovered_ts)?;
+    let damage = log_damage(storage, &scan, out.2.recovered_ts, out.2.checkpoint_log_seq)?;
     if let Some(d) = &damage {
         if !salvage {
             return Err(Error::Corrupt {
@@ -286,6 +365,7 @@ pub(crate) fn recover_scanned(
     if let Some(c) = &checkpoint {
         report.checkpoint_ts = c.ts;
         report.checkpoint_rows = c.rows.len() as u64;
+        report.checkpoint_log_seq = c.log_seq;
     }
     let base = report.checkpoint_ts;
     report.log_bytes = scan.bytes_read;
@@ -314,29 +394,32 @@ pub(crate) fn recover_scanned(
     report.records_replayed = next - base - 1;
     report.records_dropped = (above.len() as u64) - report.records_replayed;
     report.recovered_ts = next - 1;
+    // Appends continue in place only where the files are in the current shape: a checkpoint
+    // that names its segment and every segment headed. Otherwise (a new database, a crash's
+    // tail, an older format) the caller resets the log.
+    let anchored = report.checkpoint_log_seq.is_some()
+        && !scan.heads.is_empty()
+        && scan.heads.iter().all(|h| h.header.is_some());
     let clean = scan.stop.is_none() && report.records_dropped == 0 && scan.tail_clean;
     let last_seq = scan.segment_seqs.last().copied().unwrap_or(0);
-    let from = if !clean {
-        None
-    } else {
-        Some(match scan.end.clone() {
-            Some(end) => AppendFrom::End(end),
-            None => AppendFrom::Fresh { seq: last_seq + 1 },
-        })
-    };
+    let from = if clean && anchored { scan.end.clone().map(AppendFrom::End) } else { None };
     report.elapsed = started.elapsed();
     Ok((mvcc, from, report, last_seq))
 }
 
 /// Writes a checkpoint of `mvcc` as of a snapshot taken now. Rows of the system table and of
 /// every table the snapshot's catalog lists.
-pub(crate) fn write_checkpoint(mvcc: &Mvcc, storage: &dyn Storage) -> Result<(u64, u64, u64)> {
+///
+/// `log_seq` is the segment the log continues in: it must exist, with its header durable.
+pub(crate) fn write_checkpoint(
+    mvcc: &Mvcc,
+    storage: &dyn Storage,
+    log_seq: u64,
+) -> Result<(u64, u64, u64)> {
     let snap = mvcc.begin(TxnMode::ReadOnly)?;
     let ts = snap.read_ts().0;
-    if ts == 0 {
-        return Ok((0, 0, 0));
-    }
     let mut w = CheckpointWriter::new(ts).map_err(log_error)?;
+    w.log_continues_at(log_seq);
     let catalog = snap.scan(SYSTEM_TABLE);
     let mut rows = 0u64;
     for (k, v) in &catalog {
@@ -419,8 +502,12 @@ impl Durable {
             return Ok(CheckpointReport::default());
         }
         let result: Result<CheckpointReport> = (|| {
-            let (ts, rows, bytes) = write_checkpoint(mvcc, &*self.storage)?;
-            let retired = self.log.recycle(ts).map_err(log_error)?;
+            // Read before the snapshot: every commit above it is appended at or after this
+            // segment. Synced before the checkpoint names it (its header must be durable).
+            let log_seq = self.log.current_seq();
+            self.log.sync_all().map_err(log_error)?;
+            let (ts, rows, bytes) = write_checkpoint(mvcc, &*self.storage, log_seq)?;
+            let retired = self.log.recycle(ts, log_seq).map_err(log_error)?;
             Ok(CheckpointReport {
                 ts,
                 rows,
@@ -474,31 +561,46 @@ impl Durable {
     }
 }
 
-/// Recovery's clean-up when the log did not end cleanly: checkpoint what was restored, then
-/// remove every segment. A crash before the checkpoint's rename recovers the same state from
-/// the old files; after it, from the new checkpoint (the old segments hold only timestamps it
-/// covers or ones beyond the gap, which stay beyond it).
-pub(crate) fn reset_log(mvcc: &Mvcc, storage: &dyn Storage) -> Result<()> {
-    write_checkpoint(mvcc, storage)?;
-    remove_segments(storage).map_err(log_error)
+/// Starts a fresh log: creates segment `seq` (`bytes` long) with its header synced, writes a
+/// checkpoint of what was recovered naming that segment, then removes every older segment. A
+/// crash before the checkpoint's rename recovers the same state from the old files (the new
+/// segment holds only its header); after it, from the new checkpoint (the old segments hold only
+/// timestamps it covers, or ones beyond the gap, which stay beyond it). Returns where appends
+/// continue.
+pub(crate) fn reset_log(
+    mvcc: &Mvcc,
+    storage: &dyn Storage,
+    seq: u64,
+    bytes: u64,
+) -> Result<LogEnd> {
+    let end = start_log(mvcc, storage, seq, bytes)?;
+    remove_segments_before(storage, seq).map_err(log_error)?;
+    Ok(end)
 }
 
-/// `reset_log` for a salvaging open: the checkpoint of the recovered prefix is written and
-/// synced first, then every segment is renamed `<name>.damaged` (never deleted: the operator
-/// keeps the evidence). Returns the new names.
-pub(crate) fn reset_log_aside(mvcc: &Mvcc, storage: &dyn Storage) -> Result<Vec<String>> {
-    write_checkpoint(mvcc, storage)?;
+/// `reset_log` for a salvaging open: the new segment and the checkpoint of the recovered prefix
+/// are written and synced first, then every older segment is renamed `<name>.damaged` (never
+/// deleted: the operator keeps the evidence). Returns where appends continue and the new names.
+pub(crate) fn reset_log_aside(
+    mvcc: &Mvcc,
+    storage: &dyn Storage,
+    seq: u64,
+    bytes: u64,
+) -> Result<(LogEnd, Vec<String>)> {
+    let end = start_log(mvcc, storage, seq, bytes)?;
     let io =
         |what: &'static str| move |e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
     let names = storage.list().map_err(io("listing the directory"))?;
     let mut moved = Vec::new();
-    // Log segments only (`wal-<seq>.log`); zeroed spares (`wal-spare-…`) hold nothing.
-    let segment = |n: &&String| {
+    // Log segments before the new one (`wal-<seq>.log`); zeroed spares hold nothing.
+    let older = |n: &&String| {
         n.strip_prefix("wal-")
             .and_then(|r| r.strip_suffix(".log"))
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u64>().ok())
+            .is_some_and(|s| s < seq)
     };
-    for name in names.iter().filter(segment) {
+    for name in names.iter().filter(older) {
         let mut to = format!("{name}.damaged");
         let mut n = 1;
         while names.contains(&to) {
@@ -509,7 +611,14 @@ pub(crate) fn reset_log_aside(mvcc: &Mvcc, storage: &dyn Storage) -> Result<Vec<
         moved.push(to);
     }
     storage.sync_dir().map_err(io("syncing the directory"))?;
-    Ok(moved)
+    Ok((end, moved))
+}
+
+/// The first two steps of a reset: segment `seq` with its header, then the checkpoint naming it.
+fn start_log(mvcc: &Mvcc, storage: &dyn Storage, seq: u64, bytes: u64) -> Result<LogEnd> {
+    create_segment(storage, seq, bytes).map_err(log_error)?;
+    write_checkpoint(mvcc, storage, seq)?;
+    Ok(LogEnd { seq, offset: SEGMENT_HEADER_BYTES as u64, segments: vec![(seq, 0)] })
 }
 
 #[cfg(test)]

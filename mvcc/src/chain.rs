@@ -165,7 +165,10 @@ impl Version {
     /// Records the commit timestamp in the version itself, so later readers skip the state word.
     /// Release: pairs with the Acquire in `seen_by`/`committed_ts`.
     pub(crate) fn publish(&self, ts: u64) {
-        debug_assert_eq!(self.begin.load(Ordering::Relaxed), 0, "version published twice");
+        debug_assert!(
+            !crate::sync::DEBUG_LOADS || self.begin.load(Ordering::Relaxed) == 0,
+            "version published twice"
+        );
         self.begin.store(ts, Ordering::Release);
     }
 
@@ -532,7 +535,10 @@ impl Chain {
     pub(crate) fn unlink_aborted(&self, version: Shared<'_, Version>, guard: &Guard) -> bool {
         // SAFETY: the caller installed `version` and is still pinned, so it is not yet freed.
         let v = unsafe { version.deref() };
-        debug_assert_eq!(v.seen_by(0), Seen::Aborted, "only aborted versions are unlinked");
+        debug_assert!(
+            !crate::sync::DEBUG_LOADS || v.seen_by(0) == Seen::Aborted,
+            "only aborted versions are unlinked"
+        );
         // Acquire: `next` was published by our own install CAS (same thread), kept for clarity.
         let next = v.next.load(Ordering::Acquire, guard);
         // Release/Acquire: same pairing as `install`.

@@ -127,7 +127,10 @@ impl SnapshotRegistry {
     /// Ends a snapshot. Release: orders the txn's reads before the slot is seen free, pairing
     /// with the Acquire slot loads in `watermark` (GC may then reclaim what it read).
     pub fn release(&self, slot: SlotRef) {
-        debug_assert_ne!(slot.slot().load(Ordering::Relaxed), FREE, "slot released twice");
+        debug_assert!(
+            !crate::sync::DEBUG_LOADS || slot.slot().load(Ordering::Relaxed) != FREE,
+            "slot released twice"
+        );
         slot.slot().store(FREE, Ordering::Release);
         SLOT_HINT.with(|h| h.set(slot.global));
     }

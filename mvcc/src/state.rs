@@ -107,18 +107,19 @@ impl TxnState {
     /// Moves the state forward. Release: pairs with the Acquire in `status`.
     pub(crate) fn set(&self, status: TxnStatus) {
         debug_assert!(
-            match (self.status(), status) {
-                (TxnStatus::Active, TxnStatus::Committing { .. }) => true,
-                (TxnStatus::Active, TxnStatus::Aborted) => true,
-                (TxnStatus::Committing { lb }, TxnStatus::Committed { ts }) => lb <= ts,
-                (TxnStatus::Committing { lb }, TxnStatus::Validating { ts }) => lb <= ts,
-                (TxnStatus::Validating { ts }, TxnStatus::Committed { ts: t }) => ts == t,
-                (TxnStatus::Validating { .. }, TxnStatus::Aborted) => true,
-                #[cfg(any(loom, shuttle))]
-                (TxnStatus::Active, TxnStatus::Committed { .. }) =>
-                    crate::canary::active(crate::canary::Canary::NoCommitting),
-                _ => false,
-            },
+            !crate::sync::DEBUG_LOADS
+                || match (self.status(), status) {
+                    (TxnStatus::Active, TxnStatus::Committing { .. }) => true,
+                    (TxnStatus::Active, TxnStatus::Aborted) => true,
+                    (TxnStatus::Committing { lb }, TxnStatus::Committed { ts }) => lb <= ts,
+                    (TxnStatus::Committing { lb }, TxnStatus::Validating { ts }) => lb <= ts,
+                    (TxnStatus::Validating { ts }, TxnStatus::Committed { ts: t }) => ts == t,
+                    (TxnStatus::Validating { .. }, TxnStatus::Aborted) => true,
+                    #[cfg(any(loom, shuttle))]
+                    (TxnStatus::Active, TxnStatus::Committed { .. }) =>
+                        crate::canary::active(crate::canary::Canary::NoCommitting),
+                    _ => false,
+                },
             "illegal txn state transition {:?} -> {:?} for {}",
             self.status(),
             status,

@@ -83,6 +83,12 @@ pub(crate) mod freed {
     }
 }
 
+/// Whether debug assertions that need an extra atomic load run. Not under shuttle: each load is
+/// a scheduling point there, and the extra ones pushed the schedule that shows a bug past the
+/// DFS's step bound (`DFS_STEPS_MAX`), hiding canaries; the DFS must explore exactly the
+/// release build's schedules. Assertions without loads still run under shuttle.
+pub(crate) const DEBUG_LOADS: bool = cfg!(all(debug_assertions, not(shuttle)));
+
 /// Locks and `Arc` for the parts loom never models (the baseline store, the dropped-table list).
 pub(crate) use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use std::sync::Arc as StdArc;

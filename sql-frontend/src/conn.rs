@@ -110,7 +110,7 @@ struct Outcome {
 
 enum TxnState {
     Auto,
-    Open(Txn),
+    Open(Box<Txn>),
     /// An explicit txn that failed: everything but COMMIT/ROLLBACK is refused.
     Failed(Error),
 }
@@ -252,7 +252,7 @@ impl Connection {
                     if let Some(d) = self.durability {
                         txn.set_durability(d);
                     }
-                    self.state = TxnState::Open(txn);
+                    self.state = TxnState::Open(Box::new(txn));
                     Ok(none(0))
                 }
                 _ => Err(Error::new(

@@ -30,6 +30,7 @@ mod thread {
     pub use shuttle::thread::spawn;
 }
 #[allow(dead_code)]
+#[macro_use]
 mod scenarios;
 use scenarios::*;
 
@@ -84,9 +85,16 @@ fn random(name: &str, model: fn()) -> usize {
 
 fn expect_caught(name: &str, bug: Canary, check: fn(&str, fn()) -> usize, model: fn()) {
     canary::set(bug);
+    FIRED.store(false, std::sync::atomic::Ordering::SeqCst);
     let outcome = catch_unwind(AssertUnwindSafe(|| check(name, model)));
     canary::set(Canary::None);
-    assert!(outcome.is_err(), "canary {bug:?} was NOT caught by shuttle in {name}");
+    match outcome {
+        Ok(_) => panic!("canary {bug:?} was NOT caught by shuttle in {name}"),
+        Err(payload) => assert!(
+            invariant_fired(payload.as_ref()),
+            "canary {bug:?}: shuttle failed in {name}, but not on the model's own invariant"
+        ),
+    }
     eprintln!("shuttle {name}: canary {bug:?} caught");
 }
 
@@ -171,7 +179,7 @@ fn kernel_publication_race() {
     let ts = k.commit(1, &[0, 1], b"w", 0).unwrap();
     let (read_ts, a, b) = reader.join().unwrap();
     let expect = (read_ts >= ts).then(|| b"w".to_vec());
-    assert_eq!((a, b), (expect.clone(), expect), "snapshot {read_ts} vs commit {ts}");
+    invariant_eq!((a, b), (expect.clone(), expect), "snapshot {read_ts} vs commit {ts}");
 }
 
 /// First committer wins: two txns with snapshot 0 write key 0; exactly one commits, and a later
@@ -184,17 +192,20 @@ fn kernel_same_key() {
     let second = other.join().unwrap();
     let winner: &[u8] = match (&first, &second) {
         (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
-            assert!(e.is_retryable(), "{e}");
+            invariant!(e.is_retryable(), "{e}");
             if first.is_ok() {
                 b"1"
             } else {
                 b"2"
             }
         }
-        _ => panic!("exactly one commit must succeed: {first:?} / {second:?}"),
+        _ => {
+            FIRED.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!("{INVARIANT}: exactly one commit must succeed: {first:?} / {second:?}")
+        }
     };
     let ts = k.snapshot();
-    assert_eq!(k.read(0, ts).as_deref(), Some(winner));
+    invariant_eq!(k.read(0, ts).as_deref(), Some(winner), "the winner's write is the newest");
 }
 
 /// Write skew on the kernel: keys 0 and 1 start at "1"; two serializable txns with snapshot 1
@@ -207,8 +218,8 @@ fn kernel_write_skew() {
         shuttle::thread::spawn(move || other_k.commit_serializable(3, &[1], b"0", 1, &[0, 1], &[]));
     let first = k.commit_serializable(2, &[0], b"0", 1, &[0, 1], &[]);
     let second = other.join().unwrap();
-    assert!(first.is_err() || second.is_err(), "write skew committed: {first:?} / {second:?}");
-    assert!(first.is_ok() || second.is_ok(), "both failed: {first:?} / {second:?}");
+    invariant!(first.is_err() || second.is_err(), "write skew committed: {first:?} / {second:?}");
+    invariant!(first.is_ok() || second.is_ok(), "both failed: {first:?} / {second:?}");
 }
 
 /// A phantom on the kernel: two serializable txns (snapshot 0) each scan keys 0..=2 (empty)
@@ -221,7 +232,7 @@ fn kernel_phantom() {
     });
     let first = k.commit_serializable(1, &[0], b"1", 0, &[], &[0..=2]);
     let second = other.join().unwrap();
-    assert!(first.is_err() || second.is_err(), "phantom committed: {first:?} / {second:?}");
+    invariant!(first.is_err() || second.is_err(), "phantom committed: {first:?} / {second:?}");
 }
 
 /// First committer wins across an aborted head (docs/design/lost-update-2026-11.md): W committed
@@ -236,9 +247,9 @@ fn kernel_aborted_head() {
     let aborter = shuttle::thread::spawn(move || other_k.commit(3, &[0, 1], b"x", 1));
     let late = k.commit(4, &[0], b"late", 0);
     let x = aborter.join().unwrap();
-    assert!(x.is_err(), "X must conflict on key 1: {x:?}");
-    assert!(late.is_err(), "lost update: a snapshot before W's commit overwrote it: {late:?}");
-    assert_eq!(k.read(0, k.snapshot()).as_deref(), Some(&b"w"[..]));
+    invariant!(x.is_err(), "X must conflict on key 1: {x:?}");
+    invariant!(late.is_err(), "lost update: a snapshot before W's commit overwrote it: {late:?}");
+    invariant_eq!(k.read(0, k.snapshot()).as_deref(), Some(&b"w"[..]), "W's write must survive");
 }
 
 #[test]
@@ -321,7 +332,7 @@ fn counters() {
     }
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
     let sum = read_u64(snap.get(T, &[0])) + read_u64(snap.get(T, &[1]));
-    assert_eq!(sum, 8, "lost or duplicated increments");
+    invariant_eq!(sum, 8, "lost or duplicated increments");
 }
 
 #[test]
@@ -363,7 +374,7 @@ fn bank() {
         handles.push(shuttle::thread::spawn(move || {
             let snap = db.begin(TxnMode::ReadOnly).unwrap();
             let total: u64 = (0..3u8).map(|a| read_u64(snap.get(T, &[a]))).sum();
-            assert_eq!(total, 300, "broken snapshot at {:?}", snap.read_ts());
+            invariant_eq!(total, 300, "broken snapshot at {:?}", snap.read_ts());
         }));
     }
     let gc_db: Mvcc = db.clone();
@@ -375,7 +386,7 @@ fn bank() {
     }
     let total: u64 =
         (0..3u8).map(|a| read_u64(db.begin(TxnMode::ReadOnly).unwrap().get(T, &[a]))).sum();
-    assert_eq!(total, 300);
+    invariant_eq!(total, 300, "money created or lost");
 }
 
 #[test]

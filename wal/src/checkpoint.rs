@@ -3,7 +3,11 @@
 //!
 //! Format: the log's record format (`record.rs`), all records stamped with the checkpoint's
 //! timestamp: one `CheckpointBegin` (empty payload), any number of `CheckpointRows` (commit
-//! payloads of puts, at most `CHUNK_BYTES` each), one `CheckpointEnd` (row count, u64 LE).
+//! payloads of puts, at most `CHUNK_BYTES` each), one `CheckpointEnd` (row count, u64 LE, then —
+//! since segments have headers — the sequence number of the log segment where the log continues,
+//! u64 LE: recovery requires that segment to exist and to start with its header, so a log deleted
+//! or zeroed beside the checkpoint is damage, not an empty log). The timestamp may be 0 (the
+//! empty checkpoint a new database starts with).
 //! A file without its end record, or with any record that does not verify, is refused.
 //!
 //! Switching is atomic: write `checkpoint.tmp`, sync it, rename it over `checkpoint.ckpt`,
@@ -28,6 +32,7 @@ pub struct CheckpointWriter {
     out: Vec<u8>,
     chunk: CommitBuilder,
     rows: u64,
+    log_seq: Option<u64>,
 }
 
 /// One row: table, key, value.
@@ -39,14 +44,23 @@ pub struct Checkpoint {
     pub ts: u64,
     pub rows: Vec<Row>,
     pub bytes: u64,
+    /// The log segment where the log continues after this checkpoint (`None` in checkpoints
+    /// written before segments had headers).
+    pub log_seq: Option<u64>,
 }
 
 impl CheckpointWriter {
-    /// A checkpoint of the state at `ts` (> 0).
+    /// A checkpoint of the state at `ts` (0: an empty database).
     pub fn new(ts: u64) -> Result<Self, LogError> {
         let mut out = Vec::new();
         encode(RecordKind::CheckpointBegin, ts, &[], &mut out)?;
-        Ok(CheckpointWriter { ts, out, chunk: CommitBuilder::new(), rows: 0 })
+        Ok(CheckpointWriter { ts, out, chunk: CommitBuilder::new(), rows: 0, log_seq: None })
+    }
+
+    /// Records that the log continues in segment `seq` (which must exist, with its header
+    /// durable, before the checkpoint is: recovery refuses a checkpoint whose segment is gone).
+    pub fn log_continues_at(&mut self, seq: u64) {
+        self.log_seq = Some(seq);
     }
 
     pub fn push(&mut self, table: u32, key: &[u8], value: &[u8]) -> Result<(), LogError> {
@@ -69,7 +83,11 @@ impl CheckpointWriter {
     /// Writes, syncs and switches to the checkpoint. Returns its size in bytes.
     pub fn finish(mut self, storage: &dyn Storage) -> Result<u64, LogError> {
         self.flush_chunk()?;
-        encode(RecordKind::CheckpointEnd, self.ts, &self.rows.to_le_bytes(), &mut self.out)?;
+        let mut end = self.rows.to_le_bytes().to_vec();
+        if let Some(seq) = self.log_seq {
+            end.extend_from_slice(&seq.to_le_bytes());
+        }
+        encode(RecordKind::CheckpointEnd, self.ts, &end, &mut self.out)?;
         let io = |op| move |source| LogError::Io { op, source };
         match storage.remove(CHECKPOINT_TMP) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io("remove stale tmp")(e)),
@@ -134,17 +152,24 @@ pub fn read_checkpoint(storage: &dyn Storage) -> Result<Option<Checkpoint>, Chec
                 }
             }
             (Some(t), RecordKind::CheckpointEnd) => {
-                let count: [u8; 8] = r
-                    .payload
-                    .try_into()
-                    .map_err(|_| corrupt("end record is not a u64 row count".into()))?;
-                if u64::from_le_bytes(count) != rows.len() as u64 {
+                let (count, log_seq) = match r.payload.len() {
+                    8 => (&r.payload[..8], None),
+                    16 => (&r.payload[..8], Some(&r.payload[8..])),
+                    _ => {
+                        return Err(corrupt(
+                            "end record is not a u64 row count (and log segment)".into(),
+                        ))
+                    }
+                };
+                let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                let log_seq = log_seq.map(word);
+                if word(count) != rows.len() as u64 {
                     return Err(corrupt("row count does not match".into()));
                 }
                 if buf[next..].iter().any(|b| *b != 0) {
                     return Err(corrupt(format!("bytes after the end record at {next}")));
                 }
-                return Ok(Some(Checkpoint { ts: t, rows, bytes: n as u64 }));
+                return Ok(Some(Checkpoint { ts: t, rows, bytes: n as u64, log_seq }));
             }
             (Some(_), kind) => {
                 return Err(corrupt(format!("unexpected {kind:?} record at byte {offset}")))

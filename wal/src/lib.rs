@@ -19,8 +19,9 @@ mod sync;
 
 pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};
 pub use log::{
-    records_past_end, remove_segments, scan_log, AppendFrom, Durability, Log, LogEnd, LogError,
-    LogOptions, LogRecord, LogScan, LogStats, LogStop, StrayRecord,
+    create_segment, records_past_end, remove_segments, remove_segments_before, scan_log,
+    AppendFrom, Durability, Log, LogEnd, LogError, LogOptions, LogRecord, LogScan, LogStats,
+    LogStop, SegmentHead, StrayRecord, SEGMENT_HEADER_BYTES,
 };
 pub use mmap::{MmapStorage, SyncMethod};
 pub use record::{

@@ -74,6 +74,31 @@ fn parse_segment(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The `SegmentStart` record that begins segment `seq`, created `len` bytes long.
+fn segment_header(seq: u64, len: u64) -> Vec<u8> {
+    let mut payload = [0u8; 16];
+    payload[..8].copy_from_slice(&seq.to_le_bytes());
+    payload[8..].copy_from_slice(&len.to_le_bytes());
+    let mut out = Vec::with_capacity(SEGMENT_HEADER_BYTES);
+    encode(RecordKind::SegmentStart, 0, &payload, &mut out)
+        .expect("a 16-byte payload at timestamp 0 always encodes");
+    out
+}
+
+/// Bytes of a segment's `SegmentStart` record (header and payload).
+pub const SEGMENT_HEADER_BYTES: usize = RECORD_HEADER_BYTES + 16;
+
+/// Creates segment `seq` (`len` bytes, zeroed) with its `SegmentStart` record, and makes both
+/// the file and its name durable. Recovery relies on every segment it must read starting so.
+pub fn create_segment(storage: &dyn Storage, seq: u64, len: u64) -> Result<(), LogError> {
+    let name = segment_name(seq);
+    let file = storage.create(&name, len).map_err(io_err("create segment"))?;
+    let len = file.len().map_err(io_err("segment length"))?;
+    file.write_at(0, &segment_header(seq, len)).map_err(io_err("write segment header"))?;
+    file.sync().map_err(io_err("sync segment"))?;
+    storage.sync_dir().map_err(io_err("sync directory"))
+}
+
 fn is_spare(name: &str) -> bool {
     name.starts_with("wal-spare-") && name.ends_with(".log")
 }
@@ -180,12 +205,11 @@ impl Log {
             .map_or(0, |n| n + 1);
         let (current, offset, segments) = match from {
             AppendFrom::Fresh { seq } => {
-                let file = storage
-                    .create(&segment_name(seq), options.segment_bytes)
-                    .map_err(io_err("create segment"))?;
-                storage.sync_dir().map_err(io_err("sync directory"))?;
-                let seg = Segment { seq, file, len: options.segment_bytes };
-                (seg, 0, vec![SegmentInfo { seq, max_ts: 0 }])
+                create_segment(&*storage, seq, options.segment_bytes)?;
+                let file = storage.open(&segment_name(seq)).map_err(io_err("open segment"))?;
+                let len = file.len().map_err(io_err("segment length"))?;
+                let seg = Segment { seq, file, len };
+                (seg, SEGMENT_HEADER_BYTES as u64, vec![SegmentInfo { seq, max_ts: 0 }])
             }
             AppendFrom::End(end) => {
                 let file = storage.open(&segment_name(end.seq)).map_err(io_err("open segment"))?;
@@ -248,7 +272,7 @@ impl Log {
     fn rotate(&self, a: &mut AppendState, record_len: u64) -> Result<(), LogError> {
         let seq = a.current.seq + 1;
         let name = segment_name(seq);
-        let want = self.options.segment_bytes.max(record_len);
+        let want = self.options.segment_bytes.max(record_len + SEGMENT_HEADER_BYTES as u64);
         let file = match a.spares.last() {
             Some(spare) if want <= self.options.segment_bytes => {
                 self.storage.rename(spare, &name).map_err(io_err("rename spare"))?;
@@ -260,9 +284,12 @@ impl Log {
         // The new name must be durable before any record in it is acknowledged.
         self.storage.sync_dir().map_err(io_err("sync directory"))?;
         let len = file.len().map_err(io_err("segment length"))?;
+        // Made durable by the next sync, with the first records; a crash before it leaves this
+        // (newest) segment all zero, which recovery accepts as a crash artifact.
+        file.write_at(0, &segment_header(seq, len)).map_err(io_err("write segment header"))?;
         let old = std::mem::replace(&mut a.current, Arc::new(Segment { seq, file, len }));
         a.unsynced_full.push(old);
-        a.offset = 0;
+        a.offset = SEGMENT_HEADER_BYTES as u64;
         a.segments.push(SegmentInfo { seq, max_ts: 0 });
         Ok(())
     }
@@ -370,6 +397,11 @@ impl Log {
     }
 
     /// Syncs everything written so far (close, checkpoints).
+    /// The segment appends go to now.
+    pub fn current_seq(&self) -> u64 {
+        self.append.lock().current.seq
+    }
+
     pub fn sync_all(&self) -> Result<(), LogError> {
         let ts = self.group.written_ts();
         self.wait(ts, Durability::Sync)
@@ -420,15 +452,21 @@ impl Log {
     /// After a checkpoint at `ts` is durable: segments (not the current one) whose records are
     /// all at or below `ts` are no longer needed. Up to `SPARES_MAX` are zeroed and kept as
     /// spares, the rest removed. Returns how many segments were retired.
-    pub fn recycle(&self, ts: u64) -> Result<usize, LogError> {
+    ///
+    /// Segments at or after `keep_from` stay whatever they hold: the checkpoint names that
+    /// segment as where the log continues, and recovery requires it.
+    pub fn recycle(&self, ts: u64, keep_from: u64) -> Result<usize, LogError> {
         let (retire, mut spares) = {
             let mut a = self.append.lock();
             let current = a.current.seq;
             let unsynced: Vec<u64> = a.unsynced_full.iter().map(|s| s.seq).collect();
-            let (retire, keep): (Vec<SegmentInfo>, Vec<SegmentInfo>) = a
-                .segments
-                .iter()
-                .partition(|s| s.max_ts <= ts && s.seq != current && !unsynced.contains(&s.seq));
+            let (retire, keep): (Vec<SegmentInfo>, Vec<SegmentInfo>) =
+                a.segments.iter().partition(|s| {
+                    s.max_ts <= ts
+                        && s.seq < keep_from
+                        && s.seq != current
+                        && !unsynced.contains(&s.seq)
+                });
             a.segments = keep;
             (retire, a.spares.len())
         };
@@ -519,7 +557,23 @@ pub struct LogScan {
     pub tail_clean: bool,
     /// Segment files found, oldest first.
     pub segment_seqs: Vec<u64>,
+    /// How each segment file begins, oldest first (same order as `segment_seqs`).
+    pub heads: Vec<SegmentHead>,
     pub bytes_read: u64,
+}
+
+/// How a segment file begins, for the checks that tell a damaged log from a crashed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentHead {
+    pub seq: u64,
+    /// The file's length now.
+    pub file_len: u64,
+    /// Its `SegmentStart` record: the sequence number and length it was created with.
+    pub header: Option<(u64, u64)>,
+    /// Starts with a valid record of another kind: written before segments had headers.
+    pub legacy: bool,
+    /// Every byte is zero.
+    pub all_zero: bool,
 }
 
 /// Reads every segment in order. Never panics on bad bytes: stops at the first torn or
@@ -534,6 +588,7 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
         end: None,
         tail_clean: true,
         segment_seqs: seqs.clone(),
+        heads: Vec::new(),
         bytes_read: 0,
     };
     let mut segments = Vec::new();
@@ -545,6 +600,7 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
         let n = file.read_at(0, &mut buf).map_err(io_err("read segment"))?;
         buf.truncate(n);
         out.bytes_read += n as u64;
+        out.heads.push(segment_head(seq, len, &buf));
         if out.stop.is_some() {
             // Past a bad record nothing counts; appends must not continue before it.
             out.tail_clean &= buf.iter().all(|b| *b == 0);
@@ -554,6 +610,10 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
         let mut max_ts = 0;
         loop {
             match RecordRef::parse(&buf, offset) {
+                // A segment's header describes the file (`heads`), not the log's contents.
+                Ok(Some((r, next))) if r.kind == RecordKind::SegmentStart && offset == 0 => {
+                    offset = next;
+                }
                 Ok(Some((r, next))) => {
                     out.records.push(LogRecord {
                         kind: r.kind,
@@ -584,6 +644,21 @@ pub fn scan_log(storage: &dyn Storage) -> Result<LogScan, LogError> {
         }
     }
     Ok(out)
+}
+
+fn segment_head(seq: u64, file_len: u64, buf: &[u8]) -> SegmentHead {
+    let (mut header, mut legacy) = (None, false);
+    if let Ok(Some((r, _))) = RecordRef::parse(buf, 0) {
+        match (r.kind, <[u8; 16]>::try_from(r.payload)) {
+            (RecordKind::SegmentStart, Ok(p)) => {
+                let word = |i: usize| u64::from_le_bytes(p[i..i + 8].try_into().expect("8 bytes"));
+                header = Some((word(0), word(8)));
+            }
+            (RecordKind::SegmentStart, Err(_)) => {}
+            _ => legacy = true,
+        }
+    }
+    SegmentHead { seq, file_len, header, legacy, all_zero: buf.iter().all(|b| *b == 0) }
 }
 
 /// A verified record that lies past the end of the valid log.
@@ -624,6 +699,7 @@ pub fn records_past_end(
         let mut offset = if seq == end_seq { start as usize } else { 0 };
         while offset < buf.len() {
             match RecordRef::parse(&buf, offset) {
+                Ok(Some((r, next))) if r.kind == RecordKind::SegmentStart => offset = next,
                 Ok(Some((r, next))) => {
                     found.push(StrayRecord {
                         seq,
@@ -644,8 +720,14 @@ pub fn records_past_end(
 
 /// Removes every segment file (after a checkpoint made them redundant, during recovery).
 pub fn remove_segments(storage: &dyn Storage) -> Result<(), LogError> {
+    remove_segments_before(storage, u64::MAX)
+}
+
+/// Removes every segment file older than segment `seq` (a reset, once the checkpoint naming
+/// `seq` is durable).
+pub fn remove_segments_before(storage: &dyn Storage, seq: u64) -> Result<(), LogError> {
     for name in storage.list().map_err(io_err("list"))? {
-        if parse_segment(&name).is_some() {
+        if parse_segment(&name).is_some_and(|s| s < seq) {
             storage.remove(&name).map_err(io_err("remove segment"))?;
         }
     }
@@ -701,7 +783,7 @@ mod tests {
         }
         log.sync_all().unwrap();
         let before = log.stats().segments;
-        let retired = log.recycle(20).unwrap();
+        let retired = log.recycle(20, log.current_seq()).unwrap();
         assert_eq!(retired as u64, before - 1, "all but the current segment");
         let names = disk.list().unwrap();
         assert_eq!(names.iter().filter(|n| is_spare(n)).count(), SPARES_MAX);
@@ -765,7 +847,12 @@ mod tests {
             scan.records.iter().filter(|r| r.kind == RecordKind::Commit).collect();
         assert_eq!(commits.iter().map(|r| r.ts).collect::<Vec<_>>(), (1..=12).collect::<Vec<_>>());
         for r in &commits {
-            assert_eq!(r.offset % 128, 0, "after a sync, the next record starts a page: {r:?}");
+            // (The first record of a segment follows its header, synced when it was created.)
+            let first = r.offset == SEGMENT_HEADER_BYTES as u64;
+            assert!(
+                first || r.offset % 128 == 0,
+                "after a sync, the next record starts a page: {r:?}"
+            );
         }
         let pads = scan.records.iter().filter(|r| r.kind == RecordKind::Padding).count();
         assert!(pads >= 10, "{pads} padding records");

@@ -58,6 +58,22 @@ pub enum RecordKind {
     /// missing or damaged commit at or below it is media damage, never a torn tail. Recovery
     /// skips it otherwise.
     Close = 6,
+    /// The first record of every log segment (since this release): the segment's sequence
+    /// number and the length it was created with (`u64` LE each), timestamp 0. Recovery tells a
+    /// zeroed, truncated or swapped segment from a fresh one by it; replay skips it.
+    SegmentStart = 7,
+}
+
+/// Timestamp 0 is no commit's; only records that describe a file rather than a commit (a
+/// segment's start, an empty database's checkpoint) carry it.
+fn ts_zero_allowed(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::SegmentStart
+            | RecordKind::CheckpointBegin
+            | RecordKind::CheckpointRows
+            | RecordKind::CheckpointEnd
+    )
 }
 
 impl RecordKind {
@@ -69,6 +85,7 @@ impl RecordKind {
             4 => Some(RecordKind::CheckpointEnd),
             5 => Some(RecordKind::Padding),
             6 => Some(RecordKind::Close),
+            7 => Some(RecordKind::SegmentStart),
             _ => None,
         }
     }
@@ -148,7 +165,7 @@ pub fn seal_claiming(
     if len > RECORD_PAYLOAD_BYTES_MAX {
         return Err(CodecError::Invalid { reason: "payload exceeds RECORD_PAYLOAD_BYTES_MAX" });
     }
-    if ts == 0 {
+    if ts == 0 && !ts_zero_allowed(kind) {
         return Err(CodecError::Invalid { reason: "timestamp 0 is never a commit" });
     }
     let (header, payload) = record.split_at_mut(RECORD_HEADER_BYTES);
@@ -205,7 +222,7 @@ impl<'a> RecordRef<'a> {
             _ => return corrupt("unsupported format version"),
         }
         let ts = u64::from_le_bytes(field(8..16).try_into().expect("8 bytes"));
-        if ts == 0 {
+        if ts == 0 && !ts_zero_allowed(kind) {
             return corrupt("timestamp 0");
         }
         let durable_claim = match kind {

@@ -5,6 +5,51 @@
 use super::thread;
 use strata_mvcc::{Mvcc, MvccError, StoreKind, TableId, Timestamp, TxnMode};
 
+/// Every invariant failure of a model starts with this. A canary counts as caught only when the
+/// checker's failure carries it (`invariant_fired`): a branch-limit, deadlock or setup panic is a
+/// broken model, not a caught bug.
+pub const INVARIANT: &str = "model invariant violated";
+
+/// Set by `invariant!` before it panics: a checker may replace the panic's payload with its own
+/// (shuttle reports a panic raised while it tears the failing execution down), so
+/// `invariant_fired` also takes this flag.
+pub static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `assert!` for a model's invariants: panics with a message that starts with `INVARIANT`.
+#[macro_export]
+macro_rules! invariant {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            $crate::scenarios::FIRED.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!("{}: {}", $crate::scenarios::INVARIANT, format_args!($($arg)+));
+        }
+    };
+}
+
+/// `assert_eq!` for a model's invariants (see `invariant!`).
+#[macro_export]
+macro_rules! invariant_eq {
+    ($left:expr, $right:expr, $($arg:tt)+) => {
+        match (&$left, &$right) {
+            (l, r) => $crate::invariant!(
+                l == r,
+                "{:?} != {:?}: {}", l, r, format_args!($($arg)+)
+            ),
+        }
+    };
+}
+
+/// Whether a checker's failure is a model invariant firing (see `INVARIANT`, `FIRED`); clears
+/// `FIRED` for the next run.
+pub fn invariant_fired(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied());
+    let flagged = FIRED.swap(false, std::sync::atomic::Ordering::SeqCst);
+    message.is_some_and(|m| m.contains(INVARIANT)) || flagged
+}
+
 pub const T: TableId = TableId(1);
 
 pub fn db() -> Mvcc {
@@ -17,7 +62,7 @@ pub fn put(db: &Mvcc, key: &[u8], value: &[u8]) -> Timestamp {
     txn.commit().unwrap()
 }
 
-// Model 1: the clock/publication race (DESIGN §3.3). W commits writes to two keys while R takes
+// Model 1: the clock/publication race (INVARIANTS §3.3). W commits writes to two keys while R takes
 // a snapshot and reads both. If commit_ts(W) <= read_ts(R), R sees both writes; otherwise
 // neither. Preemption bound 3.
 
@@ -34,7 +79,7 @@ pub fn publication_race() {
     let ts = w.commit().unwrap();
     let (read_ts, a, b) = reader.join().unwrap();
     let expect = (read_ts >= ts).then(|| b"w".to_vec());
-    assert_eq!((a, b), (expect.clone(), expect), "snapshot {read_ts:?} vs commit {ts:?}");
+    invariant_eq!((a, b), (expect.clone(), expect), "snapshot {read_ts:?} vs commit {ts:?}");
 }
 
 // Model 2: first committer wins on one key. Two txns with the same snapshot write the same key
@@ -60,15 +105,18 @@ pub fn same_key_writers() {
     let (read_ts, seen) = reader.join().unwrap();
     let (winner, ts) = match (&first, &second) {
         (Ok(ts), Err(e)) | (Err(e), Ok(ts)) => {
-            assert!(matches!(e, MvccError::Conflict { .. }) && e.is_retryable(), "{e}");
+            invariant!(matches!(e, MvccError::Conflict { .. }) && e.is_retryable(), "{e}");
             (if first.is_ok() { b"1" } else { b"2" }, *ts)
         }
-        _ => panic!("exactly one commit must succeed: {first:?} / {second:?}"),
+        _ => {
+            FIRED.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!("{INVARIANT}: exactly one commit must succeed: {first:?} / {second:?}")
+        }
     };
     let expect: &[u8] = if read_ts >= ts { winner } else { b"0" };
-    assert_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, winner at {ts:?}");
+    invariant_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, winner at {ts:?}");
     let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"k");
-    assert_eq!(now.as_deref(), Some(&winner[..]));
+    invariant_eq!(now.as_deref(), Some(&winner[..]), "the winner's write is the newest");
 }
 
 // Model 3: atomic publication over two keys with two writers. Each writer commits {x, y} with
@@ -97,7 +145,7 @@ pub fn two_key_atomicity() {
     let _ = w.commit();
     let _ = writer.join().unwrap();
     let (x, y) = reader.join().unwrap();
-    assert_eq!(x, y, "fractured read: x and y from different txns");
+    invariant_eq!(x, y, "fractured read: x and y from different txns");
 }
 
 // Model 4: begin vs GC (the begin-publish window). A snapshot is taken while another thread
@@ -117,9 +165,9 @@ pub fn begin_vs_gc() {
     let seen = r.get(T, b"k");
     let read_ts = r.read_ts();
     let ts2 = writer.join().unwrap();
-    assert!(read_ts >= ts1);
+    invariant!(read_ts >= ts1, "a snapshot after the first commit");
     let expect: &[u8] = if read_ts >= ts2 { b"2" } else { b"1" };
-    assert_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, second commit {ts2:?}");
+    invariant_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, second commit {ts2:?}");
 }
 
 // Model 5: write skew (G2-item) under Serializable. x = y = 1; two txns with the same snapshot
@@ -148,16 +196,19 @@ pub fn write_skew() {
     let second = other.join().unwrap();
     for r in [&first, &second] {
         if let Err(e) = r {
-            assert!(matches!(e, MvccError::SerializationFailure { .. }) && e.is_retryable(), "{e}");
+            invariant!(
+                matches!(e, MvccError::SerializationFailure { .. }) && e.is_retryable(),
+                "{e}"
+            );
         }
     }
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
     let (x, y) = (snap.get(T, b"x"), snap.get(T, b"y"));
-    assert!(
+    invariant!(
         !(x.as_deref() == Some(b"0") && y.as_deref() == Some(b"0")),
         "write skew committed: {first:?} / {second:?}"
     );
-    assert!(first.is_ok() || second.is_ok(), "both failed: {first:?} / {second:?}");
+    invariant!(first.is_ok() || second.is_ok(), "both failed: {first:?} / {second:?}");
 }
 
 // Model 6: a phantom under Serializable. Each txn scans the range a..=c and inserts its own key
@@ -182,7 +233,7 @@ pub fn phantom() {
     let second = other.join().unwrap();
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
     let rows = snap.scan(T).len();
-    assert_eq!(rows, 1, "exactly one claim lands: {first:?} / {second:?}");
+    invariant_eq!(rows, 1, "exactly one claim lands: {first:?} / {second:?}");
 }
 
 // Model 7: first committer wins across an aborted head (docs/design/lost-update-2026-11.md).
@@ -205,15 +256,15 @@ pub fn aborted_head() {
     let aborter = thread::spawn(move || x.commit());
     let late_result = late.commit();
     let x_result = aborter.join().unwrap();
-    assert!(
+    invariant!(
         matches!(x_result, Err(MvccError::Conflict { .. })),
         "X must conflict on b: {x_result:?}"
     );
-    assert!(
+    invariant!(
         matches!(late_result, Err(MvccError::Conflict { .. })),
         "lost update: a txn whose snapshot predates W's commit at {w_ts:?} committed over it: \
          {late_result:?}"
     );
     let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"a");
-    assert_eq!(now.as_deref(), Some(&b"w"[..]), "W's write must survive");
+    invariant_eq!(now.as_deref(), Some(&b"w"[..]), "W's write must survive");
 }
