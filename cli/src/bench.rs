@@ -1,5 +1,10 @@
 //! `strata bench`: workloads against Strata, the baseline store and the plain-map limit.
 //!
+//! Files: this one holds the arguments, the `Engine`/`Worker` traits, the runner and the gates;
+//! `engines.rs` the in-process engines, `report.rs` the table, CSV/JSON and medians, `plot.rs` the
+//! charts, `workload.rs` the key streams and mixes, `sql.rs`/`sqlrite.rs`/`turso.rs` the SQL
+//! peers, `durability.rs` and `cold.rs` the other suites.
+//!
 //! Engines (each behind the `Engine` trait, here in the CLI and never in the library):
 //! - `strata`: the lock-free store, through the public API (`Database::transaction`);
 //! - `baseline`: the mutex-per-chain store of SQLRite's shape, through the same API;
@@ -21,7 +26,9 @@
 
 mod cold;
 mod durability;
+mod engines;
 mod plot;
+mod report;
 mod sql;
 mod sqlrite;
 #[cfg(feature = "turso")]
@@ -32,7 +39,9 @@ use clap::{Args, ValueEnum};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, CellAlignment, Table as Grid};
 use dashmap::DashMap;
 use durability::{DurabilityArg, FileIoArg};
+use engines::{make_engine, open_database, Disk, Shared};
 use hdrhistogram::Histogram;
+use report::{median, print_table, write_csv, write_json};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -331,362 +340,6 @@ fn check_scan(start: u64, len: u64, keys: impl Iterator<Item = u64>) -> Result<u
     Ok(n)
 }
 
-/// The worker of an engine shared by all threads (`Engine::worker` is `None`).
-struct Shared(Arc<dyn Engine>);
-
-impl Worker for Shared {
-    fn increment(&mut self, key: u64) -> Result<u64, String> {
-        self.0.increment(key)
-    }
-    fn read(&mut self, key: u64) -> Result<Option<u64>, String> {
-        self.0.read(key)
-    }
-    fn write(&mut self, key: u64, value: u64) -> Result<u64, String> {
-        self.0.write(key, value)
-    }
-    fn transfer(&mut self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
-        self.0.transfer(from, to, amount)
-    }
-    fn total(&mut self) -> Result<u64, String> {
-        self.0.sum()
-    }
-    fn scan(&mut self, start: u64, len: u64) -> Result<u64, String> {
-        self.0.scan(start, len)
-    }
-    fn insert(&mut self, key: u64) -> Result<u64, String> {
-        self.0.insert(key)
-    }
-    fn churn_step(&mut self, from: u64, to: u64, step: Churn) -> Result<(), String> {
-        self.0.churn_step(from, to, step)
-    }
-}
-
-struct StrataEngine {
-    db: Database,
-    table: Table,
-}
-
-/// Where an on-disk engine lives and how it commits.
-struct Disk {
-    dir: PathBuf,
-    durability: DurabilityArg,
-    file_io: FileIoArg,
-}
-
-/// A fresh database: in memory, or (with `disk`) emptied and opened in that directory.
-fn open_database(
-    store: StoreKind,
-    isolation: Isolation,
-    disk: Option<&Disk>,
-) -> Result<Database, String> {
-    let options = Options::default().store(store).isolation(isolation);
-    match disk {
-        None => Ok(Database::with_options(options)),
-        Some(d) => {
-            let _ = std::fs::remove_dir_all(&d.dir);
-            let options = options.durability(d.durability.into()).file_io(d.file_io.into());
-            Database::open(&d.dir, options).map_err(|e| e.to_string())
-        }
-    }
-}
-
-impl StrataEngine {
-    /// In memory, or (with `disk`) opened fresh in that directory; txns at `isolation`.
-    fn new(
-        store: StoreKind,
-        isolation: Isolation,
-        keys: u64,
-        initial: u64,
-        disk: Option<&Disk>,
-    ) -> Result<Self, String> {
-        let db = open_database(store, isolation, disk)?;
-        let table = db.create_table("counters").map_err(|e| e.to_string())?;
-        let mut start = 0;
-        while start < keys {
-            let end = (start + PRELOAD_KEYS_PER_TXN).min(keys);
-            db.transaction(|txn| {
-                for k in start..end {
-                    txn.put(&table, k.to_be_bytes(), initial.to_le_bytes())?;
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-            start = end;
-        }
-        db.collect_garbage();
-        Ok(StrataEngine { db, table })
-    }
-}
-
-fn decode(v: &[u8]) -> Result<u64, String> {
-    v.try_into().map(u64::from_le_bytes).map_err(|_| format!("counter of {} bytes", v.len()))
-}
-
-impl Engine for StrataEngine {
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let mut runs = 0u64;
-        let mut bad_value = None;
-        let key = key.to_be_bytes();
-        self.db
-            .transaction(|txn| {
-                runs += 1;
-                match txn.get(&self.table, key)?.map_or(Ok(0), |v| decode(&v)) {
-                    Ok(v) => txn.put(&self.table, key, (v + 1).to_le_bytes()),
-                    Err(e) => {
-                        bad_value = Some(e);
-                        Ok(()) // commit nothing; reported below
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        match bad_value {
-            Some(e) => Err(e),
-            None => Ok(runs - 1),
-        }
-    }
-
-    fn sum(&self) -> Result<u64, String> {
-        let snap = self.db.begin_read().map_err(|e| e.to_string())?;
-        let rows = snap.scan(&self.table).map_err(|e| e.to_string())?;
-        rows.iter().try_fold(0u64, |acc, (_, v)| Ok(acc.wrapping_add(decode(v)?)))
-    }
-
-    fn isolation(&self) -> &'static str {
-        self.db.options().isolation.name()
-    }
-
-    fn scan(&self, start: u64, len: u64) -> Result<u64, String> {
-        let snap = self.db.begin_read().map_err(|e| e.to_string())?;
-        let rows = snap.range(&self.table, start.to_be_bytes()..).map_err(|e| e.to_string())?;
-        let mut bad = None;
-        let keys = rows.take(len as usize).map(|(k, v)| {
-            if let Err(e) = decode(&v) {
-                bad.get_or_insert(e);
-            }
-            k.try_into().map_or(0, u64::from_be_bytes)
-        });
-        let n = check_scan(start, len, keys)?;
-        bad.map_or(Ok(n), Err)
-    }
-
-    fn insert(&self, key: u64) -> Result<u64, String> {
-        let mut runs = 0u64;
-        self.db
-            .transaction(|txn| {
-                runs += 1;
-                txn.insert(&self.table, key.to_be_bytes(), 1u64.to_le_bytes())
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(runs - 1)
-    }
-
-    fn churn_step(&self, from: u64, to: u64, step: Churn) -> Result<(), String> {
-        self.db
-            .transaction(|txn| {
-                for k in from..to {
-                    let key = k.to_be_bytes();
-                    match step {
-                        Churn::OverwriteAll => txn.put(&self.table, key, 1u64.to_le_bytes())?,
-                        Churn::DeleteEven if k % 2 == 0 => {
-                            txn.delete(&self.table, key)?;
-                        }
-                        Churn::InsertEven if k % 2 == 0 => {
-                            txn.insert(&self.table, key, 1u64.to_le_bytes())?
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())
-    }
-
-    fn hold_snapshot(&self) -> Option<Result<Box<dyn std::any::Any + Send>, String>> {
-        Some(
-            self.db
-                .begin_read()
-                .map(|s| Box::new(s) as Box<dyn std::any::Any + Send>)
-                .map_err(|e| e.to_string()),
-        )
-    }
-
-    fn live_versions(&self) -> Option<u64> {
-        Some(self.db.stats().live_versions)
-    }
-
-    fn read(&self, key: u64) -> Result<Option<u64>, String> {
-        let snap = self.db.begin_read().map_err(|e| e.to_string())?;
-        snap.get(&self.table, key.to_be_bytes())
-            .map_err(|e| e.to_string())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    fn write(&self, key: u64, value: u64) -> Result<u64, String> {
-        let mut runs = 0u64;
-        self.db
-            .transaction(|txn| {
-                runs += 1;
-                txn.put(&self.table, key.to_be_bytes(), value.to_le_bytes())
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(runs - 1)
-    }
-
-    fn transfer(&self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
-        let mut runs = 0u64;
-        let mut bad = None;
-        self.db
-            .transaction(|txn| {
-                runs += 1;
-                let get = |txn: &strata::Txn, k: u64| -> strata::Result<Option<Vec<u8>>> {
-                    txn.get(&self.table, k.to_be_bytes())
-                };
-                let (a, b) = (get(txn, from)?, get(txn, to)?);
-                match (a.as_deref().map(decode), b.as_deref().map(decode)) {
-                    (Some(Ok(a)), Some(Ok(b))) => {
-                        txn.put(
-                            &self.table,
-                            from.to_be_bytes(),
-                            a.wrapping_sub(amount).to_le_bytes(),
-                        )?;
-                        txn.put(&self.table, to.to_be_bytes(), b.wrapping_add(amount).to_le_bytes())
-                    }
-                    other => {
-                        bad = Some(format!("transfer {from} -> {to}: rows {other:?}"));
-                        Ok(())
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        match bad {
-            Some(e) => Err(e),
-            None => Ok(runs - 1),
-        }
-    }
-}
-
-struct MapEngine {
-    map: DashMap<u64, u64, foldhash::fast::RandomState>,
-}
-
-impl Engine for MapEngine {
-    fn increment(&self, key: u64) -> Result<u64, String> {
-        let v = self.map.get(&key).map_or(0, |r| *r);
-        self.map.insert(key, v + 1);
-        Ok(0)
-    }
-
-    fn sum(&self) -> Result<u64, String> {
-        Ok(self.map.iter().fold(0u64, |acc, e| acc.wrapping_add(*e.value())))
-    }
-
-    fn read(&self, key: u64) -> Result<Option<u64>, String> {
-        Ok(self.map.get(&key).map(|r| *r))
-    }
-
-    fn write(&self, key: u64, value: u64) -> Result<u64, String> {
-        self.map.insert(key, value);
-        Ok(0)
-    }
-
-    fn transfer(&self, from: u64, to: u64, amount: u64) -> Result<u64, String> {
-        // No txn: the limit; another thread can see (and break) the half-done transfer.
-        let a = self.map.get(&from).map_or(0, |r| *r);
-        self.map.insert(from, a.wrapping_sub(amount));
-        let b = self.map.get(&to).map_or(0, |r| *r);
-        self.map.insert(to, b.wrapping_add(amount));
-        Ok(0)
-    }
-
-    /// The limit's scan: collect the keys from `start` on and sort them (no order in a map).
-    fn scan(&self, start: u64, len: u64) -> Result<u64, String> {
-        let mut keys: Vec<u64> =
-            self.map.iter().map(|e| *e.key()).filter(|k| *k >= start).collect();
-        keys.sort_unstable();
-        check_scan(start, len, keys.into_iter().take(len as usize))
-    }
-
-    fn insert(&self, key: u64) -> Result<u64, String> {
-        self.map.insert(key, 1);
-        Ok(0)
-    }
-
-    fn churn_step(&self, from: u64, to: u64, step: Churn) -> Result<(), String> {
-        for k in from..to {
-            match step {
-                Churn::OverwriteAll => drop(self.map.insert(k, 1)),
-                Churn::DeleteEven if k % 2 == 0 => drop(self.map.remove(&k)),
-                Churn::InsertEven if k % 2 == 0 => drop(self.map.insert(k, 1)),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn isolation(&self) -> &'static str {
-        "none"
-    }
-
-    fn transactional(&self) -> bool {
-        false
-    }
-}
-
-fn make_engine(name: &str, spec: &Spec, disk: Option<&Disk>) -> Result<Box<dyn Engine>, String> {
-    let (keys, initial) = (spec.keys, spec.initial);
-    Ok(match name {
-        "strata" | "strata-serializable" => {
-            let isolation = if name == "strata" {
-                Isolation::Snapshot
-            } else {
-                Isolation::Serializable
-            };
-            Box::new(StrataEngine::new(StoreKind::LockFree, isolation, keys, initial, disk)?)
-        }
-        "strata-sql" => Box::new(sql::StrataSql::new(keys, initial, disk)?),
-        "sqlite" => Box::new(sql::Sqlite::new(keys, initial, disk)?),
-        "sqlrite" => {
-            if disk.is_some() {
-                return Err("the sqlrite engine runs in memory only (drop --path)".into());
-            }
-            Box::new(sqlrite::Sqlrite::new(keys, initial)?)
-        }
-        #[cfg(feature = "turso")]
-        "turso" => {
-            if disk.is_some() {
-                return Err("the turso engine runs in memory only (drop --path)".into());
-            }
-            Box::new(turso::Turso::new(keys, initial)?)
-        }
-        #[cfg(not(feature = "turso"))]
-        "turso" => {
-            return Err("the turso engine is behind a cargo feature: cargo run --release \
-                        -p strata-cli --features turso -- bench --engine turso"
-                .into())
-        }
-        "baseline" => Box::new(StrataEngine::new(
-            StoreKind::Baseline,
-            Isolation::Snapshot,
-            keys,
-            initial,
-            disk,
-        )?),
-        "map" => {
-            let map = DashMap::with_capacity_and_hasher(keys as usize, Default::default());
-            for k in 0..keys {
-                map.insert(k, initial);
-            }
-            Box::new(MapEngine { map })
-        }
-        other => {
-            return Err(format!(
-                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite, sqlrite, turso)"
-            ))
-        }
-    })
-}
-
 /// Attempts per op the histogram records exactly (more are recorded as this).
 const ATTEMPTS_MAX_RECORDED: u64 = 1 << 20;
 
@@ -976,54 +629,6 @@ fn progress_bar(runs: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
-    let Some(path) = path else { return Ok(()) };
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via,attempts_max,attempts_p999\n",
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{},{},{}\n",
-            r.engine,
-            r.workload,
-            r.threads,
-            r.keys,
-            r.zipf.map_or(String::new(), |z| z.to_string()),
-            r.duration_s,
-            r.runs,
-            r.commits,
-            r.aborts,
-            r.commits_per_s,
-            r.aborts_per_s,
-            r.p50_us,
-            r.p99_us,
-            r.retained_versions.map_or(String::new(), |v| v.to_string()),
-            r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
-            quote(&r.gate),
-            r.isolation,
-            r.p999_us,
-            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
-            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}")),
-            r.via,
-            r.attempts_max,
-            r.attempts_p999
-        ));
-    }
-    std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
-fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<(), String> {
-    if let Some(path) = path {
-        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
 fn run_durability(args: &BenchArgs, duration: Duration, cores: usize) -> Result<bool, String> {
     if args.sync_threads.is_empty() || args.sync_threads.contains(&0) {
         return Err("--sync-threads needs positive counts".into());
@@ -1183,24 +788,6 @@ impl Run<'_> {
     }
 }
 
-/// The run with the median throughput; a failed gate in any run fails the row.
-fn median(mut runs: Vec<Row>) -> Row {
-    let failed = runs.iter().find(|r| r.gate.starts_with("FAILED")).map(|r| r.gate.clone());
-    let n = runs.len() as u32;
-    // Starvation is about the worst op of any run, not the median run's.
-    let attempts_max = runs.iter().map(|r| r.attempts_max).max().unwrap_or(0);
-    let attempts_p999 = runs.iter().map(|r| r.attempts_p999).max().unwrap_or(0);
-    runs.sort_by(|a, b| a.commits_per_s.total_cmp(&b.commits_per_s));
-    let mut row = runs.swap_remove(runs.len() / 2);
-    row.runs = n;
-    row.attempts_max = attempts_max;
-    row.attempts_p999 = attempts_p999;
-    if let Some(gate) = failed {
-        row.gate = gate;
-    }
-    row
-}
-
 /// The correctness gate of a run (cumulative over the runs on one database).
 fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>) -> String {
     let opening = spec.keys.wrapping_mul(spec.initial);
@@ -1239,58 +826,9 @@ fn gate(engine: &dyn Engine, spec: &Spec, increments: u64, error: Option<String>
     }
 }
 
-fn print_table(rows: &[Row]) {
-    let mut grid = Grid::new();
-    grid.load_preset(UTF8_BORDERS_ONLY);
-    // The long-reader columns only when some row has them.
-    let versions = rows.iter().any(|r| r.retained_versions.is_some() || r.reclaim_ms.is_some());
-    let mut header = vec![
-        "engine",
-        "via",
-        "workload",
-        "threads",
-        "runs",
-        "commits/s",
-        "aborts/s",
-        "p50 µs",
-        "p99 µs",
-        "p999 µs",
-        "RSS MiB",
-        "attempts max",
-    ];
-    if versions {
-        header.extend(["kept versions", "reclaim ms"]);
-    }
-    header.push("gate");
-    grid.set_header(header);
-    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
-    for r in rows {
-        let mut cells = vec![
-            Cell::new(&r.engine),
-            Cell::new(&r.via),
-            Cell::new(&r.workload),
-            right(r.threads.to_string()),
-            right(r.runs.to_string()),
-            right(format!("{:.0}", r.commits_per_s)),
-            right(format!("{:.0}", r.aborts_per_s)),
-            right(format!("{:.2}", r.p50_us)),
-            right(format!("{:.2}", r.p99_us)),
-            right(format!("{:.2}", r.p999_us)),
-            right(r.rss_mib.map_or(String::new(), |v| format!("{v:.0}"))),
-            right(r.attempts_max.to_string()),
-        ];
-        if versions {
-            cells.push(right(r.retained_versions.map_or(String::new(), |v| v.to_string())));
-            cells.push(right(r.reclaim_ms.map_or(String::new(), |v| format!("{v:.0}"))));
-        }
-        cells.push(Cell::new(&r.gate));
-        grid.add_row(cells);
-    }
-    println!("{grid}");
-}
-
 #[cfg(test)]
 mod tests {
+    use super::engines::StrataEngine;
     use super::*;
 
     #[test]

@@ -1,0 +1,120 @@
+//! What a run of `strata bench` writes: the table on stdout, `--csv` and `--json` files, and the
+//! median of `--repeat` runs.
+
+use super::*;
+
+pub(super) fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from(
+        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via,attempts_max,attempts_p999\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{},{},{}\n",
+            r.engine,
+            r.workload,
+            r.threads,
+            r.keys,
+            r.zipf.map_or(String::new(), |z| z.to_string()),
+            r.duration_s,
+            r.runs,
+            r.commits,
+            r.aborts,
+            r.commits_per_s,
+            r.aborts_per_s,
+            r.p50_us,
+            r.p99_us,
+            r.retained_versions.map_or(String::new(), |v| v.to_string()),
+            r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
+            quote(&r.gate),
+            r.isolation,
+            r.p999_us,
+            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
+            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}")),
+            r.via,
+            r.attempts_max,
+            r.attempts_p999
+        ));
+    }
+    std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+pub(super) fn write_json(path: Option<&Path>, value: &impl Serialize) -> Result<(), String> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The run with the median throughput; a failed gate in any run fails the row.
+pub(super) fn median(mut runs: Vec<Row>) -> Row {
+    let failed = runs.iter().find(|r| r.gate.starts_with("FAILED")).map(|r| r.gate.clone());
+    let n = runs.len() as u32;
+    // Starvation is about the worst op of any run, not the median run's.
+    let attempts_max = runs.iter().map(|r| r.attempts_max).max().unwrap_or(0);
+    let attempts_p999 = runs.iter().map(|r| r.attempts_p999).max().unwrap_or(0);
+    runs.sort_by(|a, b| a.commits_per_s.total_cmp(&b.commits_per_s));
+    let mut row = runs.swap_remove(runs.len() / 2);
+    row.runs = n;
+    row.attempts_max = attempts_max;
+    row.attempts_p999 = attempts_p999;
+    if let Some(gate) = failed {
+        row.gate = gate;
+    }
+    row
+}
+
+pub(super) fn print_table(rows: &[Row]) {
+    let mut grid = Grid::new();
+    grid.load_preset(UTF8_BORDERS_ONLY);
+    // The long-reader columns only when some row has them.
+    let versions = rows.iter().any(|r| r.retained_versions.is_some() || r.reclaim_ms.is_some());
+    let mut header = vec![
+        "engine",
+        "via",
+        "workload",
+        "threads",
+        "runs",
+        "commits/s",
+        "aborts/s",
+        "p50 µs",
+        "p99 µs",
+        "p999 µs",
+        "RSS MiB",
+        "attempts max",
+    ];
+    if versions {
+        header.extend(["kept versions", "reclaim ms"]);
+    }
+    header.push("gate");
+    grid.set_header(header);
+    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
+    for r in rows {
+        let mut cells = vec![
+            Cell::new(&r.engine),
+            Cell::new(&r.via),
+            Cell::new(&r.workload),
+            right(r.threads.to_string()),
+            right(r.runs.to_string()),
+            right(format!("{:.0}", r.commits_per_s)),
+            right(format!("{:.0}", r.aborts_per_s)),
+            right(format!("{:.2}", r.p50_us)),
+            right(format!("{:.2}", r.p99_us)),
+            right(format!("{:.2}", r.p999_us)),
+            right(r.rss_mib.map_or(String::new(), |v| format!("{v:.0}"))),
+            right(r.attempts_max.to_string()),
+        ];
+        if versions {
+            cells.push(right(r.retained_versions.map_or(String::new(), |v| v.to_string())));
+            cells.push(right(r.reclaim_ms.map_or(String::new(), |v| format!("{v:.0}"))));
+        }
+        cells.push(Cell::new(&r.gate));
+        grid.add_row(cells);
+    }
+    println!("{grid}");
+}
