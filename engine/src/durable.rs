@@ -190,7 +190,7 @@ pub(crate) fn log_damage(
 /// synced before the next segment is created, segments are removed only below the
 /// checkpoint's, and files never shrink.
 fn segment_damage(scan: &LogScan, log_seq: Option<u64>) -> Option<String> {
-    let name = |seq: u64| format!("segment {seq} (wal-{seq:020}.log)");
+    let name = |seq: u64| format!("segment {seq} ({})", strata_wal::segment_name(seq));
     if let Some(a) = log_seq {
         if !scan.segment_seqs.contains(&a) {
             return Some(format!(
@@ -592,14 +592,8 @@ pub(crate) fn reset_log_aside(
         |what: &'static str| move |e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
     let names = storage.list().map_err(io("listing the directory"))?;
     let mut moved = Vec::new();
-    // Log segments before the new one (`wal-<seq>.log`); zeroed spares hold nothing.
-    let older = |n: &&String| {
-        n.strip_prefix("wal-")
-            .and_then(|r| r.strip_suffix(".log"))
-            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|d| d.parse::<u64>().ok())
-            .is_some_and(|s| s < seq)
-    };
+    // Log segments before the new one; zeroed spares hold nothing.
+    let older = |n: &&String| strata_wal::parse_segment(n).is_some_and(|s| s < seq);
     for name in names.iter().filter(older) {
         let mut to = format!("{name}.damaged");
         let mut n = 1;

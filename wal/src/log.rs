@@ -59,7 +59,8 @@ fn io_err(op: &'static str) -> impl FnOnce(io::Error) -> LogError {
     move |source| LogError::Io { op, source }
 }
 
-pub(crate) fn segment_name(seq: u64) -> String {
+/// The file name of segment `seq`.
+pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:020}.log")
 }
 
@@ -67,7 +68,9 @@ fn spare_name(n: u64) -> String {
     format!("wal-spare-{n:020}.log")
 }
 
-fn parse_segment(name: &str) -> Option<u64> {
+/// The sequence number of a segment file's name (`wal-<20 digits>.log`); `None` for any other
+/// file, spares included.
+pub fn parse_segment(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("wal-")?.strip_suffix(".log")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
@@ -716,11 +719,6 @@ pub fn records_past_end(
         }
     }
     Ok(found)
-}
-
-/// Removes every segment file (after a checkpoint made them redundant, during recovery).
-pub fn remove_segments(storage: &dyn Storage) -> Result<(), LogError> {
-    remove_segments_before(storage, u64::MAX)
 }
 
 /// Removes every segment file older than segment `seq` (a reset, once the checkpoint naming
