@@ -833,8 +833,8 @@ mod tests {
 
     #[test]
     fn tiny_run_passes_every_gate_and_writes_json() {
-        let dir = std::env::temp_dir().join(format!("strata-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let json = dir.join("rows.json");
         let csv = dir.join("rows.csv");
         let plots = dir.join("plots");
@@ -880,14 +880,13 @@ mod tests {
             let svg = std::fs::read_to_string(plots.join(format!("{workload}.svg"))).unwrap();
             assert!(svg.starts_with("<svg") && svg.contains("strata"), "{workload}.svg");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_durability_suite_runs_every_section_with_passing_gates() {
-        let dir = std::env::temp_dir().join(format!("strata-bench-dur-{}", std::process::id()));
-        let json =
-            std::env::temp_dir().join(format!("strata-bench-dur-{}.json", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        let json = tmp.path().join("rows.json");
         let args = BenchArgs {
             suite: Suite::Durability,
             path: Some(dir.clone()),
@@ -909,13 +908,12 @@ mod tests {
             assert!(!r["gate"].as_str().unwrap().starts_with("FAILED"), "{r}");
         }
         assert!(!out["goals"].as_array().unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
-        std::fs::remove_file(&json).unwrap();
     }
 
     #[test]
     fn counters_run_on_disk_too() {
-        let dir = std::env::temp_dir().join(format!("strata-bench-disk-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
         let args = BenchArgs {
             engine: vec!["strata".into()],
             workload: vec!["counters".into()],
@@ -960,7 +958,8 @@ mod tests {
 
     #[test]
     fn cold_open_reopens_every_engine_with_passing_gates() {
-        let dir = std::env::temp_dir().join(format!("strata-bench-cold-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
         let args = BenchArgs {
             suite: Suite::ColdOpen,
             engine: ["strata", "strata-sql", "sqlite", "map"].map(String::from).to_vec(),
@@ -996,8 +995,8 @@ mod tests {
 
     #[test]
     fn a_long_reader_keeps_versions_and_gc_reclaims_them_after_it() {
-        let dir = std::env::temp_dir().join(format!("strata-bench-lr-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let json = dir.join("rows.json");
         let args = BenchArgs {
             engine: vec!["strata".into(), "baseline".into()],
@@ -1024,7 +1023,6 @@ mod tests {
         let rows: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert!(rows.is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,10 +9,12 @@ use std::process::Command;
 use strata::{Database, ErrorKind, LogEnding, Options};
 use strata_wal::{scan_log, FileStorage, LogRecord, RecordKind};
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strata-check-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh temporary directory (removed when the guard drops) and a path inside it that does
+/// not exist yet.
+fn tmp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    (tmp, dir)
 }
 
 /// 3 tables, a checkpoint after 100 commits, 50 more commits in the log; closed.
@@ -79,7 +81,7 @@ fn strata_check(dir: &Path) -> (i32, String) {
 
 #[test]
 fn a_sound_database_checks_clean_and_is_not_changed() {
-    let dir = tmp_dir("sound");
+    let (_tmp, dir) = tmp_dir("sound");
     build(&dir);
     let before = snapshot_files(&dir);
     let report = strata::check(&dir).unwrap();
@@ -98,12 +100,11 @@ fn a_sound_database_checks_clean_and_is_not_changed() {
     let db = Database::open(&dir, Options::default()).unwrap();
     assert_eq!(db.recovery_report().unwrap().recovered_ts, report.recovery.recovered_ts);
     db.close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_open_database_and_a_missing_directory_cannot_be_checked() {
-    let dir = tmp_dir("open");
+    let (_tmp, dir) = tmp_dir("open");
     build(&dir);
     let db = Database::open(&dir, Options::default()).unwrap();
     assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Busy);
@@ -119,7 +120,7 @@ fn an_open_database_and_a_missing_directory_cannot_be_checked() {
 
 #[test]
 fn a_torn_last_record_after_a_crash_is_a_torn_tail_not_corruption() {
-    let dir = tmp_dir("torn");
+    let (_tmp, dir) = tmp_dir("torn");
     build(&dir);
     let records = log_records(&dir);
     // A crash writes no close marker: blank the one the clean close wrote, then damage the
@@ -139,12 +140,11 @@ fn a_torn_last_record_after_a_crash_is_a_torn_tail_not_corruption() {
     let (code, text) = strata_check(&dir);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("torn tail"), "{text}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_damaged_last_record_of_a_cleanly_closed_database_is_corruption() {
-    let dir = tmp_dir("last");
+    let (_tmp, dir) = tmp_dir("last");
     build(&dir);
     let records = log_records(&dir);
     let last = last_commit(&records);
@@ -153,12 +153,11 @@ fn a_damaged_last_record_of_a_cleanly_closed_database_is_corruption() {
     assert!(matches!(report.ending, LogEnding::Damaged(_)), "{:?}", report.ending);
     assert!(report.is_corrupt());
     assert_eq!(strata_check(&dir).0, 2);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn damage_in_the_middle_of_the_log_is_corruption() {
-    let dir = tmp_dir("middle");
+    let (_tmp, dir) = tmp_dir("middle");
     build(&dir);
     let records = log_records(&dir);
     let ckpt_ts = strata::check(&dir).unwrap().checkpoint.unwrap().0;
@@ -177,12 +176,11 @@ fn damage_in_the_middle_of_the_log_is_corruption() {
     let (code, text) = strata_check(&dir);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("CORRUPT") && text.contains("intact commits"), "{text}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_corrupt_checkpoint_is_corruption() {
-    let dir = tmp_dir("checkpoint");
+    let (_tmp, dir) = tmp_dir("checkpoint");
     build(&dir);
     let path = dir.join("checkpoint.ckpt");
     let len = std::fs::metadata(&path).unwrap().len();
@@ -191,5 +189,4 @@ fn a_corrupt_checkpoint_is_corruption() {
     let (code, text) = strata_check(&dir);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("CORRUPT"), "{text}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -16,10 +16,12 @@ use strata_wal::{scan_log, FileStorage, LogRecord, RecordKind};
 
 const COMMITS: u32 = 100;
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strata-damage-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh temporary directory (removed when the guard drops) and a path inside it that does
+/// not exist yet.
+fn tmp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    (tmp, dir)
 }
 
 fn options() -> Options {
@@ -146,13 +148,12 @@ fn damage_at_many_positions_is_refused_and_only_salvage_drops_it() {
             ("the last commit of a cleanly closed database", |c| c.len() - 1, 30),
         ];
         for (what, pick, at) in cases {
-            let dir = tmp_dir("positions");
+            let (_tmp, dir) = tmp_dir("positions");
             build(&dir, durability);
             let c = commits(&dir);
             let victim = &c[pick(&c)];
             flip(&segment(&dir, victim.seq), victim.offset + at);
             refused_then_salvaged(&dir, &format!("{what} ({durability:?})"));
-            std::fs::remove_dir_all(&dir).unwrap();
         }
     }
 }
@@ -168,19 +169,18 @@ fn first_of_segment(c: &[LogRecord], nth: usize) -> usize {
 
 #[test]
 fn a_missing_segment_in_the_middle_is_refused() {
-    let dir = tmp_dir("missing");
+    let (_tmp, dir) = tmp_dir("missing");
     build(&dir, Durability::Sync);
     let mut seqs: Vec<u64> = commits(&dir).iter().map(|r| r.seq).collect();
     seqs.dedup();
     assert!(seqs.len() > 3, "{seqs:?}");
     std::fs::remove_file(segment(&dir, seqs[1])).unwrap();
     refused_then_salvaged(&dir, "missing second segment");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_torn_tail_from_a_crash_still_opens() {
-    let dir = tmp_dir("torn");
+    let (_tmp, dir) = tmp_dir("torn");
     build(&dir, Durability::Sync);
     let all = records(&dir);
     // A crash writes no close marker: blank it, then tear the last commit mid-way.
@@ -203,7 +203,6 @@ fn a_torn_tail_from_a_crash_still_opens() {
     assert_eq!(rows(&db), COMMITS - 1, "the torn commit alone is dropped");
     assert!(db.recovery_report().unwrap().salvaged.is_none());
     db.close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `build`, then a checkpoint (naming the segment the log continues in) and `EXTRA` more commits.
@@ -263,24 +262,22 @@ fn a_log_deleted_zeroed_truncated_or_renamed_beside_a_checkpoint_is_refused() {
         }),
     ];
     for (what, damage) in cases {
-        let dir = tmp_dir("files");
+        let (_tmp, dir) = tmp_dir("files");
         build_with_checkpoint(&dir);
         let segs = segment_paths(&dir);
         assert!(!segs.is_empty());
         damage(&segs);
         refused_then_salvaged_below(&dir, what, COMMITS + EXTRA);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
 /// `strata check` of a directory with no database in it used to say OK ("0 tables").
 #[test]
 fn check_of_a_directory_without_a_database_says_so() {
-    let dir = tmp_dir("unrelated");
+    let (_tmp, dir) = tmp_dir("unrelated");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a database").unwrap();
     let (code, text) = strata(&["check"], &dir);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("no Strata database here"), "{text}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -49,8 +49,8 @@ fn scripts_print_exactly_their_expected_output() {
 
 #[test]
 fn a_shell_on_a_directory_keeps_its_tables() {
-    let dir = std::env::temp_dir().join(format!("strata-shell-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shell");
     let d = dir.to_str().unwrap();
     let (out, ok) = shell(&[d], "CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1), (2);\n");
     assert!(ok && out.is_empty(), "{out}");
@@ -60,7 +60,6 @@ fn a_shell_on_a_directory_keeps_its_tables() {
     // A statement without a final `;` at the end of input still runs.
     let (out, _) = shell(&[d], "SELECT COUNT(*) FROM t");
     assert_eq!(out, "2\n");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -12,10 +12,12 @@ use strata::{
     Storage,
 };
 
-fn tmp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("strata-durability-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh temporary directory (removed when the guard drops) and a path inside it that does
+/// not exist yet.
+fn tmp_dir(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    (tmp, dir)
 }
 
 fn options() -> Options {
@@ -39,7 +41,7 @@ fn a_database_survives_close_and_reopen_on_real_files() {
 }
 
 fn reopen_round_trip(io: FileIo) {
-    let dir = tmp_dir(&format!("reopen-{io:?}"));
+    let (_tmp, dir) = tmp_dir(&format!("reopen-{io:?}"));
     let options = || options().file_io(io);
     {
         let db = Database::open(&dir, options()).unwrap();
@@ -69,12 +71,11 @@ fn reopen_round_trip(io: FileIo) {
     let again = db.create_table("gone").unwrap();
     assert!(db.begin_read().unwrap().scan(&again).unwrap().is_empty(), "ids are not reused");
     db.close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_directory_is_locked_and_a_second_open_shares_the_engine() {
-    let dir = tmp_dir("lock");
+    let (_tmp, dir) = tmp_dir("lock");
     let db = Database::open(&dir, options()).unwrap();
     let t = db.create_table("t").unwrap();
     let same = Database::open(&dir, options()).unwrap();
@@ -92,7 +93,6 @@ fn the_directory_is_locked_and_a_second_open_shares_the_engine() {
     drop(reopened); // dropping the last handle closes too
     let f = std::fs::File::open(dir.join(strata::LOCK_FILE)).unwrap();
     assert!(f.try_lock().is_ok(), "the last handle's drop released the lock");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

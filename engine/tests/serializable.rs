@@ -177,8 +177,8 @@ fn the_baseline_store_refuses_serializable() {
 
 #[test]
 fn a_failed_commit_leaves_an_empty_log_record_and_recovery_stays_gap_free() {
-    let dir = std::env::temp_dir().join(format!("strata-serializable-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("serializable");
     let opts = Options::default().durability(Durability::Sync).segment_bytes(64 * 1024);
     {
         let db = Database::open(&dir, opts.clone()).unwrap();
@@ -198,5 +198,4 @@ fn a_failed_commit_leaves_an_empty_log_record_and_recovery_stays_gap_free() {
     assert_eq!(num(s.get(&t, "alice").unwrap()) + num(s.get(&t, "bob").unwrap()), 1);
     assert_eq!(db.recovery_report().unwrap().records_dropped, 0);
     db.close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -152,8 +152,8 @@ fn concurrent_autocommit_inserts_get_distinct_rowids() {
 
 #[test]
 fn tables_and_rows_survive_reopen() {
-    let dir = std::env::temp_dir().join(format!("strata-sql-reopen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sql-reopen");
     {
         let mut c = Connection::open(&dir).unwrap();
         c.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT NOT NULL)", &[]).unwrap();
@@ -176,7 +176,6 @@ fn tables_and_rows_survive_reopen() {
         ErrorKind::Constraint
     );
     c.database().close().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -290,8 +289,8 @@ fn a_database_with_an_earlier_primary_key_format_is_refused() {
 /// where every SELECT failed with "corrupt row encoding".
 #[test]
 fn a_write_never_lands_in_a_table_dropped_or_recreated_after_the_txn_began() {
-    let dir = std::env::temp_dir().join(format!("strata-sql-ddl-race-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sql-ddl-race");
     for begin in ["BEGIN", "BEGIN ISOLATION LEVEL SERIALIZABLE"] {
         let mut a = Connection::open(&dir).unwrap();
         let mut b = a.connect().unwrap();
@@ -319,7 +318,6 @@ fn a_write_never_lands_in_a_table_dropped_or_recreated_after_the_txn_began() {
         let report = strata::check(&dir).unwrap();
         assert!(!report.is_corrupt(), "{begin}: {:?}", report.problems);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Writers of one table do not conflict through the schema guard: it is validated, not written.

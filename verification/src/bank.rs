@@ -28,13 +28,10 @@ pub const BANK: &str = "bank";
 pub const JOURNAL: &str = "journal";
 pub const COUNTERS: &str = "counters";
 
-/// splitmix64: the kill test's deterministic coin (schedule and transfers).
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The kill test's deterministic coin (schedule and transfers): `rand`'s small generator, so a
+/// run repeats from its seed.
+pub fn rng(seed: u64) -> rand::rngs::SmallRng {
+    rand::SeedableRng::seed_from_u64(seed)
 }
 
 /// The options both the child and the checking parent open the directory with: small

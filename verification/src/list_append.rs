@@ -291,8 +291,8 @@ fn worker(
     th: u64,
     pool: &Mutex<Pool>,
 ) -> Result<Vec<Record>, String> {
-    let mut rng = cfg.seed ^ (th + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut next = move || crate::bank::splitmix64(&mut rng);
+    let mut rng = crate::bank::rng(cfg.seed ^ (th + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut next = move || rand::RngCore::next_u64(&mut rng);
     let mut sql = match target {
         Target::Sql(conn) => Some(conn.connect().map_err(|e| e.to_string())?),
         Target::Api(..) => None,

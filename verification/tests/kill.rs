@@ -13,13 +13,15 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+use rand::rngs::SmallRng;
+use rand::Rng as _;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use strata::{Database, FileIo};
-use strata_verification::bank::{self, splitmix64 as next, Summary, WriterId};
+use strata_verification::bank::{self, Summary, WriterId};
 
 const WRITERS: u16 = 4;
 /// Kills per directory: each child recovers from its predecessor's crash; after this many a
@@ -32,19 +34,19 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
-fn sleep_up_to(rng: &mut u64, micros: u64) {
-    std::thread::sleep(Duration::from_micros(next(rng) % (micros + 1)));
+fn sleep_up_to(rng: &mut SmallRng, micros: u64) {
+    std::thread::sleep(Duration::from_micros(rng.random_range(0..=micros)));
 }
 
 #[test]
 fn acknowledged_commits_survive_sigkill_at_random_moments() {
     let points: u32 = env_or("STRATA_KILL_POINTS", 200);
     let seed: u64 = env_or("STRATA_KILL_SEED", 1);
-    let dir = std::env::temp_dir().join(format!("strata-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kill");
     let ios = [("mmap", FileIo::Mmap), ("msync", FileIo::MmapMsync), ("pwrite", FileIo::Pwrite)];
 
-    let mut rng = seed;
+    let mut rng = bank::rng(seed);
     let mut before = Summary::default();
     let mut recovered_total = 0u64;
     let (mut acks_total, mut before_ready, mut torn_tails, mut resets) = (0u64, 0u32, 0u32, 0u32);
@@ -82,7 +84,7 @@ fn acknowledged_commits_survive_sigkill_at_random_moments() {
         // Where the kill lands: 10% before `ready` (inside open and recovery), 20% just
         // after it, the rest while transfers and checkpoints run.
         let mut lines = Vec::new();
-        let mode = next(&mut rng) % 10;
+        let mode = rng.random_range(0..10);
         if mode == 0 {
             before_ready += 1;
             sleep_up_to(&mut rng, 15_000);

@@ -25,17 +25,15 @@ fn config(seed: u64, threads: usize, op_sleep_us: u64) -> Config {
     cfg
 }
 
-fn dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("strata-list-append-{name}-{}", std::process::id()))
-}
-
 fn runs_clean(path: Path) {
     let runs = env("STRATA_LIST_APPEND_RUNS", 1);
     let first = env("STRATA_LIST_APPEND_SEED", 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(path.name());
     for run in 0..runs {
         for (i, (threads, sleep)) in [(8, 0), (8, 20), (64, 0), (64, 20)].into_iter().enumerate() {
             let seed = first + run * 4 + i as u64;
-            let report = run_path(path, &config(seed, threads, sleep), &dir(path.name())).unwrap();
+            let report = run_path(path, &config(seed, threads, sleep), &dir).unwrap();
             assert!(report.committed > 0 && report.appends_committed > 0, "{report:?}");
             assert!(
                 report.anomalies.is_empty(),
@@ -87,10 +85,12 @@ fn the_reverted_fix_is_caught() {
     use strata_mvcc::canary::{self, Canary};
     let runs = env("STRATA_LIST_APPEND_CANARY_RUNS", 300);
     canary::set(Canary::AbortedHeadUnchecked);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("canary");
     for run in 0..runs {
         let sleep = if run % 2 == 0 { 0 } else { 20 };
         let cfg = config(1000 + run, 64, sleep);
-        let report = run_path(Path::LockFree, &cfg, &dir("canary")).unwrap();
+        let report = run_path(Path::LockFree, &cfg, &dir).unwrap();
         if !report.anomalies.is_empty() {
             canary::set(Canary::None);
             eprintln!("canary caught in run {} of {runs}: {}", run + 1, report.anomalies[0]);

@@ -160,9 +160,8 @@ mod tests {
     #[test]
     fn the_log_round_trips_through_mappings_with_both_sync_methods() {
         for method in [SyncMethod::Fdatasync, SyncMethod::Msync] {
-            let dir = std::env::temp_dir()
-                .join(format!("strata-wal-mmap-{method:?}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("wal-mmap");
             let storage: Arc<dyn Storage> = Arc::new(MmapStorage::new(&dir, method).unwrap());
             let opts = LogOptions { segment_bytes: 4096, ..LogOptions::default() };
             let log = Log::open(storage.clone(), opts, AppendFrom::Fresh { seq: 1 }, 0).unwrap();
@@ -183,7 +182,6 @@ mod tests {
             assert!(scan.stop.is_none() && scan.tail_clean);
             let f = storage.open(&crate::log::segment_name(1)).unwrap();
             assert!(f.write_at(4090, &[0u8; 10]).is_err(), "never past the mapped end");
-            fs::remove_dir_all(&dir).unwrap();
         }
     }
 }

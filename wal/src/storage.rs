@@ -552,8 +552,8 @@ mod tests {
 
     #[test]
     fn real_files_round_trip_and_rename() {
-        let dir = std::env::temp_dir().join(format!("strata-wal-storage-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("wal-storage");
         let storage = FileStorage::new(&dir).unwrap();
         log_two_records(&storage, true);
         assert_eq!(recover(&storage), (vec![1, 2], None));
@@ -563,6 +563,5 @@ mod tests {
         storage.sync_dir().unwrap();
         assert_eq!(storage.list().unwrap(), vec!["seg-1".to_string()]);
         storage.remove("seg-1").unwrap();
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,39 +5,13 @@ use super::*;
 
 pub(super) fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String> {
     let Some(path) = path else { return Ok(()) };
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut out = String::from(
-        "engine,workload,threads,keys,zipf,duration_s,runs,commits,aborts,commits_per_s,aborts_per_s,p50_us,p99_us,retained_versions,reclaim_ms,gate,isolation,p999_us,rss_mib,read_p99_us,via,attempts_max,attempts_p999\n",
-    );
+    let failed = |e: csv::Error| format!("writing {}: {e}", path.display());
+    // One column per `Row` field, in declaration order, named as the JSON keys are.
+    let mut out = csv::Writer::from_path(path).map_err(failed)?;
     for r in rows {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{:.1},{:.3},{:.3},{},{},{},{},{:.3},{},{},{},{},{}\n",
-            r.engine,
-            r.workload,
-            r.threads,
-            r.keys,
-            r.zipf.map_or(String::new(), |z| z.to_string()),
-            r.duration_s,
-            r.runs,
-            r.commits,
-            r.aborts,
-            r.commits_per_s,
-            r.aborts_per_s,
-            r.p50_us,
-            r.p99_us,
-            r.retained_versions.map_or(String::new(), |v| v.to_string()),
-            r.reclaim_ms.map_or(String::new(), |v| format!("{v:.1}")),
-            quote(&r.gate),
-            r.isolation,
-            r.p999_us,
-            r.rss_mib.map_or(String::new(), |v| format!("{v:.1}")),
-            r.read_p99_us.map_or(String::new(), |v| format!("{v:.3}")),
-            r.via,
-            r.attempts_max,
-            r.attempts_p999
-        ));
+        out.serialize(r).map_err(failed)?;
     }
-    std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    out.flush().map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
 }

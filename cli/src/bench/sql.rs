@@ -276,25 +276,31 @@ impl Engine for StrataSql {
 pub struct Sqlite {
     path: PathBuf,
     synchronous: &'static str,
-    cleanup: Option<PathBuf>,
+    /// The directory of a database the run does not keep (removed with the engine).
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Sqlite {
     pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
-        let (dir, cleanup) = match disk {
-            Some(d) => (d.dir.clone(), None),
+        let (dir, scratch) = match disk {
+            Some(d) => {
+                let _ = std::fs::remove_dir_all(&d.dir);
+                std::fs::create_dir_all(&d.dir)
+                    .map_err(|e| format!("creating {}: {e}", d.dir.display()))?;
+                (d.dir.clone(), None)
+            }
             None => {
-                let dir = std::env::temp_dir()
-                    .join(format!("strata-bench-sqlite-{}", std::process::id()));
-                (dir.clone(), Some(dir))
+                let tmp = tempfile::Builder::new()
+                    .prefix("strata-bench-sqlite-")
+                    .tempdir()
+                    .map_err(|e| format!("creating a temporary directory: {e}"))?;
+                (tmp.path().to_path_buf(), Some(tmp))
             }
         };
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let engine = Sqlite {
             path: dir.join("bench.sqlite"),
             synchronous: to_synchronous(disk.map(|d| d.durability)),
-            cleanup,
+            _scratch: scratch,
         };
         let conn = engine.open()?;
         let e = |e: rusqlite::Error| e.to_string();
@@ -314,14 +320,6 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "synchronous", self.synchronous).map_err(e)?;
         Ok(conn)
-    }
-}
-
-impl Drop for Sqlite {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.cleanup {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 

@@ -25,6 +25,8 @@
 //!   every 16th op of each thread a snapshot SUM of all balances, which must equal the opening
 //!   total. Gate: every snapshot sum and the final sum equal the opening total.
 
+use rand::{Rng as _, RngCore as _, SeedableRng as _};
+
 /// What a workload's ops are.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mix {
@@ -119,24 +121,9 @@ pub enum Op {
     Insert(u64),
 }
 
-/// SplitMix64.
-#[derive(Clone, Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The op streams' generator: `rand`'s small fast generator, seeded per thread so a run's ops
+/// repeat from its seed.
+pub type Rng = rand::rngs::SmallRng;
 
 /// Gray et al.'s zipfian generator ("Quickly generating billion-record synthetic databases",
 /// as YCSB uses it): rank 0 is the most popular; ranks are then scattered over the key space by
@@ -161,7 +148,7 @@ impl Zipf {
     }
 
     pub fn rank(&self, rng: &mut Rng) -> u64 {
-        let u = rng.unit();
+        let u: f64 = rng.random();
         let uz = u * self.zeta_n;
         if uz < 1.0 {
             return 0;
@@ -200,7 +187,7 @@ impl Ops {
     pub fn new(spec: &Spec, seed: u64, zipf: Option<Zipf>) -> Ops {
         Ops {
             spec: spec.clone(),
-            rng: Rng(seed),
+            rng: Rng::seed_from_u64(seed),
             zipf,
             count: 0,
             next_insert: spec.keys,
@@ -219,7 +206,7 @@ impl Ops {
     fn key(&mut self) -> u64 {
         match &self.zipf {
             Some(z) => z.key(&mut self.rng),
-            None => self.rng.next() % self.spec.keys,
+            None => self.rng.random_range(0..self.spec.keys),
         }
     }
 
@@ -229,18 +216,18 @@ impl Ops {
             Mix::Counters | Mix::LongReader => Op::Increment(self.key()),
             Mix::Ycsb { read_pct, rmw } => {
                 let k = self.key();
-                if self.rng.next() % 100 < read_pct {
+                if self.rng.random_range(0..100) < read_pct {
                     Op::Read(k)
                 } else if rmw {
                     Op::Increment(k)
                 } else {
-                    Op::Write(k, self.rng.next() >> 32)
+                    Op::Write(k, self.rng.next_u32().into())
                 }
             }
             Mix::YcsbE => {
-                if self.rng.next() % 100 < SCAN_PCT {
+                if self.rng.random_range(0..100) < SCAN_PCT {
                     let start = self.key();
-                    Op::Scan { start, len: 1 + self.rng.next() % SCAN_ROWS_MAX }
+                    Op::Scan { start, len: 1 + self.rng.random_range(0..SCAN_ROWS_MAX) }
                 } else {
                     let key = self.next_insert;
                     self.next_insert += self.insert_stride;
@@ -257,7 +244,7 @@ impl Ops {
                 if to == from {
                     to = (to + 1) % self.spec.keys;
                 }
-                Op::Transfer { from, to, amount: 1 + self.rng.next() % 10 }
+                Op::Transfer { from, to, amount: 1 + self.rng.random_range(0..10) }
             }
         }
     }
@@ -270,7 +257,7 @@ mod tests {
     #[test]
     fn zipf_is_skewed_and_in_range() {
         let z = Zipf::new(1000, 0.99);
-        let mut rng = Rng(1);
+        let mut rng = Rng::seed_from_u64(1);
         let mut counts = vec![0u32; 1000];
         for _ in 0..100_000 {
             counts[z.key(&mut rng) as usize] += 1;

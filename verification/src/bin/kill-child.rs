@@ -7,11 +7,12 @@
 //! `ack WRITER SEQ` after each commit returns `Ok`. Exit codes: 0 when its 60 s safety limit
 //! ends it, 2 on bad arguments, 3 on an engine error (printed on stderr).
 
+use rand::Rng as _;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use strata::{Database, ErrorKind, FileIo};
-use strata_verification::bank::{self, splitmix64 as next, Tables, ACCOUNTS};
+use strata_verification::bank::{self, Tables, ACCOUNTS};
 
 /// How long a child runs if nobody kills it (a guard against an orphaned child).
 const SAFETY_LIMIT: Duration = Duration::from_secs(60);
@@ -55,12 +56,12 @@ fn main() -> ExitCode {
             let (db, tables) = (&db, &tables);
             s.spawn(move || {
                 let writer = (generation, w);
-                let mut rng = seed ^ (u64::from(generation) << 32) ^ u64::from(w);
+                let mut rng = bank::rng(seed ^ (u64::from(generation) << 32) ^ u64::from(w));
                 let mut seq = 0u32;
                 loop {
-                    let from = (next(&mut rng) % u64::from(ACCOUNTS)) as u32;
-                    let to = (next(&mut rng) % u64::from(ACCOUNTS)) as u32;
-                    let amount = (next(&mut rng) % 200) as i64 + 1;
+                    let from = rng.random_range(0..ACCOUNTS);
+                    let to = rng.random_range(0..ACCOUNTS);
+                    let amount = rng.random_range(1..=200i64);
                     let result = db.transaction(|txn| {
                         bank::transfer(txn, tables, writer, seq, from, to, amount)
                     });
@@ -82,10 +83,10 @@ fn main() -> ExitCode {
         }
         // The main thread forces checkpoints now and then, so kills land inside them too.
         let start = Instant::now();
-        let mut rng = seed ^ u64::from(generation);
+        let mut rng = bank::rng(seed ^ u64::from(generation));
         while start.elapsed() < SAFETY_LIMIT {
-            std::thread::sleep(Duration::from_millis(1 + next(&mut rng) % 8));
-            if next(&mut rng).is_multiple_of(4) {
+            std::thread::sleep(Duration::from_millis(rng.random_range(1..=8)));
+            if rng.random_ratio(1, 4) {
                 db.checkpoint().unwrap_or_else(|e| fail("checkpoint", e));
             }
         }

@@ -102,7 +102,14 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let dir = std::env::temp_dir().join(format!("strata-list-append-bin-{}", std::process::id()));
+    let tmp = match tempfile::Builder::new().prefix("strata-list-append-").tempdir() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("creating a temporary directory: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = tmp.path().join("db");
     let started = Instant::now();
     let mut bad_runs = 0u64;
     for path in &args.paths {
@@ -138,6 +145,7 @@ fn main() {
                 );
                 if args.until_caught {
                     println!("caught after {} runs", run + 1);
+                    drop(tmp); // `exit` runs no destructors
                     std::process::exit(1);
                 }
             }
@@ -152,5 +160,6 @@ fn main() {
         );
     }
     println!("total {:.1}s, runs with anomalies: {bad_runs}", started.elapsed().as_secs_f64());
+    drop(tmp); // `exit` runs no destructors
     std::process::exit(i32::from(bad_runs > 0));
 }
