@@ -23,7 +23,7 @@ pub use log::{
     segment_name, AppendFrom, Durability, Log, LogEnd, LogError, LogOptions, LogRecord, LogScan,
     LogStats, LogStop, SegmentHead, StrayRecord, SEGMENT_HEADER_BYTES,
 };
-pub use mmap::{MmapStorage, SyncMethod};
+pub use mmap::{MmapStorage, ReadMap, SyncMethod};
 pub use record::{
     commit_write_bytes, decode_commit, encode, encode_commit, scan, seal, seal_claiming,
     CodecError, CommitBuilder, RecordKind, RecordRef, WalWrite, DURABLE_LAG_MAX, FORMAT_VERSION,

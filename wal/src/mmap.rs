@@ -106,6 +106,64 @@ impl StorageFile for MappedFile {
     }
 }
 
+/// A read-only mapping of a whole file, read in place by the base store. It hands out slices
+/// of ranges the caller promises nobody writes while the slice lives (`bytes`), never one slice
+/// of the whole file: other ranges of the same file are written (with `write_at`) while readers
+/// hold slices of these.
+pub struct ReadMap {
+    map: Option<MmapRaw>,
+    len: u64,
+}
+
+impl std::fmt::Debug for ReadMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadMap").field("len", &self.len).finish()
+    }
+}
+
+impl ReadMap {
+    /// Maps `file` as long as it is now (an empty file maps nothing).
+    pub(crate) fn new(file: &fs::File) -> io::Result<ReadMap> {
+        let len = file.metadata()?.len();
+        if len == 0 {
+            return Ok(ReadMap { map: None, len });
+        }
+        let map = memmap2::MmapOptions::new().map_raw_read_only(file)?;
+        let _ = map.advise(Advice::Random); // page-sized reads; advice only
+        Ok(ReadMap { map: Some(map), len })
+    }
+
+    /// The mapped length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `n` bytes at `offset`, or `None` past the mapped end.
+    ///
+    /// # Safety
+    /// Nothing may write `offset..offset + n` of the file (through this process's handles or
+    /// any other) while the returned slice lives, and the file may not be truncated below
+    /// `offset + n` while this map lives. The base store keeps both: a page reachable from a
+    /// root a reader holds is never rewritten (`docs/design/storage.md`, page reuse), and the
+    /// base file only grows.
+    pub unsafe fn bytes(&self, offset: u64, n: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(n as u64)?;
+        let map = self.map.as_ref()?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: `offset + n <= len`, the mapping is `len` bytes and lives as long as `self`
+        // (the slice's lifetime is tied to `&self`); the caller guarantees the range is not
+        // written or truncated while the slice lives, so the shared slice never sees a change.
+        Some(unsafe { std::slice::from_raw_parts(map.as_ptr().add(offset as usize), n) })
+    }
+}
+
 /// Size of the writes that zero-fill a new mapped segment, and so of its page-cache folios
 /// (Linux 6.x). Measured here (ADR 0004): 4 KiB folios synced 4.1 KiB per commit at 9.9K
 /// syncs/s but made zero-filling cost 86 ms of system calls per 64 MiB; 16 KiB synced 16.8 KiB

@@ -53,6 +53,18 @@ pub trait StorageFile: Send + Sync {
     }
     /// Makes every write so far durable.
     fn sync(&self) -> io::Result<()>;
+    /// Grows the file to `len` bytes, zero-filled with real blocks (so a full disk is an error
+    /// here, never a later fault on a mapped page); the new length is durable after the next
+    /// `sync`. A `len` at or below the current length changes nothing. Files are never shrunk.
+    /// Storage that cannot grow files says `Unsupported` (the log's segments never grow).
+    fn grow(&self, _len: u64) -> io::Result<()> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this storage does not grow files"))
+    }
+    /// A read-only mapping of the file as long as it is now, where this storage has one (real
+    /// files); `None` where reads must go through `read_at` (the simulated disk).
+    fn map_read_only(&self) -> Option<io::Result<crate::mmap::ReadMap>> {
+        None
+    }
 }
 
 /// Real files in a directory.
@@ -143,6 +155,25 @@ impl StorageFile for RealFile {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn grow(&self, len: u64) -> io::Result<()> {
+        let now = self.0.metadata()?.len();
+        if len <= now {
+            return Ok(());
+        }
+        // Zero-fill rather than `set_len`, as `create` does: a sparse tail would defer ENOSPC
+        // to a write through a mapping (a SIGBUS).
+        let zeros = vec![0u8; PREALLOCATE_CHUNK_BYTES];
+        let mut at = now;
+        while at < len {
+            let n = (len - at).min(zeros.len() as u64) as usize;
+            self.0.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+    fn map_read_only(&self) -> Option<io::Result<crate::mmap::ReadMap>> {
+        Some(crate::mmap::ReadMap::new(&self.0))
     }
 }
 
@@ -382,6 +413,24 @@ impl StorageFile for FaultyFile {
         let f = disk.files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
         f.durable.clone_from(&f.current);
         f.unsynced.clear();
+        Ok(())
+    }
+    /// The new zero bytes are durable at once (a crash never shortens a grown file here): the
+    /// base store syncs before it relies on a length anyway.
+    fn grow(&self, len: u64) -> io::Result<()> {
+        let mut disk = lock(&self.disk);
+        disk.op()?;
+        let used: u64 = disk.files.values().map(|f| f.current.len() as u64).sum();
+        let f = disk.files.get(&self.name).ok_or_else(|| not_found(&self.name))?;
+        let extra = len.saturating_sub(f.current.len() as u64);
+        if disk.faults.capacity_bytes.is_some_and(|cap| used + extra > cap) {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on the device"));
+        }
+        let f = disk.files.get_mut(&self.name).ok_or_else(|| not_found(&self.name))?;
+        if extra > 0 {
+            f.current.resize(len as usize, 0);
+            f.durable.resize(len as usize, 0);
+        }
         Ok(())
     }
 }

@@ -1,0 +1,426 @@
+//! Reading one checkpoint's tree: point reads and ordered ranges, without locks.
+//!
+//! A `Snapshot` holds the meta of one checkpoint and the file view its pages are read through.
+//! Its pages are immutable while it lives: the writer never reuses a page a live snapshot can
+//! reach (`write.rs`, page reuse). Every page is verified (checksum, its own number, layout)
+//! each time it is read; a page that does not verify is `Corrupt`, never served.
+
+use crate::error::StoreError;
+use crate::page::{self, Blob, Header, Kind, Meta, OVERFLOW_DATA_BYTES, PAGE_BYTES};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::ops::Bound;
+use std::sync::Arc;
+use strata_wal::{ReadMap, StorageFile};
+
+/// How a snapshot reads pages: in place through a mapping, or by copying (`read_at`) where the
+/// storage has no mapping (the simulated disk of the crash tests).
+#[derive(Clone)]
+pub(crate) enum Source {
+    Map(Arc<ReadMap>),
+    File(Arc<dyn StorageFile>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Map(m) => write!(f, "Map({} bytes)", m.len()),
+            Source::File(_) => f.write_str("File"),
+        }
+    }
+}
+
+/// One checkpoint's tree, as readers see it. Cheap to clone (an `Arc`).
+#[derive(Clone, Debug)]
+pub struct Snapshot(pub(crate) Arc<SnapshotState>);
+
+#[derive(Debug)]
+pub(crate) struct SnapshotState {
+    pub(crate) meta: Meta,
+    pub(crate) source: Source,
+}
+
+/// A verified page's bytes.
+pub(crate) type PageBytes<'s> = Cow<'s, [u8]>;
+
+impl Source {
+    /// Page `no`'s bytes, unverified.
+    pub(crate) fn raw(&self, no: u64) -> Result<PageBytes<'_>, StoreError> {
+        let offset = no * PAGE_BYTES as u64;
+        match self {
+            Source::Map(map) => {
+                #[allow(unsafe_code)]
+                // SAFETY: callers read only pages reachable from a snapshot that is alive (or,
+                // for the writer, pages of the current tree and free list, which it alone
+                // rewrites, and never while it reads them); such pages are not written while
+                // the snapshot lives (`write.rs`, page reuse), and the base file never shrinks.
+                match unsafe { map.bytes(offset, PAGE_BYTES) } {
+                    Some(b) => Ok(Cow::Borrowed(b)),
+                    None => Err(StoreError::Corrupt {
+                        page: no,
+                        what: format!("past the end of the file ({} bytes)", map.len()),
+                    }),
+                }
+            }
+            Source::File(file) => {
+                let mut buf = vec![0u8; PAGE_BYTES];
+                let n = file.read_at(offset, &mut buf).map_err(|source| StoreError::Io {
+                    file: "base".into(),
+                    what: "reading a page",
+                    source,
+                })?;
+                if n < PAGE_BYTES {
+                    return Err(StoreError::Corrupt {
+                        page: no,
+                        what: "past the end of the file".into(),
+                    });
+                }
+                Ok(Cow::Owned(buf))
+            }
+        }
+    }
+
+    /// Page `no`, verified.
+    pub(crate) fn page(&self, no: u64) -> Result<(PageBytes<'_>, Header), StoreError> {
+        let b = self.raw(no)?;
+        let h = page::verify(no, &b)?;
+        Ok((b, h))
+    }
+
+    /// The `len` bytes of the overflow chain starting at `first`.
+    pub(crate) fn overflow(&self, first: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::with_capacity(len as usize);
+        let mut no = first;
+        while out.len() < len as usize {
+            if no == 0 {
+                return Err(StoreError::Corrupt {
+                    page: first,
+                    what: format!("overflow chain ends after {} of {len} bytes", out.len()),
+                });
+            }
+            let (b, h) = self.page(no)?;
+            if h.kind != Kind::Overflow {
+                return Err(StoreError::Corrupt {
+                    page: no,
+                    what: format!("a {:?} page in an overflow chain", h.kind),
+                });
+            }
+            let take = (len as usize - out.len()).min(OVERFLOW_DATA_BYTES);
+            out.extend_from_slice(&b[page::HEADER_BYTES..page::HEADER_BYTES + take]);
+            no = h.next;
+        }
+        Ok(out)
+    }
+
+    /// A blob's bytes: borrowed from the page when inline and the page is borrowed.
+    pub(crate) fn blob<'s>(
+        &'s self,
+        page: &PageBytes<'s>,
+        blob: Blob<'_>,
+    ) -> Result<Cow<'s, [u8]>, StoreError> {
+        match (blob, page) {
+            (Blob::Inline(v), Cow::Borrowed(p)) => {
+                // Re-derive the slice from the borrowed page so it carries the page's lifetime
+                // (`v` was decoded from that page; anything else is copied).
+                let start = (v.as_ptr() as usize).checked_sub(p.as_ptr() as usize);
+                match start.and_then(|s| p.get(s..s + v.len())) {
+                    Some(inside) if inside.as_ptr() == v.as_ptr() => Ok(Cow::Borrowed(inside)),
+                    _ => Ok(Cow::Owned(v.to_vec())),
+                }
+            }
+            (Blob::Inline(v), Cow::Owned(_)) => Ok(Cow::Owned(v.to_vec())),
+            (Blob::Overflow { len, first }, _) => Ok(Cow::Owned(self.overflow(first, len)?)),
+        }
+    }
+
+    /// Compares a stored key with `key` (loading it when it is in an overflow chain).
+    pub(crate) fn cmp_key(&self, stored: Blob<'_>, key: &[u8]) -> Result<Ordering, StoreError> {
+        match stored {
+            Blob::Inline(k) => Ok(k.cmp(key)),
+            Blob::Overflow { len, first } => Ok(self.overflow(first, len)?.as_slice().cmp(key)),
+        }
+    }
+
+    /// In a verified branch page, the entry whose subtree holds `key`: the last entry after
+    /// the first whose key is `<= key`, or the first.
+    pub(crate) fn child_for(
+        &self,
+        b: &[u8],
+        entries: usize,
+        key: &[u8],
+    ) -> Result<usize, StoreError> {
+        let (mut lo, mut hi) = (1, entries); // the answer is in [lo - 1, hi)
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (_, k, _) = page::branch_entry(b, mid);
+            if self.cmp_key(k, key)? == Ordering::Greater {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// In a verified leaf, the first entry whose key is `>= key` (or `entries`), and whether it
+    /// equals `key`.
+    pub(crate) fn leaf_search(
+        &self,
+        b: &[u8],
+        entries: usize,
+        key: &[u8],
+    ) -> Result<(usize, bool), StoreError> {
+        let (mut lo, mut hi) = (0, entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let (_, k, _) = page::leaf_entry(b, mid);
+            match self.cmp_key(k, key)? {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Equal => return Ok((mid, true)),
+                Ordering::Greater => hi = mid,
+            }
+        }
+        Ok((lo, false))
+    }
+}
+
+fn wrong_kind(no: u64, got: Kind, want: Kind, depth: u64) -> StoreError {
+    StoreError::Corrupt {
+        page: no,
+        what: format!("a {got:?} page at depth {depth}, expected {want:?}"),
+    }
+}
+
+impl Snapshot {
+    /// The checkpoint timestamp: the tree holds, for each key, its newest version `<= ts`.
+    pub fn ts(&self) -> u64 {
+        self.0.meta.ts
+    }
+
+    /// The checkpoint's generation (1 for the first checkpoint into a new file).
+    pub fn generation(&self) -> u64 {
+        self.0.meta.generation
+    }
+
+    /// Rows in the tree.
+    pub fn rows(&self) -> u64 {
+        self.0.meta.rows
+    }
+
+    /// The value the owner stored with this checkpoint (`Base::checkpoint`'s `user`).
+    pub fn user(&self) -> u64 {
+        self.0.meta.user
+    }
+
+    pub(crate) fn meta(&self) -> &Meta {
+        &self.0.meta
+    }
+
+    pub(crate) fn source(&self) -> &Source {
+        &self.0.source
+    }
+
+    /// The leaf that would hold `key`: its page number and bytes (`None`: the tree is empty).
+    fn leaf_for(&self, key: &[u8]) -> Result<Option<(u64, PageBytes<'_>, Header)>, StoreError> {
+        let meta = &self.0.meta;
+        let src = &self.0.source;
+        if meta.root == 0 {
+            return Ok(None);
+        }
+        let mut no = meta.root;
+        for depth in 1..meta.height {
+            let (b, h) = src.page(no)?;
+            if h.kind != Kind::Branch {
+                return Err(wrong_kind(no, h.kind, Kind::Branch, depth));
+            }
+            let i = src.child_for(&b, h.entries, key)?;
+            no = page::branch_entry(&b, i).0;
+        }
+        let (b, h) = src.page(no)?;
+        if h.kind != Kind::Leaf {
+            return Err(wrong_kind(no, h.kind, Kind::Leaf, meta.height));
+        }
+        Ok(Some((no, b, h)))
+    }
+
+    /// The value of `key`, if the tree holds it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'_, [u8]>>, StoreError> {
+        let Some((_, b, h)) = self.leaf_for(key)? else { return Ok(None) };
+        let src = &self.0.source;
+        match src.leaf_search(&b, h.entries, key)? {
+            (i, true) => {
+                let (_, _, v) = page::leaf_entry(&b, i);
+                Ok(Some(src.blob(&b, v)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the tree holds `key` (reads no value).
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let Some((_, b, h)) = self.leaf_for(key)? else { return Ok(false) };
+        Ok(self.0.source.leaf_search(&b, h.entries, key)?.1)
+    }
+
+    /// The rows with keys in `(from, to)`, in key order.
+    pub fn range<'s>(&'s self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Range<'s> {
+        Range {
+            snap: self,
+            stack: Vec::new(),
+            started: false,
+            from: from.map(<[u8]>::to_vec),
+            to: to.map(<[u8]>::to_vec),
+            done: false,
+        }
+    }
+}
+
+/// A row: key and value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
+/// An ordered walk over a snapshot's rows (`Snapshot::range`). Yields owned keys and values;
+/// stops after the first error.
+#[derive(Debug)]
+pub struct Range<'s> {
+    snap: &'s Snapshot,
+    /// From the root down: each page on the path and the index of the entry being walked.
+    stack: Vec<(u64, PageBytes<'s>, usize, usize)>,
+    started: bool,
+    from: Bound<Vec<u8>>,
+    to: Bound<Vec<u8>>,
+    done: bool,
+}
+
+impl Range<'_> {
+    /// Descends from `stack`'s top entry to the leftmost leaf below it.
+    fn descend_leftmost(&mut self) -> Result<(), StoreError> {
+        let src = self.snap.source();
+        let height = self.snap.meta().height;
+        while (self.stack.len() as u64) < height {
+            let (_, b, _, i) = self.stack.last().expect("a non-empty stack");
+            let child = page::branch_entry(b, *i).0;
+            let depth = self.stack.len() as u64 + 1;
+            let (cb, h) = src.page(child)?;
+            let want = if depth == height { Kind::Leaf } else { Kind::Branch };
+            if h.kind != want {
+                return Err(wrong_kind(child, h.kind, want, depth));
+            }
+            self.stack.push((child, cb, h.entries, 0));
+        }
+        Ok(())
+    }
+
+    /// Positions the walk at the first entry `>= from`.
+    fn start(&mut self) -> Result<(), StoreError> {
+        let meta = *self.snap.meta();
+        let src = self.snap.source();
+        if meta.root == 0 {
+            self.done = true;
+            return Ok(());
+        }
+        let key: Option<Vec<u8>> = match &self.from {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
+            Bound::Unbounded => None,
+        };
+        let mut no = meta.root;
+        for depth in 1..=meta.height {
+            let (b, h) = src.page(no)?;
+            let want = if depth == meta.height { Kind::Leaf } else { Kind::Branch };
+            if h.kind != want {
+                return Err(wrong_kind(no, h.kind, want, depth));
+            }
+            let i = match (&key, want) {
+                (None, _) => 0,
+                (Some(k), Kind::Branch) => src.child_for(&b, h.entries, k)?,
+                (Some(k), _) => {
+                    let (i, found) = src.leaf_search(&b, h.entries, k)?;
+                    if found && matches!(self.from, Bound::Excluded(_)) {
+                        i + 1
+                    } else {
+                        i
+                    }
+                }
+            };
+            let next = if want == Kind::Branch { page::branch_entry(&b, i).0 } else { 0 };
+            self.stack.push((no, b, h.entries, i));
+            no = next;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<Row>, StoreError> {
+        if !self.started {
+            self.started = true;
+            self.start()?;
+        }
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let Some((_, _, n, i)) = self.stack.last() else {
+                self.done = true;
+                return Ok(None);
+            };
+            if *i >= *n {
+                // This page is done: move to the next entry of the nearest ancestor that has one.
+                self.stack.pop();
+                match self.stack.last_mut() {
+                    None => {
+                        self.done = true;
+                        return Ok(None);
+                    }
+                    Some((_, _, _, pi)) => {
+                        *pi += 1;
+                        let (_, _, pn, pi) = self.stack.last().expect("just checked");
+                        if pi < pn {
+                            self.descend_leftmost()?;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let at_leaf = (self.stack.len() as u64) == self.snap.meta().height;
+            if !at_leaf {
+                self.descend_leftmost()?;
+                continue;
+            }
+            let src = self.snap.source();
+            let Some((_, b, _, i)) = self.stack.last_mut() else { continue };
+            let (_, k, v) = page::leaf_entry(b, *i);
+            *i += 1;
+            let key = match k {
+                Blob::Inline(k) => k.to_vec(),
+                Blob::Overflow { len, first } => src.overflow(first, len)?,
+            };
+            let past = match &self.to {
+                Bound::Included(t) => key.as_slice() > t.as_slice(),
+                Bound::Excluded(t) => key.as_slice() >= t.as_slice(),
+                Bound::Unbounded => false,
+            };
+            if past {
+                self.done = true;
+                return Ok(None);
+            }
+            let value = match v {
+                Blob::Inline(v) => v.to_vec(),
+                Blob::Overflow { len, first } => src.overflow(first, len)?,
+            };
+            return Ok(Some((key, value)));
+        }
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Result<Row, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

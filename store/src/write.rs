@@ -1,0 +1,472 @@
+//! Writing a checkpoint: a copy-on-write update of the tree, page allocation and reuse.
+//!
+//! A checkpoint of generation `g` rewrites only the pages on the paths to the keys it changes
+//! (and the overflow chains of the values it changes); every other page of the new tree is
+//! shared with the old one. New pages go to free pages or to the end of the file, never over a
+//! page of the durable tree, so a crash before the new meta page is durable leaves the old tree
+//! whole.
+//!
+//! **Page reuse.** The pages a checkpoint of generation `g` stops using (the old copies of the
+//! pages it rewrote, the overflow chains of values it replaced or deleted, the previous free
+//! list) are *pending(g)*: a snapshot of an older generation may still walk them. They become
+//! reusable once no snapshot of a generation below `g` is alive (`Alloc::release`). The file's
+//! free list (written with every checkpoint) lists reusable and pending pages alike: after a
+//! restart no snapshot is alive, so all of them are free.
+
+use crate::error::StoreError;
+use crate::page::{
+    self, Blob, Kind, BODY_BYTES, FREE_PER_PAGE, HEADER_BYTES, INLINE_ENTRY_BYTES_MAX,
+    INLINE_KEY_BYTES_MAX, OVERFLOW_DATA_BYTES, PAGE_BYTES,
+};
+use crate::read::{PageBytes, Source};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One change a checkpoint applies: the key, and its new value (`None`: the key is deleted).
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// Which pages are free, and since when.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Alloc {
+    /// Free pages no live snapshot can reach: writable now. Lowest first, so the file stays
+    /// compact.
+    pub(crate) reusable: BTreeSet<u64>,
+    /// Pages freed by a generation, reusable once no snapshot older than it is alive.
+    pub(crate) pending: Vec<(u64, Vec<u64>)>,
+    /// Pages in use: every page number is below this.
+    pub(crate) pages: u64,
+    /// The pages of the durable free list.
+    pub(crate) list_pages: Vec<u64>,
+}
+
+impl Alloc {
+    /// Makes the pages freed by generations `<= oldest_live` reusable: no snapshot that could
+    /// reach them is alive.
+    pub(crate) fn release(&mut self, oldest_live: u64) {
+        let mut keep = Vec::new();
+        for (gen, pages) in self.pending.drain(..) {
+            if gen <= oldest_live {
+                self.reusable.extend(pages);
+            } else {
+                keep.push((gen, pages));
+            }
+        }
+        self.pending = keep;
+    }
+
+    fn take(&mut self) -> u64 {
+        match self.reusable.pop_first() {
+            Some(p) => p,
+            None => {
+                self.pages += 1;
+                self.pages - 1
+            }
+        }
+    }
+
+    /// Every free page, reusable or pending.
+    pub(crate) fn free_count(&self) -> usize {
+        self.reusable.len() + self.pending.iter().map(|(_, p)| p.len()).sum::<usize>()
+    }
+}
+
+/// One checkpoint's update of the tree.
+pub(crate) struct Update<'a> {
+    src: &'a Source,
+    generation: u64,
+    pub(crate) alloc: Alloc,
+    /// New pages, by number.
+    pub(crate) written: BTreeMap<u64, Box<[u8]>>,
+    /// Pages this generation stops using.
+    pub(crate) freed: Vec<u64>,
+    /// Rows added minus rows removed.
+    pub(crate) rows: i64,
+}
+
+/// A child list as a node update returns it: each new node's smallest key (`None`: the node's
+/// old lower bound, kept by the parent) and page.
+type Children = Vec<(Option<Vec<u8>>, u64)>;
+
+impl<'a> Update<'a> {
+    pub(crate) fn new(src: &'a Source, generation: u64, alloc: Alloc) -> Self {
+        Update { src, generation, alloc, written: BTreeMap::new(), freed: Vec::new(), rows: 0 }
+    }
+
+    /// Applies `changes` (keys strictly increasing) to the tree at `root` of `height`; returns
+    /// the new root and height.
+    pub(crate) fn apply(
+        &mut self,
+        root: u64,
+        height: u64,
+        changes: &[Change],
+    ) -> Result<(u64, u64), StoreError> {
+        if changes.is_empty() {
+            return Ok((root, height));
+        }
+        let (mut level, mut h) = if root == 0 {
+            (self.leaf(0, changes)?, 1)
+        } else {
+            (self.node(root, height, changes)?, height)
+        };
+        if level.is_empty() {
+            return Ok((0, 0));
+        }
+        while level.len() > 1 {
+            level = self.pack_branch(level)?;
+            h += 1;
+        }
+        let mut root = level[0].1;
+        // A root branch with one child is replaced by the child.
+        while h > 1 {
+            let only = {
+                let b = self.page_any(root)?;
+                (page::u16_at(&b, 6) == 1).then(|| page::branch_entry(&b, 0).0)
+            };
+            let Some(child) = only else { break };
+            self.drop_page(root);
+            root = child;
+            h -= 1;
+        }
+        Ok((root, h))
+    }
+
+    /// A page written in this update, or else the old tree's.
+    fn page_any(&self, no: u64) -> Result<PageBytes<'_>, StoreError> {
+        match self.written.get(&no) {
+            Some(b) => Ok(Cow::Borrowed(&b[..])),
+            None => Ok(self.src.page(no)?.0),
+        }
+    }
+
+    /// Gives up a page: a page written in this update goes straight back to the free pool (no
+    /// one can reach it); an old one is pending until older snapshots end.
+    fn drop_page(&mut self, no: u64) {
+        if self.written.remove(&no).is_some() {
+            self.alloc.reusable.insert(no);
+        } else {
+            self.freed.push(no);
+        }
+    }
+
+    fn node(&mut self, no: u64, height: u64, changes: &[Change]) -> Result<Children, StoreError> {
+        if height <= 1 {
+            self.leaf(no, changes)
+        } else {
+            self.branch(no, height, changes)
+        }
+    }
+
+    fn bytes_of(&self, blob: Blob<'_>) -> Result<Vec<u8>, StoreError> {
+        match blob {
+            Blob::Inline(b) => Ok(b.to_vec()),
+            Blob::Overflow { len, first } => self.src.overflow(first, len),
+        }
+    }
+
+    /// Frees an overflow chain (a no-op for an inline blob).
+    fn free_blob(&mut self, blob: Blob<'_>) -> Result<(), StoreError> {
+        let Blob::Overflow { len, first } = blob else { return Ok(()) };
+        let mut no = first;
+        for _ in 0..(len as usize).div_ceil(OVERFLOW_DATA_BYTES) {
+            let (_, h) = self.src.page(no)?;
+            self.freed.push(no);
+            no = h.next;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` into a new overflow chain.
+    fn overflow(&mut self, data: &[u8]) -> Result<Blob<'static>, StoreError> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| StoreError::Input(format!("a {}-byte blob", data.len())))?;
+        let chunks: Vec<&[u8]> = data.chunks(OVERFLOW_DATA_BYTES).collect();
+        let pages: Vec<u64> = chunks.iter().map(|_| self.alloc.take()).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let mut p = vec![0u8; PAGE_BYTES].into_boxed_slice();
+            p[HEADER_BYTES..HEADER_BYTES + chunk.len()].copy_from_slice(chunk);
+            let next = pages.get(i + 1).copied().unwrap_or(0);
+            page::seal(&mut p, Kind::Overflow, 0, pages[i], self.generation, next);
+            self.written.insert(pages[i], p);
+        }
+        Ok(Blob::Overflow { len, first: pages.first().copied().unwrap_or(0) })
+    }
+
+    fn key_blob(&mut self, key: &[u8], out: &mut Vec<u8>) -> Result<(), StoreError> {
+        if key.len() <= INLINE_KEY_BYTES_MAX {
+            Blob::Inline(key).encode(out);
+        } else {
+            self.overflow(key)?.encode(out);
+        }
+        Ok(())
+    }
+
+    fn leaf_entry(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut e = Vec::new();
+        self.key_blob(key, &mut e)?;
+        if e.len() + 3 + value.len() <= INLINE_ENTRY_BYTES_MAX {
+            Blob::Inline(value).encode(&mut e);
+        } else {
+            self.overflow(value)?.encode(&mut e);
+        }
+        Ok(e)
+    }
+
+    fn leaf(&mut self, no: u64, changes: &[Change]) -> Result<Children, StoreError> {
+        let src = self.src;
+        // The old entries: key and raw bytes.
+        let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if no != 0 {
+            let (b, h) = src.page(no)?;
+            if h.kind != Kind::Leaf {
+                return Err(StoreError::Corrupt {
+                    page: no,
+                    what: format!("a {:?} page where a leaf belongs", h.kind),
+                });
+            }
+            for i in 0..h.entries {
+                let (raw, k, _) = page::leaf_entry(&b, i);
+                old.push((self.bytes_of(k)?, raw.to_vec()));
+            }
+            self.freed.push(no);
+        }
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(old.len() + changes.len());
+        let mut old = old.into_iter().peekable();
+        let mut changes = changes.iter().peekable();
+        loop {
+            let order = match (old.peek(), changes.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((k, _)), Some((c, _))) => k.cmp(c),
+            };
+            match order {
+                std::cmp::Ordering::Less => out.extend(old.next()),
+                std::cmp::Ordering::Greater => {
+                    let Some((key, value)) = changes.next() else { break };
+                    if let Some(v) = value {
+                        out.push((key.clone(), self.leaf_entry(key, v)?));
+                        self.rows += 1;
+                    }
+                }
+                std::cmp::Ordering::Equal => {
+                    let (Some((_, raw)), Some((key, value))) = (old.next(), changes.next()) else {
+                        break;
+                    };
+                    let (k, kn) = Blob::at(&raw, 0);
+                    let (v, _) = Blob::at(&raw, kn);
+                    self.free_blob(k)?;
+                    self.free_blob(v)?;
+                    match value {
+                        Some(v) => out.push((key.clone(), self.leaf_entry(key, v)?)),
+                        None => self.rows -= 1,
+                    }
+                }
+            }
+        }
+        self.pack(out, Kind::Leaf)
+    }
+
+    fn branch(&mut self, no: u64, height: u64, changes: &[Change]) -> Result<Children, StoreError> {
+        let src = self.src;
+        let (b, h) = src.page(no)?;
+        if h.kind != Kind::Branch {
+            return Err(StoreError::Corrupt {
+                page: no,
+                what: format!("a {:?} page where a branch belongs", h.kind),
+            });
+        }
+        let mut entries: Vec<(Option<Vec<u8>>, u64)> = Vec::with_capacity(h.entries);
+        for i in 0..h.entries {
+            let (child, k, _) = page::branch_entry(&b, i);
+            // The page is rewritten below, so its separators' chains go with it.
+            self.free_blob(k)?;
+            entries.push(((i > 0).then(|| self.bytes_of(k)).transpose()?, child));
+        }
+        drop(b);
+        self.freed.push(no);
+        let mut out: Children = Vec::with_capacity(entries.len() + 1);
+        let mut rest = changes;
+        for i in 0..entries.len() {
+            let take = match entries.get(i + 1).and_then(|e| e.0.as_deref()) {
+                Some(upper) => rest.partition_point(|(k, _)| k.as_slice() < upper),
+                None => rest.len(),
+            };
+            let (mine, later) = rest.split_at(take);
+            rest = later;
+            let (key, child) = entries[i].clone();
+            if mine.is_empty() {
+                out.push((key, child));
+                continue;
+            }
+            for (j, (first, page)) in self.node(child, height - 1, mine)?.into_iter().enumerate() {
+                out.push((if j == 0 { key.clone() } else { first }, page));
+            }
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        self.pack_branch(out)
+    }
+
+    /// Writes branch pages over `children` (the first of each page stored with an empty key).
+    fn pack_branch(&mut self, children: Children) -> Result<Children, StoreError> {
+        let mut entries = Vec::with_capacity(children.len());
+        for (key, child) in children {
+            // Sized with its key, even where it will be stored empty (conservative).
+            let mut e = child.to_le_bytes().to_vec();
+            match &key {
+                Some(k) if k.len() > INLINE_KEY_BYTES_MAX => e.extend_from_slice(&[0u8; 13]),
+                Some(k) => Blob::Inline(k).encode(&mut e),
+                None => Blob::Inline(&[]).encode(&mut e),
+            }
+            entries.push((key.unwrap_or_default(), e));
+        }
+        self.pack(entries, Kind::Branch)
+    }
+
+    /// Spreads encoded entries over new pages of `kind`: each page filled in order, the last
+    /// two evened out when the last would be less than half full. Returns each page's first key.
+    fn pack(
+        &mut self,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        kind: Kind,
+    ) -> Result<Children, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, e)) in entries.iter().enumerate() {
+            let cost = page::slotted_cost(e.len());
+            if bytes + cost > BODY_BYTES && i > start {
+                groups.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += cost;
+        }
+        groups.push(start..entries.len());
+        let cost = |r: &std::ops::Range<usize>| -> usize {
+            entries[r.clone()].iter().map(|(_, e)| page::slotted_cost(e.len())).sum()
+        };
+        if groups.len() >= 2 {
+            let last = groups.len() - 1;
+            if cost(&groups[last]) < BODY_BYTES / 2 {
+                let both = groups[last - 1].start..groups[last].end;
+                let half = cost(&both) / 2;
+                let mut split = both.start;
+                let mut acc = 0;
+                while split < both.end - 1
+                    && acc + page::slotted_cost(entries[split].1.len()) <= half
+                {
+                    acc += page::slotted_cost(entries[split].1.len());
+                    split += 1;
+                }
+                let split = split.max(both.start + 1);
+                let (a, b) = (both.start..split, split..both.end);
+                if cost(&a) <= BODY_BYTES && cost(&b) <= BODY_BYTES {
+                    groups[last - 1] = a;
+                    groups[last] = b;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut raws: Vec<Cow<'_, [u8]>> = Vec::with_capacity(g.len());
+            for (i, (key, e)) in entries[g.clone()].iter().enumerate() {
+                if kind == Kind::Branch {
+                    // Re-encode the key: empty for a page's first entry, else inline or in a
+                    // new overflow chain.
+                    let mut b = e[..8].to_vec();
+                    if i == 0 {
+                        Blob::Inline(&[]).encode(&mut b);
+                    } else {
+                        self.key_blob(key, &mut b)?;
+                    }
+                    raws.push(Cow::Owned(b));
+                } else {
+                    raws.push(Cow::Borrowed(e));
+                }
+            }
+            let refs: Vec<&[u8]> = raws.iter().map(|r| &r[..]).collect();
+            let mut p = page::slotted(&refs).ok_or_else(|| {
+                StoreError::Input(format!(
+                    "{} entries of {} bytes do not fit a page",
+                    refs.len(),
+                    refs.iter().map(|r| r.len()).sum::<usize>()
+                ))
+            })?;
+            let no = self.alloc.take();
+            page::seal(&mut p, kind, refs.len(), no, self.generation, 0);
+            self.written.insert(no, p);
+            out.push((Some(entries[g.start].0.clone()), no));
+        }
+        Ok(out)
+    }
+
+    /// Writes the free list for the new generation into new pages: every page that is free in
+    /// it (reusable, pending, and `freed` — which must already hold the old list's pages).
+    /// Returns the first list page (0: none) and the number of pages listed.
+    pub(crate) fn free_list(&mut self) -> (u64, u64) {
+        // Taking a page for the list from the reusable pool shortens the list; take until the
+        // pages hold it. A page left over by the last shortening stays in the chain, empty.
+        let mut list: Vec<u64> = Vec::new();
+        while list.len() < (self.alloc.free_count() + self.freed.len()).div_ceil(FREE_PER_PAGE) {
+            list.push(self.alloc.take());
+        }
+        let mut free: Vec<u64> = self.alloc.reusable.iter().copied().collect();
+        free.extend(self.alloc.pending.iter().flat_map(|(_, p)| p.iter().copied()));
+        free.extend(self.freed.iter().copied());
+        free.sort_unstable();
+        let mut chunks = free.chunks(FREE_PER_PAGE);
+        for (i, no) in list.iter().enumerate() {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let mut p = vec![0u8; PAGE_BYTES].into_boxed_slice();
+            p[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&(chunk.len() as u32).to_le_bytes());
+            for (j, free_no) in chunk.iter().enumerate() {
+                let at = HEADER_BYTES + 4 + 8 * j;
+                p[at..at + 8].copy_from_slice(&free_no.to_le_bytes());
+            }
+            let next = list.get(i + 1).copied().unwrap_or(0);
+            page::seal(&mut p, Kind::FreeList, 0, *no, self.generation, next);
+            self.written.insert(*no, p);
+        }
+        self.alloc.list_pages = list;
+        (self.alloc.list_pages.first().copied().unwrap_or(0), free.len() as u64)
+    }
+}
+
+/// Reads a free list: its pages and the page numbers it lists.
+pub(crate) fn read_free_list(
+    src: &Source,
+    first: u64,
+    pages: u64,
+) -> Result<(Vec<u64>, Vec<u64>), StoreError> {
+    let (mut list, mut free) = (Vec::new(), Vec::new());
+    let mut no = first;
+    while no != 0 {
+        if list.len() as u64 >= pages {
+            return Err(StoreError::Corrupt { page: no, what: "the free list loops".into() });
+        }
+        let (b, h) = src.page(no)?;
+        if h.kind != Kind::FreeList {
+            return Err(StoreError::Corrupt {
+                page: no,
+                what: format!("a {:?} page in the free list", h.kind),
+            });
+        }
+        let n = page::u32_at(&b, HEADER_BYTES) as usize;
+        for j in 0..n {
+            let p = page::u64_at(&b, HEADER_BYTES + 4 + 8 * j);
+            if !(2..pages).contains(&p) {
+                return Err(StoreError::Corrupt {
+                    page: no,
+                    what: format!("the free list names page {p}, outside the {pages} pages in use"),
+                });
+            }
+            free.push(p);
+        }
+        list.push(no);
+        no = h.next;
+    }
+    Ok((list, free))
+}
