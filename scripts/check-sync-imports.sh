@@ -5,7 +5,7 @@
 # in the library crates. Tests, benches and the CLI are exempt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bad=$(grep -rn --include='*.rs' -E 'std::sync|parking_lot::' mvcc/src engine/src wal/src \
+bad=$(grep -rn --include='*.rs' -E 'std::sync|parking_lot::' mvcc/src engine/src wal/src store/src \
     | grep -v '/src/sync.rs:' || true)
 if [ -n "$bad" ]; then
     echo "std::sync / parking_lot used outside a sync shim:" >&2

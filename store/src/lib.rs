@@ -19,6 +19,7 @@ mod check;
 mod error;
 pub mod page;
 mod read;
+mod sync;
 mod write;
 
 pub use check::{check, CheckReport};
@@ -26,10 +27,9 @@ pub use error::StoreError;
 pub use read::{Range, Snapshot};
 pub use write::Change;
 
+use crate::sync::{Arc, Mutex, RwLock, Weak};
 use page::{Meta, MetaProblem, FORMAT_VERSION, PAGE_BYTES};
-use parking_lot::{Mutex, RwLock};
 use read::{SnapshotState, Source};
-use std::sync::{Arc, Weak};
 use strata_wal::{Storage, StorageFile};
 use write::{Alloc, Update};
 

@@ -7,10 +7,10 @@
 
 use crate::error::StoreError;
 use crate::page::{self, Blob, Header, Kind, Meta, OVERFLOW_DATA_BYTES, PAGE_BYTES};
+use crate::sync::Arc;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Bound;
-use std::sync::Arc;
 use strata_wal::{ReadMap, StorageFile};
 
 /// How a snapshot reads pages: in place through a mapping, or by copying (`read_at`) where the
