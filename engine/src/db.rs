@@ -52,7 +52,8 @@ pub struct Options {
     /// What a commit waits for by default in a database opened from a directory
     /// (`Txn::set_durability` overrides it per txn). Ignored in memory.
     pub durability: Durability,
-    /// Log segment size (preallocated).
+    /// The largest log segment (preallocated). A new log starts with a 256 KiB segment (or this,
+    /// if smaller) and each next segment doubles, up to this (`strata_wal::next_segment_bytes`).
     pub segment_bytes: u64,
     /// Checkpoint when the log since the last checkpoint reaches this many bytes...
     pub checkpoint_log_bytes: u64,
@@ -127,7 +128,8 @@ impl Options {
         self
     }
 
-    /// Sets the log segment size (at least 4 KiB).
+    /// Sets the largest log segment size (at least 4 KiB); segments start small and double up
+    /// to it.
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(4096);
         self
@@ -395,7 +397,8 @@ impl Database {
             // A new database, a log that did not end cleanly, or one written before segments
             // had headers: a checkpoint of what was recovered, naming a fresh segment.
             None => {
-                let (seq, bytes) = (last_seq + 1, options.segment_bytes);
+                let (seq, bytes) =
+                    (last_seq + 1, strata_wal::first_segment_bytes(options.segment_bytes));
                 let end = if report.salvaged.is_some() {
                     let (end, moved) = durable::reset_log_aside(&mvcc, &*storage, seq, bytes)?;
                     report.moved_aside = moved;

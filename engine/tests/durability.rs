@@ -446,6 +446,15 @@ fn checkpoints_under_concurrent_writers_then_a_crash_recover_a_prefix_equal_to_t
         ];
         for n in 0..SNAPSHOTS {
             std::thread::sleep(std::time::Duration::from_millis(7 + n % 5));
+            // On a busy machine the writers may have done little in that time: wait for work
+            // between crashes (progress, not a time, decides), within a generous limit.
+            let since = std::time::Instant::now();
+            while (commits.lock().unwrap().len() as u64) < 10 * (n + 1)
+                || checkpoints.load(Ordering::Relaxed) < n / 2
+            {
+                assert!(since.elapsed().as_secs() < 60, "no progress in 60 s");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let mode = match modes[n as usize % 3] {
                 CrashMode::KeepRandom { .. } => CrashMode::KeepRandom { seed: n },
                 m => m,
@@ -480,4 +489,47 @@ fn checkpoints_under_concurrent_writers_then_a_crash_recover_a_prefix_equal_to_t
         checked_with_checkpoint += u32::from(report.checkpoint_ts > 0);
     }
     assert!(checked_with_checkpoint > 0, "some snapshot recovered from a checkpoint");
+}
+
+fn bytes_on_disk(dir: &std::path::Path) -> (u64, Vec<(String, u64)>) {
+    let files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())
+        })
+        .collect();
+    (files.iter().map(|f| f.1).sum(), files)
+}
+
+/// Issue #14: a small database keeps small files (default options: 64 MiB segments at most).
+/// 300 rows in one txn take the 256 KiB first segment and a checkpoint. 300 autocommits under
+/// `Sync` write about 1.2 MB of log (each sync pads to a 4 KiB page of the mapped segment), so
+/// segments grow to 512 KiB and 1 MiB on the way; no spare is made while a segment is less than
+/// half full. Before segments grew, either took two 64 MiB files.
+#[test]
+fn a_small_database_on_disk_is_small() {
+    for autocommit in [false, true] {
+        let (_tmp, dir) = tmp_dir("small");
+        {
+            let db = Database::open(&dir, Options::default()).unwrap();
+            let t = db.create_table("t").unwrap();
+            let mut txn = db.begin().unwrap();
+            for k in 0..300u32 {
+                txn.put(&t, k.to_be_bytes(), [7u8; 40]).unwrap();
+                if autocommit {
+                    txn.commit().unwrap();
+                    txn = db.begin().unwrap();
+                }
+            }
+            txn.commit().unwrap();
+            db.checkpoint().unwrap();
+            db.close().unwrap();
+        }
+        let (total, files) = bytes_on_disk(&dir);
+        let limit = if autocommit { 1_250 * 1024 } else { 300 * 1024 };
+        assert!(total <= limit, "autocommit {autocommit}: {total} bytes for 300 rows: {files:?}");
+        let db = Database::open(&dir, Options::default()).unwrap();
+        assert_eq!(state(&db, "t").len(), 300);
+    }
 }

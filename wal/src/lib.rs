@@ -19,9 +19,10 @@ mod sync;
 
 pub use checkpoint::{read_checkpoint, Checkpoint, CheckpointError, CheckpointWriter};
 pub use log::{
-    create_segment, parse_segment, records_past_end, remove_segments_before, scan_log,
-    segment_name, AppendFrom, Durability, Log, LogEnd, LogError, LogOptions, LogRecord, LogScan,
-    LogStats, LogStop, SegmentHead, StrayRecord, SEGMENT_HEADER_BYTES,
+    create_segment, first_segment_bytes, next_segment_bytes, parse_segment, records_past_end,
+    remove_segments_before, scan_log, segment_name, AppendFrom, Durability, Log, LogEnd, LogError,
+    LogOptions, LogRecord, LogScan, LogStats, LogStop, SegmentHead, StrayRecord,
+    SEGMENT_HEADER_BYTES,
 };
 pub use mmap::{MmapStorage, ReadMap, SyncMethod};
 pub use record::{

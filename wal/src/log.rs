@@ -2,9 +2,12 @@
 //! durable by group commit (`group.rs`), read back by recovery, recycled after checkpoints.
 //!
 //! Files (names sort in log order):
-//! - `wal-<seq>.log`: segment `seq` (20 digits). Records start at offset 0 and run to the
-//!   segment's clean end (an all-zero header); a record never spans segments. A segment is at
-//!   least `segment_bytes` long (longer only to hold one record that is larger).
+//! - `wal-<seq>.log`: segment `seq` (20 digits). Records start after the segment's header and
+//!   run to the segment's clean end (an all-zero header); a record never spans segments.
+//!   Segment sizes grow: a new log's first segment is `first_segment_bytes` (256 KiB, or
+//!   `segment_bytes` if that is smaller), and each next one twice the one before, up to
+//!   `segment_bytes` (longer only to hold one record that is larger). A small database keeps
+//!   small files; a busy one reaches full-size segments after a few rotations.
 //! - `wal-spare-<n>.log`: a zeroed, preallocated file waiting to become the next segment, so a
 //!   rotation is a rename, not a 64 MiB allocation under the append lock.
 //!
@@ -19,8 +22,21 @@ use crate::sync::{Arc, PlMutex};
 use std::fmt;
 use std::io;
 
-/// Default segment size.
+/// Default (largest) segment size.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// The first segment of a new log, when `segment_bytes` is larger.
+pub const FIRST_SEGMENT_BYTES: u64 = 256 * 1024;
+
+/// The size of a new log's first segment for segments of at most `segment_bytes`.
+pub fn first_segment_bytes(segment_bytes: u64) -> u64 {
+    segment_bytes.min(FIRST_SEGMENT_BYTES)
+}
+
+/// The size of the segment after one of `len` bytes: twice it, within the first size and
+/// `segment_bytes`.
+pub fn next_segment_bytes(len: u64, segment_bytes: u64) -> u64 {
+    len.saturating_mul(2).clamp(first_segment_bytes(segment_bytes), segment_bytes.max(1))
+}
 /// Zeroed spares kept ready for rotation.
 pub const SPARES_MAX: usize = 1;
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
@@ -109,7 +125,7 @@ fn is_spare(name: &str) -> bool {
 /// Log options.
 #[derive(Clone, Copy, Debug)]
 pub struct LogOptions {
-    /// Size of each preallocated segment.
+    /// Size of the largest preallocated segment (the first is smaller: `first_segment_bytes`).
     pub segment_bytes: u64,
     /// Most group-commit syncs running at once (`group::SYNC_FLIGHTS_DEFAULT`).
     pub sync_flights: usize,
@@ -208,7 +224,7 @@ impl Log {
             .map_or(0, |n| n + 1);
         let (current, offset, segments) = match from {
             AppendFrom::Fresh { seq } => {
-                create_segment(&*storage, seq, options.segment_bytes)?;
+                create_segment(&*storage, seq, first_segment_bytes(options.segment_bytes))?;
                 let file = storage.open(&segment_name(seq)).map_err(io_err("open segment"))?;
                 let len = file.len().map_err(io_err("segment length"))?;
                 let seg = Segment { seq, file, len };
@@ -275,14 +291,25 @@ impl Log {
     fn rotate(&self, a: &mut AppendState, record_len: u64) -> Result<(), LogError> {
         let seq = a.current.seq + 1;
         let name = segment_name(seq);
-        let want = self.options.segment_bytes.max(record_len + SEGMENT_HEADER_BYTES as u64);
-        let file = match a.spares.last() {
-            Some(spare) if want <= self.options.segment_bytes => {
-                self.storage.rename(spare, &name).map_err(io_err("rename spare"))?;
-                a.spares.pop();
+        let want = next_segment_bytes(a.current.len, self.options.segment_bytes)
+            .max(record_len + SEGMENT_HEADER_BYTES as u64);
+        let mut spare = None;
+        if let Some(name) = a.spares.pop() {
+            let len =
+                self.storage.open(&name).and_then(|f| f.len()).map_err(io_err("spare length"))?;
+            if len >= want {
+                spare = Some(name);
+            } else {
+                // A recycled segment from when segments were smaller.
+                self.storage.remove(&name).map_err(io_err("remove small spare"))?;
+            }
+        }
+        let file = match spare {
+            Some(spare) => {
+                self.storage.rename(&spare, &name).map_err(io_err("rename spare"))?;
                 self.storage.open(&name).map_err(io_err("open segment"))?
             }
-            _ => self.storage.create(&name, want).map_err(io_err("create segment"))?,
+            None => self.storage.create(&name, want).map_err(io_err("create segment"))?,
         };
         // The new name must be durable before any record in it is acknowledged.
         self.storage.sync_dir().map_err(io_err("sync directory"))?;
@@ -434,19 +461,20 @@ impl Log {
         self.group.failed().map(|f| f.0)
     }
 
-    /// Creates a zeroed spare segment if none is ready (call outside the commit path: it
-    /// allocates `segment_bytes`).
+    /// Creates a zeroed spare segment, the size the next segment will have, if none is ready
+    /// and the current segment is more than half full (call outside the commit path: it
+    /// allocates the file). A database that writes little never allocates one.
     pub fn ensure_spare(&self) -> Result<(), LogError> {
-        let n = {
+        let (n, len) = {
             let mut a = self.append.lock();
-            if a.spares.len() >= SPARES_MAX {
+            if a.spares.len() >= SPARES_MAX || a.offset <= a.current.len / 2 {
                 return Ok(());
             }
             a.next_spare += 1;
-            a.next_spare - 1
+            (a.next_spare - 1, next_segment_bytes(a.current.len, self.options.segment_bytes))
         };
         let name = spare_name(n);
-        self.storage.create(&name, self.options.segment_bytes).map_err(io_err("create spare"))?;
+        self.storage.create(&name, len).map_err(io_err("create spare"))?;
         self.storage.sync_dir().map_err(io_err("sync directory"))?;
         self.append.lock().spares.push(name);
         Ok(())
@@ -459,9 +487,10 @@ impl Log {
     /// Segments at or after `keep_from` stay whatever they hold: the checkpoint names that
     /// segment as where the log continues, and recovery requires it.
     pub fn recycle(&self, ts: u64, keep_from: u64) -> Result<usize, LogError> {
-        let (retire, mut spares) = {
+        let (retire, mut spares, spare_len) = {
             let mut a = self.append.lock();
             let current = a.current.seq;
+            let spare_len = next_segment_bytes(a.current.len, self.options.segment_bytes);
             let unsynced: Vec<u64> = a.unsynced_full.iter().map(|s| s.seq).collect();
             let (retire, keep): (Vec<SegmentInfo>, Vec<SegmentInfo>) =
                 a.segments.iter().partition(|s| {
@@ -471,11 +500,15 @@ impl Log {
                         && !unsynced.contains(&s.seq)
                 });
             a.segments = keep;
-            (retire, a.spares.len())
+            (retire, a.spares.len(), spare_len)
         };
         for seg in &retire {
             let name = segment_name(seg.seq);
-            if spares < SPARES_MAX {
+            // Kept as the spare only if it is as large as the next segment must be.
+            let big_enough =
+                self.storage.open(&name).and_then(|f| f.len()).map_err(io_err("segment length"))?
+                    >= spare_len;
+            if spares < SPARES_MAX && big_enough {
                 let spare = {
                     let mut a = self.append.lock();
                     a.next_spare += 1;
@@ -746,6 +779,34 @@ mod tests {
 
     fn small() -> LogOptions {
         LogOptions { segment_bytes: 256, ..LogOptions::default() }
+    }
+
+    #[test]
+    fn segments_start_small_and_double_up_to_the_largest() {
+        let disk = FaultyStorage::new(Faults::default());
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let opts = LogOptions { segment_bytes: 1 << 20, ..LogOptions::default() };
+        let log = Log::open(storage.clone(), opts, AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        let mut ts = 0;
+        while log.current_seq() < 5 {
+            ts += 1;
+            log.append(ts, &rec(ts, 8000)).unwrap();
+            if ts % 20 == 0 {
+                log.ensure_spare().unwrap(); // as the background thread does
+            }
+        }
+        let sizes: Vec<u64> =
+            (1..=5).map(|seq| storage.open(&segment_name(seq)).unwrap().len().unwrap()).collect();
+        assert_eq!(sizes, [256 << 10, 512 << 10, 1 << 20, 1 << 20, 1 << 20]);
+        // A spare recycled from the small first segment is not used for a full-size one.
+        log.wait(ts, Durability::Sync).unwrap();
+        assert!(log.recycle(ts / 2, log.current_seq()).unwrap() > 0);
+        while log.current_seq() < 7 {
+            ts += 1;
+            log.append(ts, &rec(ts, 8000)).unwrap();
+        }
+        let len = storage.open(&segment_name(7)).unwrap().len().unwrap();
+        assert_eq!(len, 1 << 20);
     }
 
     #[test]
