@@ -262,14 +262,24 @@ impl Snapshot {
         Ok(self.0.source.leaf_search(&b, h.entries, key)?.1)
     }
 
-    /// The rows with keys in `(from, to)`, in key order.
+    /// The rows with keys between `from` and `to`, in key order.
     pub fn range<'s>(&'s self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Range<'s> {
+        self.walk(from, to, false)
+    }
+
+    /// The rows with keys between `from` and `to`, in descending key order.
+    pub fn range_rev<'s>(&'s self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Range<'s> {
+        self.walk(from, to, true)
+    }
+
+    fn walk<'s>(&'s self, from: Bound<&[u8]>, to: Bound<&[u8]>, reverse: bool) -> Range<'s> {
         Range {
             snap: self,
             stack: Vec::new(),
             started: false,
             from: from.map(<[u8]>::to_vec),
             to: to.map(<[u8]>::to_vec),
+            reverse,
             done: false,
         }
     }
@@ -278,39 +288,45 @@ impl Snapshot {
 /// A row: key and value.
 pub type Row = (Vec<u8>, Vec<u8>);
 
-/// An ordered walk over a snapshot's rows (`Snapshot::range`). Yields owned keys and values;
-/// stops after the first error.
+/// An ordered walk over a snapshot's rows (`Snapshot::range`, `range_rev`). Yields owned keys
+/// and values; stops after the first error.
 #[derive(Debug)]
 pub struct Range<'s> {
     snap: &'s Snapshot,
-    /// From the root down: each page on the path and the index of the entry being walked.
+    /// From the root down: each page on the path, its entry count, and a cursor. Forward: the
+    /// index of the entry being walked. Reverse: one past it (0: the page is done).
     stack: Vec<(u64, PageBytes<'s>, usize, usize)>,
     started: bool,
     from: Bound<Vec<u8>>,
     to: Bound<Vec<u8>>,
+    reverse: bool,
     done: bool,
 }
 
 impl Range<'_> {
-    /// Descends from `stack`'s top entry to the leftmost leaf below it.
-    fn descend_leftmost(&mut self) -> Result<(), StoreError> {
+    /// Descends from the stack's top entry to the leaf below it: the leftmost (forward) or the
+    /// rightmost (reverse).
+    fn descend(&mut self) -> Result<(), StoreError> {
         let src = self.snap.source();
         let height = self.snap.meta().height;
         while (self.stack.len() as u64) < height {
             let (_, b, _, i) = self.stack.last().expect("a non-empty stack");
-            let child = page::branch_entry(b, *i).0;
+            let entry = if self.reverse { *i - 1 } else { *i };
+            let child = page::branch_entry(b, entry).0;
             let depth = self.stack.len() as u64 + 1;
             let (cb, h) = src.page(child)?;
             let want = if depth == height { Kind::Leaf } else { Kind::Branch };
             if h.kind != want {
                 return Err(wrong_kind(child, h.kind, want, depth));
             }
-            self.stack.push((child, cb, h.entries, 0));
+            let cursor = if self.reverse { h.entries } else { 0 };
+            self.stack.push((child, cb, h.entries, cursor));
         }
         Ok(())
     }
 
-    /// Positions the walk at the first entry `>= from`.
+    /// Positions the walk at the first row in scan order: the first entry `>= from` (forward)
+    /// or the last `<= to` (reverse).
     fn start(&mut self) -> Result<(), StoreError> {
         let meta = *self.snap.meta();
         let src = self.snap.source();
@@ -318,9 +334,11 @@ impl Range<'_> {
             self.done = true;
             return Ok(());
         }
-        let key: Option<Vec<u8>> = match &self.from {
-            Bound::Included(k) | Bound::Excluded(k) => Some(k.clone()),
-            Bound::Unbounded => None,
+        let bound = if self.reverse { &self.to } else { &self.from };
+        let (key, included) = match bound {
+            Bound::Included(k) => (Some(k.clone()), true),
+            Bound::Excluded(k) => (Some(k.clone()), false),
+            Bound::Unbounded => (None, true),
         };
         let mut no = meta.root;
         for depth in 1..=meta.height {
@@ -329,21 +347,32 @@ impl Range<'_> {
             if h.kind != want {
                 return Err(wrong_kind(no, h.kind, want, depth));
             }
-            let i = match (&key, want) {
-                (None, _) => 0,
-                (Some(k), Kind::Branch) => src.child_for(&b, h.entries, k)?,
-                (Some(k), _) => {
-                    let (i, found) = src.leaf_search(&b, h.entries, k)?;
-                    if found && matches!(self.from, Bound::Excluded(_)) {
-                        i + 1
-                    } else {
-                        i
+            let (cursor, child) = if want == Kind::Branch {
+                let i = match &key {
+                    None if self.reverse => h.entries - 1,
+                    None => 0,
+                    Some(k) => src.child_for(&b, h.entries, k)?,
+                };
+                (if self.reverse { i + 1 } else { i }, page::branch_entry(&b, i).0)
+            } else {
+                let i = match &key {
+                    None if self.reverse => h.entries,
+                    None => 0,
+                    Some(k) => {
+                        let (i, found) = src.leaf_search(&b, h.entries, k)?;
+                        // Forward: skip an excluded match. Reverse: `i` entries lie below `k`;
+                        // an included match is one more.
+                        match (self.reverse, found, included) {
+                            (false, true, false) => i + 1,
+                            (true, true, true) => i + 1,
+                            _ => i,
+                        }
                     }
-                }
+                };
+                (i, 0)
             };
-            let next = if want == Kind::Branch { page::branch_entry(&b, i).0 } else { 0 };
-            self.stack.push((no, b, h.entries, i));
-            no = next;
+            self.stack.push((no, b, h.entries, cursor));
+            no = child;
         }
         Ok(())
     }
@@ -353,6 +382,7 @@ impl Range<'_> {
             self.started = true;
             self.start()?;
         }
+        let height = self.snap.meta().height;
         loop {
             if self.done {
                 return Ok(None);
@@ -361,41 +391,57 @@ impl Range<'_> {
                 self.done = true;
                 return Ok(None);
             };
-            if *i >= *n {
-                // This page is done: move to the next entry of the nearest ancestor that has one.
+            let page_done = if self.reverse { *i == 0 } else { *i >= *n };
+            if page_done {
+                // Move to the next child of the nearest ancestor that has one.
                 self.stack.pop();
-                match self.stack.last_mut() {
-                    None => {
-                        self.done = true;
-                        return Ok(None);
-                    }
-                    Some((_, _, _, pi)) => {
-                        *pi += 1;
-                        let (_, _, pn, pi) = self.stack.last().expect("just checked");
-                        if pi < pn {
-                            self.descend_leftmost()?;
-                        }
-                        continue;
-                    }
+                let reverse = self.reverse;
+                let Some((_, _, pn, pi)) = self.stack.last_mut() else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                let more = if reverse {
+                    *pi -= 1;
+                    *pi > 0
+                } else {
+                    *pi += 1;
+                    *pi < *pn
+                };
+                if more {
+                    self.descend()?;
                 }
+                continue;
             }
-            let at_leaf = (self.stack.len() as u64) == self.snap.meta().height;
-            if !at_leaf {
-                self.descend_leftmost()?;
+            if (self.stack.len() as u64) < height {
+                self.descend()?;
                 continue;
             }
             let src = self.snap.source();
+            let reverse = self.reverse;
             let Some((_, b, _, i)) = self.stack.last_mut() else { continue };
-            let (_, k, v) = page::leaf_entry(b, *i);
-            *i += 1;
+            let entry = if reverse { *i - 1 } else { *i };
+            let (_, k, v) = page::leaf_entry(b, entry);
+            if reverse {
+                *i -= 1;
+            } else {
+                *i += 1;
+            }
             let key = match k {
                 Blob::Inline(k) => k.to_vec(),
                 Blob::Overflow { len, first } => src.overflow(first, len)?,
             };
-            let past = match &self.to {
-                Bound::Included(t) => key.as_slice() > t.as_slice(),
-                Bound::Excluded(t) => key.as_slice() >= t.as_slice(),
-                Bound::Unbounded => false,
+            let past = if reverse {
+                match &self.from {
+                    Bound::Included(f) => key.as_slice() < f.as_slice(),
+                    Bound::Excluded(f) => key.as_slice() <= f.as_slice(),
+                    Bound::Unbounded => false,
+                }
+            } else {
+                match &self.to {
+                    Bound::Included(t) => key.as_slice() > t.as_slice(),
+                    Bound::Excluded(t) => key.as_slice() >= t.as_slice(),
+                    Bound::Unbounded => false,
+                }
             };
             if past {
                 self.done = true;

@@ -34,6 +34,10 @@ fn agrees(snap: &Snapshot, model: &Model) {
     let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(all.len(), want.len(), "full scan length");
     assert!(all == want, "full scan differs");
+    let mut back: Vec<(Vec<u8>, Vec<u8>)> =
+        snap.range_rev(Bound::Unbounded, Bound::Unbounded).map(|r| r.unwrap()).collect();
+    back.reverse();
+    assert!(back == want, "reverse full scan differs");
     for (k, v) in model.iter().step_by(7) {
         assert_eq!(snap.get(k).unwrap().as_deref(), Some(v.as_slice()));
         assert!(snap.contains(k).unwrap());
@@ -49,11 +53,17 @@ fn agrees(snap: &Snapshot, model: &Model) {
             (Bound::Excluded(a), Bound::Included(b)),
             (Bound::Included(a), Bound::Unbounded),
             (Bound::Unbounded, Bound::Excluded(a)),
+            (Bound::Excluded(a), Bound::Excluded(b)),
+            (Bound::Included(b), Bound::Included(b)),
+            (Bound::Included(&b"\x00\x00\x01"[..]), Bound::Included(&b"\x00\x00\x07"[..])),
         ] {
             let got: Vec<Vec<u8>> = snap.range(lo, hi).map(|r| r.unwrap().0).collect();
             let want: Vec<Vec<u8>> =
                 model.range::<[u8], _>((lo, hi)).map(|(k, _)| k.clone()).collect();
             assert_eq!(got, want, "range {lo:?}..{hi:?}");
+            let mut rev: Vec<Vec<u8>> = snap.range_rev(lo, hi).map(|r| r.unwrap().0).collect();
+            rev.reverse();
+            assert_eq!(rev, want, "reverse range {lo:?}..{hi:?}");
         }
     }
 }
