@@ -42,11 +42,28 @@ pub fn run(args: &CheckArgs) -> ExitCode {
 }
 
 fn print_report(r: &CheckReport) {
-    match r.checkpoint {
-        Some((ts, rows, bytes)) => {
-            println!("checkpoint  at ts {ts}: {rows} rows (catalog included), {bytes} bytes, checksums ok")
+    match (&r.base, r.checkpoint) {
+        (Some(b), Some((_, _, bytes))) => {
+            println!(
+                "base        at ts {}: {} rows (catalog included), {bytes} bytes; every page \
+                 verified: {} in use ({} leaf, {} branch, {} overflow, {} free, {} free-list), \
+                 height {}, leaves {}% full",
+                b.ts,
+                b.rows,
+                b.pages,
+                b.leaf_pages,
+                b.branch_pages,
+                b.overflow_pages,
+                b.free_pages,
+                b.free_list_pages,
+                b.height,
+                b.leaf_fill_percent
+            )
         }
-        None => println!("checkpoint  none"),
+        (None, Some((ts, rows, bytes))) => {
+            println!("checkpoint  at ts {ts}: {rows} rows (catalog included), {bytes} bytes")
+        }
+        (_, None) => println!("base        none"),
     }
     if r.interrupted_checkpoint {
         println!("            (an interrupted checkpoint file is present; ignored)");

@@ -179,14 +179,36 @@ fn damage_in_the_middle_of_the_log_is_corruption() {
 }
 
 #[test]
-fn a_corrupt_checkpoint_is_corruption() {
-    let (_tmp, dir) = tmp_dir("checkpoint");
+fn a_damaged_base_file_is_corruption() {
+    // A page of the tree: the base opens (open reads no tree page), every page is verified.
+    let (_tmp, dir) = tmp_dir("base-page");
     build(&dir);
-    let path = dir.join("checkpoint.ckpt");
-    let len = std::fs::metadata(&path).unwrap().len();
-    flip(&path, len / 2);
-    assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Corrupt);
+    let path = dir.join("base.strata");
+    // The root page of the newest checkpoint: the meta slot with the higher generation
+    // (bytes 24..32) names it (bytes 40..48).
+    let bytes = std::fs::read(&path).unwrap();
+    let field = |slot: usize, at: usize| {
+        u64::from_le_bytes(bytes[slot * 4096 + at..slot * 4096 + at + 8].try_into().unwrap())
+    };
+    let slot = if field(1, 24) > field(0, 24) { 1 } else { 0 };
+    let root = field(slot, 40);
+    assert!(root >= 2, "a tree");
+    flip(&path, root * 4096 + 100);
+    // Recovery reads the catalog through the root, so the check stops there, naming the page.
+    let err = strata::check(&dir).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(err.to_string().contains(&format!("page {root}")), "{err}");
     let (code, text) = strata_check(&dir);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("CORRUPT"), "{text}");
+    // Both meta pages: the base does not open at all.
+    let (_tmp, dir) = tmp_dir("base-meta");
+    build(&dir);
+    let path = dir.join("base.strata");
+    flip(&path, 40);
+    flip(&path, 4096 + 40);
+    assert_eq!(strata::check(&dir).unwrap_err().kind(), ErrorKind::Corrupt);
+    let (code, text) = strata_check(&dir);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("neither meta page verifies"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! runs). It replays checkpoint and log exactly as `Database::open` would, into a throwaway
 //! in-memory core, through a read-only view of the files, and reports what it found.
 
+use crate::base::BASE_FILE;
 use crate::durable::LogDamage;
 use crate::durable::{read_catalog, recover_scanned, RecoveryReport, SYSTEM_TABLE};
 use crate::error::{Error, Result};
@@ -39,8 +40,12 @@ pub struct TableSummary {
 /// What `check` found.
 #[derive(Clone, Debug)]
 pub struct CheckReport {
-    /// Checkpoint timestamp, rows and bytes, if there is a checkpoint.
+    /// Checkpoint timestamp, rows and bytes (of the base file; of `checkpoint.ckpt` in a
+    /// directory written before base files), if there is one.
     pub checkpoint: Option<(u64, u64, u64)>,
+    /// What verifying every page of the base file found (`None`: no base file, or it did not
+    /// verify — then `problems` says where).
+    pub base: Option<strata_store::CheckReport>,
     /// Log segment files.
     pub segments: usize,
     /// Intact log records before the end of the valid log (any timestamp).
@@ -116,25 +121,43 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
 
     let started = Instant::now();
     let scan = scan_log(&storage).map_err(crate::durable::log_error)?;
-    let (mvcc, _, recovery, _) = recover_scanned(&storage, StoreKind::LockFree, &scan, started)?;
+    let (mvcc, _, recovery, _, store_base) =
+        recover_scanned(&storage, StoreKind::LockFree, &scan, started, false)?;
     let mut problems = Vec::new();
 
-    let checkpoint_file = match storage.open(strata_wal::checkpoint::CHECKPOINT_FILE) {
+    // The base file: every page the newest checkpoint reaches, verified.
+    let base = match &store_base {
+        Some(_) => match strata_store::check(&storage, BASE_FILE) {
+            Ok(report) => Some(report),
+            Err(e) => {
+                problems.push(format!("{BASE_FILE}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let checkpoint_name =
+        if store_base.is_some() { BASE_FILE } else { strata_wal::checkpoint::CHECKPOINT_FILE };
+    let checkpoint_file = match storage.open(checkpoint_name) {
         Ok(f) => Some(f.len().map_err(|e| io("reading the checkpoint's length", e))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io("opening the checkpoint", e)),
     };
     let checkpoint =
         checkpoint_file.map(|bytes| (recovery.checkpoint_ts, recovery.checkpoint_rows, bytes));
-    if checkpoint.is_none() && scan.segment_seqs.is_empty() {
+    let names = storage.list().map_err(|e| io("listing", e))?;
+    // A lock file or a half-made base file alone: a database whose creation was interrupted
+    // (nothing was ever committed to it; opening it creates it).
+    let interrupted_creation =
+        names.iter().any(|n| n == LOCK_FILE || n == &format!("{BASE_FILE}.tmp"));
+    if checkpoint.is_none() && scan.segment_seqs.is_empty() && !interrupted_creation {
         problems.push(
-            "no Strata database here: no checkpoint file and no log segment (a database \
-             directory always holds both once it has been opened)"
+            "no Strata database here: no base file and no log segment (a database directory \
+             always holds both once it has been opened)"
                 .to_string(),
         );
     }
-    let interrupted_checkpoint =
-        storage.list().map_err(|e| io("listing", e))?.iter().any(|n| n == CHECKPOINT_TMP);
+    let interrupted_checkpoint = names.iter().any(|n| n == CHECKPOINT_TMP);
 
     let strays: Vec<u64> = scan
         .records
@@ -182,11 +205,12 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     let tables = catalog
         .into_iter()
         .filter(|(_, id)| *id != SYSTEM_TABLE)
-        .map(|(name, id)| TableSummary { name, id: id.0, rows: snap.scan(id).len() as u64 })
-        .collect();
+        .map(|(name, id)| Ok(TableSummary { name, id: id.0, rows: snap.scan(id)?.len() as u64 }))
+        .collect::<Result<Vec<_>>>()?;
     drop(snap);
     Ok(CheckReport {
         checkpoint,
+        base,
         segments: scan.segment_seqs.len(),
         log_records: scan.records.len() as u64,
         recovery,

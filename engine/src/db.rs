@@ -390,8 +390,9 @@ impl Database {
             }
             _ => {}
         }
-        let (mvcc, from, mut report, last_seq) =
+        let (mvcc, from, mut report, last_seq, base) =
             durable::recover(&*storage, options.store, options.salvage)?;
+        let base = base.ok_or_else(|| Error::Io { message: "recovery opened no base".into() })?;
         let from = match from {
             Some(from) => from,
             // A new database, a log that did not end cleanly, or one written before segments
@@ -400,11 +401,12 @@ impl Database {
                 let (seq, bytes) =
                     (last_seq + 1, strata_wal::first_segment_bytes(options.segment_bytes));
                 let end = if report.salvaged.is_some() {
-                    let (end, moved) = durable::reset_log_aside(&mvcc, &*storage, seq, bytes)?;
+                    let (end, moved) =
+                        durable::reset_log_aside(&mvcc, &base, &*storage, seq, bytes)?;
                     report.moved_aside = moved;
                     end
                 } else {
-                    durable::reset_log(&mvcc, &*storage, seq, bytes)?
+                    durable::reset_log(&mvcc, &base, &*storage, seq, bytes)?
                 };
                 report.reset_log = true;
                 report.checkpoint_ts = report.recovered_ts;
@@ -432,7 +434,7 @@ impl Database {
             .collect();
         let log_options =
             LogOptions { segment_bytes: options.segment_bytes, ..LogOptions::default() };
-        let durable = Durable::open(storage, log_options, from, report, lock_file)?;
+        let durable = Durable::open(storage, base, log_options, from, report, lock_file)?;
         Ok(Database::assemble(mvcc, catalog, next_table, options, Some(Arc::new(durable)), path))
     }
 

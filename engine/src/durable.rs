@@ -16,15 +16,15 @@
 //! - Checkpoints: an MVCC snapshot at some timestamp (writers keep running), written and
 //!   switched atomically, then the log segments it covers are recycled.
 
+use crate::base::StoreBase;
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
+use strata_mvcc::{Mvcc, RowChange, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{
-    create_segment, read_checkpoint, remove_segments_before, scan_log, AppendFrom,
-    CheckpointWriter, Log, LogEnd, LogError, LogOptions, LogScan, RecordKind, Storage,
-    SEGMENT_HEADER_BYTES,
+    create_segment, read_checkpoint, remove_segments_before, scan_log, AppendFrom, Log, LogEnd,
+    LogError, LogOptions, LogScan, RecordKind, Storage, SEGMENT_HEADER_BYTES,
 };
 
 /// The catalog's own table: `id (u32 BE) -> name`, plus `NEXT_TABLE_KEY -> next id (u32 LE)`.
@@ -284,8 +284,9 @@ struct CheckpointState {
 
 /// The durable half of a database.
 pub(crate) struct Durable {
-    pub(crate) storage: Arc<dyn Storage>,
     pub(crate) log: Log,
+    /// The base file the chains sit in front of.
+    pub(crate) base: Arc<StoreBase>,
     /// Commits hold it shared from their first check to their acknowledgement; `close` takes
     /// it exclusively, so it returns only after every in-flight commit is durable or failed.
     pub(crate) gate: RwLock<()>,
@@ -312,14 +313,10 @@ pub(crate) fn log_error(e: LogError) -> Error {
 /// Media damage (`LogDamage`) is `Error::Corrupt` and changes nothing, unless `salvage` is set:
 /// then the valid prefix is recovered and the report says what was dropped (the caller resets
 /// the log, moving the damaged segments aside).
-pub(crate) fn recover(
-    storage: &dyn Storage,
-    store: StoreKind,
-    salvage: bool,
-) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
+pub(crate) fn recover(storage: &dyn Storage, store: StoreKind, salvage: bool) -> Result<Recovered> {
     let started = Instant::now();
     let scan = scan_log(storage).map_err(log_error)?;
-    let mut out = recover_scanned(storage, store, &scan, started)?;
+    let mut out = recover_scanned(storage, store, &scan, started, true)?;
     let damage = log_damage(storage, &scan, out.2.recovered_ts, out.2.checkpoint_log_seq)?;
     if let Some(d) = &damage {
         if !salvage {
@@ -338,35 +335,89 @@ pub(crate) fn recover(
     Ok(out)
 }
 
+/// What recovery hands back: the core, where appends continue (`None`: the log must be
+/// reset), the report, the newest segment's sequence number, and the base (`None` only when
+/// `strata check` reads a directory written before base files, which it must not upgrade).
+pub(crate) type Recovered = (Mvcc, Option<AppendFrom>, RecoveryReport, u64, Option<Arc<StoreBase>>);
+
+/// Opens the base for recovery. A directory written before base files (a `checkpoint.ckpt`) is
+/// upgraded when `writable`: its checkpoint's rows become the base's first checkpoint (at the
+/// same timestamp, naming the same log segment), then the old file is removed — a crash in
+/// between leaves both, and the base is used. A new directory gets an empty base. `None`: not
+/// `writable` and no base file.
+fn open_base(storage: &dyn Storage, writable: bool) -> Result<Option<Arc<StoreBase>>> {
+    let corrupt = |message: String| Error::Corrupt { message };
+    if StoreBase::exists(storage)? {
+        return Ok(Some(Arc::new(StoreBase::open(storage, false)?)));
+    }
+    if !writable {
+        return Ok(None);
+    }
+    let legacy = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
+    let base = Arc::new(StoreBase::open(storage, true)?);
+    if let Some(c) = &legacy {
+        let mut rows: Vec<RowChange> =
+            c.rows.iter().map(|(t, k, v)| (TableId(*t), k.clone(), Some(v.clone()))).collect();
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        base.checkpoint(Timestamp(c.ts), c.log_seq.unwrap_or(0), &rows)?;
+        storage
+            .remove(strata_wal::checkpoint::CHECKPOINT_FILE)
+            .and_then(|()| storage.sync_dir())
+            .map_err(|e| Error::Io { message: format!("removing the upgraded checkpoint: {e}") })?;
+    }
+    Ok(Some(base))
+}
+
 /// `recover` over a log already scanned (`strata::check` needs the scan afterwards too).
 pub(crate) fn recover_scanned(
     storage: &dyn Storage,
     store: StoreKind,
     scan: &LogScan,
     started: Instant,
-) -> Result<(Mvcc, Option<AppendFrom>, RecoveryReport, u64)> {
+    writable: bool,
+) -> Result<Recovered> {
     let corrupt = |message: String| Error::Corrupt { message };
-    let checkpoint = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
     let mut report = RecoveryReport::default();
-    let mvcc = match &checkpoint {
-        Some(c) if !c.rows.is_empty() => {
-            let mvcc = Mvcc::new(store, Timestamp(c.ts - 1));
-            let ts = mvcc
-                .apply(c.rows.iter().map(|(t, k, v)| (TableId(*t), &k[..], Some(&v[..]))))
-                .map_err(|e| corrupt(format!("loading the checkpoint: {e}")))?;
-            if ts.0 != c.ts {
-                return Err(corrupt(format!("checkpoint loaded at {ts}, expected {}", c.ts)));
-            }
-            mvcc
+    let (mvcc, store_base) = match open_base(storage, writable)? {
+        Some(base) => {
+            let newest = base.newest();
+            report.checkpoint_ts = newest.ts();
+            report.checkpoint_rows = newest.rows();
+            report.checkpoint_log_seq = (newest.user() != 0).then_some(newest.user());
+            let mvcc = Mvcc::with_base(store, Timestamp(newest.ts()), crate::base::reader(&base));
+            (mvcc, Some(base))
         }
-        Some(c) => Mvcc::new(store, Timestamp(c.ts)),
-        None => Mvcc::new(store, Timestamp::ZERO),
+        None => {
+            // `strata check` on a directory written before base files: its checkpoint is
+            // loaded into the chains, as that release did, and nothing is written.
+            let checkpoint = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
+            let mvcc = match &checkpoint {
+                Some(c) if !c.rows.is_empty() => {
+                    let mvcc = Mvcc::new(store, Timestamp(c.ts - 1));
+                    let rows = c.rows.iter().map(|(t, k, v)| (TableId(*t), &k[..], Some(&v[..])));
+                    let ts = mvcc
+                        .apply(rows)
+                        .map_err(|e| corrupt(format!("loading the checkpoint: {e}")))?;
+                    if ts.0 != c.ts {
+                        let expected = c.ts;
+                        return Err(corrupt(format!(
+                            "checkpoint loaded at {ts}, expected {expected}"
+                        )));
+                    }
+                    mvcc
+                }
+                Some(c) => Mvcc::new(store, Timestamp(c.ts)),
+                None => Mvcc::new(store, Timestamp::ZERO),
+            };
+            if let Some(c) = &checkpoint {
+                report.checkpoint_ts = c.ts;
+                report.checkpoint_rows = c.rows.len() as u64;
+                report.checkpoint_log_seq = c.log_seq;
+            }
+            (mvcc, None)
+        }
     };
-    if let Some(c) = &checkpoint {
-        report.checkpoint_ts = c.ts;
-        report.checkpoint_rows = c.rows.len() as u64;
-        report.checkpoint_log_seq = c.log_seq;
-    }
     let base = report.checkpoint_ts;
     report.log_bytes = scan.bytes_read;
     report.log_stop = scan.stop.as_ref().map(|s| format!("{}: {}", s.segment, s.error));
@@ -404,39 +455,41 @@ pub(crate) fn recover_scanned(
     let last_seq = scan.segment_seqs.last().copied().unwrap_or(0);
     let from = if clean && anchored { scan.end.clone().map(AppendFrom::End) } else { None };
     report.elapsed = started.elapsed();
-    Ok((mvcc, from, report, last_seq))
+    Ok((mvcc, from, report, last_seq, store_base))
 }
 
-/// Writes a checkpoint of `mvcc` as of a snapshot taken now. Rows of the system table and of
-/// every table the snapshot's catalog lists.
+/// Writes a base checkpoint as of a snapshot taken now: every change committed since the base's
+/// newest checkpoint, and deletes of the rows the base holds for dropped tables. Only the pages
+/// those rows touch are written; commits and readers keep running. Returns the checkpoint's
+/// timestamp, the rows in the base after it, and the bytes written.
 ///
 /// `log_seq` is the segment the log continues in: it must exist, with its header durable.
 pub(crate) fn write_checkpoint(
     mvcc: &Mvcc,
-    storage: &dyn Storage,
+    base: &StoreBase,
     log_seq: u64,
 ) -> Result<(u64, u64, u64)> {
     let snap = mvcc.begin(TxnMode::ReadOnly)?;
-    let ts = snap.read_ts().0;
-    let mut w = CheckpointWriter::new(ts).map_err(log_error)?;
-    w.log_continues_at(log_seq);
-    let catalog = snap.scan(SYSTEM_TABLE);
-    let mut rows = 0u64;
-    for (k, v) in &catalog {
-        w.push(SYSTEM_TABLE.0, k, v).map_err(log_error)?;
-        rows += 1;
+    let upto = snap.read_ts();
+    let since = Timestamp(base.newest().ts());
+    let dropped = mvcc.dropped_tables();
+    let mut changes: Vec<RowChange> = mvcc
+        .changes(since, upto)
+        .into_iter()
+        .filter(|(t, _, _)| dropped.binary_search(t).is_err())
+        .collect();
+    let mut gone = Vec::new();
+    for t in &dropped {
+        gone.extend(base.rows_of(*t)?.into_iter().map(|k| (*t, k, None)));
     }
-    for (k, _) in &catalog {
-        let Ok(id) = <[u8; 4]>::try_from(&k[..]) else { continue };
-        let table = TableId(u32::from_be_bytes(id));
-        for (key, value) in snap.scan(table) {
-            w.push(table.0, &key, &value).map_err(log_error)?;
-            rows += 1;
-        }
+    if !gone.is_empty() {
+        changes.extend(gone);
+        changes.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     }
+    let (rows, bytes) = base.checkpoint(upto, log_seq, &changes)?;
     drop(snap);
-    let bytes = w.finish(storage).map_err(log_error)?;
-    Ok((ts, rows, bytes))
+    base.prune(mvcc.refresh_watermark());
+    Ok((upto.0, rows, bytes))
 }
 
 /// The catalog a snapshot of the system table describes: name -> id, and the next id.
@@ -444,7 +497,7 @@ pub(crate) fn read_catalog(mvcc: &Mvcc) -> Result<(BTreeMap<String, TableId>, u3
     let snap = mvcc.begin(TxnMode::ReadOnly)?;
     let mut tables = BTreeMap::new();
     let mut next = 1u32;
-    for (k, v) in snap.scan(SYSTEM_TABLE) {
+    for (k, v) in snap.scan(SYSTEM_TABLE)? {
         if k == NEXT_TABLE_KEY {
             let b: [u8; 4] = v.as_slice().try_into().map_err(|_| Error::Corrupt {
                 message: "catalog: next table id is not a u32".into(),
@@ -469,6 +522,7 @@ pub(crate) fn read_catalog(mvcc: &Mvcc) -> Result<(BTreeMap<String, TableId>, u3
 impl Durable {
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
+        base: Arc<StoreBase>,
         options: LogOptions,
         from: AppendFrom,
         recovery: RecoveryReport,
@@ -484,8 +538,8 @@ impl Durable {
             last_error: None,
         };
         Ok(Durable {
-            storage,
             log,
+            base,
             gate: RwLock::new(()),
             checkpoint: Mutex::new(checkpoint),
             recovery,
@@ -506,7 +560,7 @@ impl Durable {
             // segment. Synced before the checkpoint names it (its header must be durable).
             let log_seq = self.log.current_seq();
             self.log.sync_all().map_err(log_error)?;
-            let (ts, rows, bytes) = write_checkpoint(mvcc, &*self.storage, log_seq)?;
+            let (ts, rows, bytes) = write_checkpoint(mvcc, &self.base, log_seq)?;
             let retired = self.log.recycle(ts, log_seq).map_err(log_error)?;
             Ok(CheckpointReport {
                 ts,
@@ -536,6 +590,8 @@ impl Durable {
             return;
         }
         let _ = self.log.ensure_spare(); // a failure here surfaces at the next rotation
+                                         // Let go of base checkpoints no live snapshot can use, so their pages can be reused.
+        self.base.prune(mvcc.refresh_watermark());
         let (since, age) = {
             let s = self.checkpoint.lock();
             (self.log.stats().bytes_appended.saturating_sub(s.log_bytes_at), s.at.elapsed())
@@ -569,11 +625,12 @@ impl Durable {
 /// continue.
 pub(crate) fn reset_log(
     mvcc: &Mvcc,
+    base: &StoreBase,
     storage: &dyn Storage,
     seq: u64,
     bytes: u64,
 ) -> Result<LogEnd> {
-    let end = start_log(mvcc, storage, seq, bytes)?;
+    let end = start_log(mvcc, base, storage, seq, bytes)?;
     remove_segments_before(storage, seq).map_err(log_error)?;
     Ok(end)
 }
@@ -583,11 +640,12 @@ pub(crate) fn reset_log(
 /// deleted: the operator keeps the evidence). Returns where appends continue and the new names.
 pub(crate) fn reset_log_aside(
     mvcc: &Mvcc,
+    base: &StoreBase,
     storage: &dyn Storage,
     seq: u64,
     bytes: u64,
 ) -> Result<(LogEnd, Vec<String>)> {
-    let end = start_log(mvcc, storage, seq, bytes)?;
+    let end = start_log(mvcc, base, storage, seq, bytes)?;
     let io =
         |what: &'static str| move |e: std::io::Error| Error::Io { message: format!("{what}: {e}") };
     let names = storage.list().map_err(io("listing the directory"))?;
@@ -609,9 +667,15 @@ pub(crate) fn reset_log_aside(
 }
 
 /// The first two steps of a reset: segment `seq` with its header, then the checkpoint naming it.
-fn start_log(mvcc: &Mvcc, storage: &dyn Storage, seq: u64, bytes: u64) -> Result<LogEnd> {
+fn start_log(
+    mvcc: &Mvcc,
+    base: &StoreBase,
+    storage: &dyn Storage,
+    seq: u64,
+    bytes: u64,
+) -> Result<LogEnd> {
     create_segment(storage, seq, bytes).map_err(log_error)?;
-    write_checkpoint(mvcc, storage, seq)?;
+    write_checkpoint(mvcc, base, seq)?;
     Ok(LogEnd { seq, offset: SEGMENT_HEADER_BYTES as u64, segments: vec![(seq, 0)] })
 }
 

@@ -150,6 +150,7 @@ impl From<MvccError> for Error {
             MvccError::TableDropped { table, .. } => {
                 Error::TableDropped { name: table.to_string() }
             }
+            MvccError::Base { reason } => Error::Corrupt { message: reason },
             _ => Error::InvalidInput(e),
         }
     }

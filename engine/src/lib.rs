@@ -30,6 +30,7 @@
 //! Design and invariants: `docs/ARCHITECTURE.md` and `docs/design/mvcc.md` in the repository.
 #![forbid(unsafe_code)]
 
+mod base;
 mod check;
 mod db;
 mod durable;
@@ -44,7 +45,7 @@ pub use durable::{CheckpointReport, DurabilityStats, LogDamage, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
 pub use strata_mvcc::{
-    GcReport, Isolation, MvccStats as Stats, RangeIter, Row, StoreKind, TableId, Timestamp, TxnId,
+    GcReport, Isolation, MvccStats as Stats, Row, StoreKind, TableId, Timestamp, TxnId,
     KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX,
 };
 pub use strata_wal::{CrashMode, Durability, Faults, FaultyStorage, FileStorage, Storage};

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::sync::Arc;
 use std::fmt;
 use std::ops::{Bound, Deref, RangeBounds};
-use strata_mvcc::{Isolation, KeyRange, MvccError, RangeIter, Row, TableId, Timestamp, TxnId};
+use strata_mvcc::{Isolation, KeyRange, MvccError, Row, TableId, Timestamp, TxnId};
 use strata_wal::{
     commit_write_bytes, CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX,
 };
@@ -50,7 +50,7 @@ impl Snapshot {
     pub fn get(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         table.check_live()?;
         self.inner.check_open()?;
-        Ok(self.inner.get(table.id, key.as_ref()))
+        Ok(self.inner.get(table.id, key.as_ref())?)
     }
 
     /// Whether `key` has a value in this view.
@@ -68,7 +68,7 @@ impl Snapshot {
     pub fn scan(&self, table: &Table) -> Result<Vec<Row>> {
         table.check_live()?;
         self.inner.check_open()?;
-        Ok(self.inner.scan(table.id))
+        Ok(self.inner.scan(table.id)?)
     }
 
     /// The rows whose keys lie in `bounds`, in key order, as this view sees them (for a `Txn`:
@@ -81,7 +81,7 @@ impl Snapshot {
     /// # let t = db.create_table("t")?;
     /// # db.transaction(|txn| { for k in ["a", "b", "c", "d"] { txn.put(&t, k, k)?; } Ok(()) })?;
     /// let snap = db.begin_read()?;
-    /// let keys: Vec<_> = snap.range(&t, "b".."d")?.map(|(k, _)| k).collect();
+    /// let keys: Vec<_> = snap.range(&t, "b".."d")?.map(|row| row.map(|(k, _)| k)).collect::<Result<_, _>>()?;
     /// assert_eq!(keys, [b"b".to_vec(), b"c".to_vec()]);
     /// # Ok::<(), strata::Error>(())
     /// ```
@@ -110,11 +110,25 @@ impl Snapshot {
     fn range_iter(&self, table: &Table, range: KeyRange, reverse: bool) -> Result<RangeIter> {
         table.check_live()?;
         self.inner.check_open()?;
-        Ok(self.inner.range(range, reverse))
+        Ok(RangeIter(self.inner.range(range, reverse)))
     }
 
     /// Ends the snapshot (same as dropping it).
     pub fn close(self) {}
+}
+
+/// An owned iterator over the rows of a range in one view (`Snapshot::range`): each item is a
+/// row, or `Error::Corrupt` if a page of the base file it needed does not verify (after which
+/// it ends). `Send`; holds no lock between calls.
+#[derive(Debug)]
+pub struct RangeIter(strata_mvcc::RangeIter);
+
+impl Iterator for RangeIter {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        self.0.next().map(|r| r.map_err(Error::from))
+    }
 }
 
 fn as_bytes<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {

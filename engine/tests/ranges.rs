@@ -9,8 +9,8 @@ use strata::{Database, Options};
 mod common;
 use common::dbs;
 
-fn keys(rows: impl Iterator<Item = (Vec<u8>, Vec<u8>)>) -> Vec<String> {
-    rows.map(|(k, _)| String::from_utf8(k).unwrap()).collect()
+fn keys(rows: impl Iterator<Item = strata::Result<(Vec<u8>, Vec<u8>)>>) -> Vec<String> {
+    rows.map(|r| String::from_utf8(r.unwrap().0).unwrap()).collect()
 }
 
 fn fill(db: &Database, t: &strata::Table, ks: &[&str]) {
@@ -44,7 +44,7 @@ fn bounds_order_and_reverse() {
         assert!(keys(s.range(&t, "d".."b").unwrap()).is_empty(), "inverted bounds: empty");
         assert!(keys(s.range(&t, "c".."c").unwrap()).is_empty());
         assert_eq!(keys(s.range(&other, "b"..).unwrap()), ["c", "z"]);
-        let values: Vec<_> = s.range(&t, "e"..).unwrap().map(|(_, v)| v).collect();
+        let values: Vec<_> = s.range(&t, "e"..).unwrap().map(|r| r.unwrap().1).collect();
         assert_eq!(values, [b"ve".to_vec()]);
     }
 }
@@ -60,7 +60,7 @@ fn own_writes_are_merged_in_order() {
         txn.delete(&t, "f").unwrap(); // hides a snapshot row
         txn.put(&t, "e", "mine").unwrap(); // between snapshot rows
         txn.put(&t, "z", "mine").unwrap(); // outside the range below
-        let rows: Vec<_> = txn.range(&t, "a".."g").unwrap().collect();
+        let rows: Vec<_> = txn.range(&t, "a".."g").unwrap().map(Result::unwrap).collect();
         let got: Vec<(String, String)> = rows
             .into_iter()
             .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
@@ -68,7 +68,7 @@ fn own_writes_are_merged_in_order() {
         let want = [("a", "mine"), ("b", "vb"), ("d", "mine"), ("e", "mine")];
         assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(keys(txn.range_rev(&t, "a".."g").unwrap()), ["e", "d", "b", "a"]);
-        assert_eq!(keys(txn.scan(&t).unwrap().into_iter()), ["a", "b", "d", "e", "z"]);
+        assert_eq!(keys(txn.scan(&t).unwrap().into_iter().map(Ok)), ["a", "b", "d", "e", "z"]);
         // Writes made after the iterator was created are not seen by it.
         let it = txn.range(&t, "a"..).unwrap();
         txn.put(&t, "c", "later").unwrap();
@@ -87,7 +87,7 @@ fn concurrent_commits_are_invisible_and_iterators_outlive_their_txn() {
         let snap = db.begin_read().unwrap();
         let mut it = snap.range::<&str>(&t, ..).unwrap();
         drop(snap); // the iterator keeps the snapshot alive
-        let first = it.next().unwrap();
+        let first = it.next().unwrap().unwrap();
         // Churn: delete every other key, insert new ones in between, overwrite the rest, and
         // collect garbage, while the iterator is half-way.
         db.transaction(|txn| {
@@ -103,7 +103,7 @@ fn concurrent_commits_are_invisible_and_iterators_outlive_their_txn() {
         })
         .unwrap();
         db.collect_garbage();
-        let rest: Vec<_> = it.collect();
+        let rest: Vec<_> = it.map(Result::unwrap).collect();
         assert_eq!(rest.len() + 1, many.len());
         assert_eq!(first.0, many[0].as_bytes());
         for ((k, v), want) in rest.iter().zip(&many[1..]) {

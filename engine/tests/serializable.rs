@@ -75,7 +75,7 @@ fn a_range_is_validated_as_requested_not_as_consumed() {
     db.transaction(|txn| txn.put(&t, "a", "1")).unwrap();
     let mut txn = db.begin_with(Isolation::Serializable).unwrap();
     // Reads only the first row of a..z, then writes elsewhere.
-    assert_eq!(txn.range(&t, "a".."z").unwrap().next().unwrap().0, b"a");
+    assert_eq!(txn.range(&t, "a".."z").unwrap().next().unwrap().unwrap().0, b"a");
     txn.put(&t, "zz", "1").unwrap();
     // A concurrent insert far into the requested range, past what was consumed.
     db.transaction(|other| other.put(&t, "y", "1")).unwrap();

@@ -15,9 +15,9 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::range::{KeyRange, Row};
+use crate::range::KeyRange;
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, Lookup, SealRule, SeenKey, StoreKind, VersionStore};
 use crate::sync::{Mutex, RwLock, StdArc};
 use crate::writeset::Write;
 use std::collections::{HashMap, VecDeque};
@@ -80,10 +80,14 @@ impl VersionStore for BaselineStore {
         StoreKind::Baseline
     }
 
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>> {
-        let chain = self.chain(key)?;
+    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
+        let Some(chain) = self.chain(key) else { return Lookup::Unknown };
         let row = chain.read();
-        visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_ref().map(|p| p.to_vec()))
+        match visible(&row.versions, read_ts.0) {
+            Some(BVersion { payload: Some(p), .. }) => Lookup::Row(p.to_vec()),
+            Some(BVersion { payload: None, .. }) => Lookup::Deleted,
+            None => Lookup::Unknown,
+        }
     }
 
     /// Collects and sorts the whole range in one batch (this store has no ordered index: the
@@ -94,7 +98,7 @@ impl VersionStore for BaselineStore {
         reverse: bool,
         read_ts: Timestamp,
         _max_rows: usize,
-        out: &mut VecDeque<Row>,
+        out: &mut VecDeque<SeenKey>,
     ) -> Option<Vec<u8>> {
         let mut chains: Vec<(Vec<u8>, BChain)> = self
             .rows
@@ -109,10 +113,8 @@ impl VersionStore for BaselineStore {
         }
         for (key, chain) in chains {
             let row = chain.read();
-            if let Some(payload) =
-                visible(&row.versions, read_ts.0).and_then(|v| v.payload.as_deref())
-            {
-                out.push_back((key, payload.to_vec()));
+            if let Some(v) = visible(&row.versions, read_ts.0) {
+                out.push_back((key, v.payload.as_deref().map(<[u8]>::to_vec)));
             }
         }
         None
@@ -177,7 +179,7 @@ impl VersionStore for BaselineStore {
         Ok(ts)
     }
 
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport {
+    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut rows = self.rows.lock();
         rows.retain(|key, chain| {
@@ -187,11 +189,16 @@ impl VersionStore for BaselineStore {
             }
             let mut row = chain.write();
             report.versions_reclaimed += truncate(&mut row.versions, watermark.0);
-            let dead = matches!(row.versions.as_slice(),
-                [only] if only.payload.is_none() && only.ts <= watermark.0);
+            let dead = match seal {
+                SealRule::Tombstones { watermark } => matches!(row.versions.as_slice(),
+                    [only] if only.payload.is_none() && only.ts <= watermark),
+                SealRule::Checkpointed { upto } => {
+                    row.versions.last().is_some_and(|newest| newest.ts <= upto)
+                }
+            };
             if dead {
                 row.removed = true;
-                report.versions_reclaimed += 1;
+                report.versions_reclaimed += row.versions.len() as u64;
                 report.keys_removed += 1;
             }
             !dead
@@ -201,5 +208,17 @@ impl VersionStore for BaselineStore {
 
     fn key_count(&self) -> usize {
         self.rows.lock().len()
+    }
+
+    fn changes(&self, since: u64, upto: u64, out: &mut Vec<(StoredKey, Option<Vec<u8>>)>) {
+        let chains: Vec<(StoredKey, BChain)> =
+            self.rows.lock().iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+        for (key, chain) in chains {
+            let row = chain.read();
+            if let Some(v) = visible(&row.versions, upto).filter(|v| v.ts > since) {
+                out.push((key, v.payload.as_deref().map(<[u8]>::to_vec)));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
     }
 }

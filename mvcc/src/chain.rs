@@ -30,6 +30,7 @@
 
 use crate::bytes::Bytes;
 use crate::state::{TxnState, TxnStatus};
+use crate::store::SealRule;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering, SpinWait};
 use std::fmt;
@@ -380,6 +381,32 @@ impl Chain {
         ReadOutcome::Absent
     }
 
+    /// The newest version a snapshot at `read_ts` sees, with its commit timestamp (`None`
+    /// inside: a delete), or `None` if it sees none. Waits as `read` does.
+    pub(crate) fn newest_at<'g>(
+        &self,
+        read_ts: u64,
+        guard: &'g Guard,
+    ) -> Option<(u64, Option<&'g [u8]>)> {
+        // Acquire: pairs with the Release CAS in `install`.
+        let head = self.head.load(Ordering::Acquire, guard);
+        if head.tag() == SEALED {
+            return None;
+        }
+        let mut cur = head;
+        // SAFETY: as in `read`: loaded under `guard`, retired only after being unlinked.
+        while let Some(version) = unsafe { cur.as_ref() } {
+            if let Seen::Committed(ts) = version.seen_by(read_ts) {
+                if ts <= read_ts {
+                    return Some((ts, version.payload()));
+                }
+            }
+            // Acquire: pairs with the Release CAS that published `next`'s target.
+            cur = version.next.load(Ordering::Acquire, guard);
+        }
+        None
+    }
+
     /// Serializable validation of one key that a txn with snapshot `read_ts` read (or could have
     /// read, inside a scanned range) and that commits at `commit_ts`: `Ok` if no other txn
     /// committed a version of it in `(read_ts, commit_ts)`, else `Err(that timestamp)`.
@@ -598,10 +625,11 @@ impl Chain {
         Chain::truncate_below(head, watermark, usize::MAX, guard)
     }
 
-    /// Seals the chain if its head is a tombstone that committed at or below `watermark` (no
-    /// snapshot can see any row here). Retires the whole list. Returns the count retired, or
-    /// `None` if the chain was not sealed.
-    pub(crate) fn try_seal(&self, watermark: u64, guard: &Guard) -> Option<u64> {
+    /// Seals the chain if `rule` allows (`SealRule`: without a base, its head is a tombstone
+    /// that committed at or below the watermark, so no snapshot can see any row here; with one,
+    /// its head committed at or below a checkpoint every snapshot reads the base of). Retires
+    /// the whole list. Returns the count retired, or `None` if the chain was not sealed.
+    pub(crate) fn try_seal(&self, rule: SealRule, guard: &Guard) -> Option<u64> {
         // Acquire: pairs with the Release CAS in `install`.
         let head = self.head.load(Ordering::Acquire, guard);
         if head.tag() == SEALED {
@@ -609,7 +637,14 @@ impl Chain {
         }
         // SAFETY: loaded under `guard`.
         let h = unsafe { head.as_ref() }?;
-        if h.payload.is_some() || !matches!(h.committed_ts(), Some(ts) if ts <= watermark) {
+        let sealable = match (rule, h.committed_ts()) {
+            (_, None) => false,
+            (SealRule::Tombstones { watermark }, Some(ts)) => {
+                h.payload.is_none() && ts <= watermark
+            }
+            (SealRule::Checkpointed { upto }, Some(ts)) => ts <= upto,
+        };
+        if !sealable {
             return None;
         }
         // AcqRel: Release so installers that see the tag see a settled chain; Acquire to own it.
@@ -834,10 +869,16 @@ mod tests {
         let guard = crossbeam_epoch::pin();
         let chain = Chain::new();
         committed(&chain, 1, b"a", &guard);
-        assert!(chain.try_seal(5, &guard).is_none(), "a live row is never sealed");
+        assert!(
+            chain.try_seal(SealRule::Tombstones { watermark: 5 }, &guard).is_none(),
+            "a live row is never sealed"
+        );
         chain.install(Owned::new(Version::committed(3, None)), 3, &guard).expect("tombstone");
-        assert!(chain.try_seal(2, &guard).is_none(), "a snapshot at 2 still sees the row");
-        assert_eq!(chain.try_seal(3, &guard), Some(2));
+        assert!(
+            chain.try_seal(SealRule::Tombstones { watermark: 2 }, &guard).is_none(),
+            "a snapshot at 2 still sees the row"
+        );
+        assert_eq!(chain.try_seal(SealRule::Tombstones { watermark: 3 }, &guard), Some(2));
         assert!(chain.is_sealed(&guard));
         assert_eq!(chain.read(9, &guard), ReadOutcome::Absent);
         let v = Owned::new(Version::committed(4, Some(Bytes::new(b"b"))));

@@ -66,6 +66,11 @@ pub enum MvccError {
     #[error("the database stopped after a failure and must be reopened: {reason}")]
     Stopped { reason: String },
     /// More distinct keys written than `TXN_WRITES_MAX`.
+    /// The base store under the chains could not be read (a page that does not verify, an
+    /// I/O error): nothing it held is served.
+    #[error("the base store could not be read: {reason}")]
+    Base { reason: String },
+
     #[error("{txn} wrote more than {max} keys")]
     TxnTooLarge { txn: TxnId, max: usize },
 }

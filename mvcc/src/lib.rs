@@ -15,6 +15,7 @@
 //! Knows nothing of files or SQL. Concurrency: `Mvcc` is `Clone + Send + Sync`; every method may
 //! be called from any thread at once.
 
+pub mod base;
 pub mod clock;
 pub mod error;
 pub mod key;
@@ -41,6 +42,7 @@ mod lockfree;
 mod stats;
 mod sync;
 
+pub use base::BaseReader;
 pub use clock::{Clock, Timestamp};
 pub use error::MvccError;
 pub use key::TableId;
@@ -52,11 +54,11 @@ pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTE
 pub use writeset::WRITESET_SMALL_MAX;
 
 use crate::bytes::Bytes;
+use crate::key::KeyView;
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
-use crate::store::CommitCtx;
-use crate::store::VersionStore;
-use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::store::{CommitCtx, SealRule, VersionStore};
+use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, StdArc};
 use crate::writeset::WriteSet;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -88,10 +90,11 @@ pub(crate) struct Core {
     /// what GC frees comes from the epoch, not from this value.
     watermark: CachePadded<AtomicU64>,
     gc_passes: AtomicU64,
-    /// `tombstones_installed` and `table_drops` as of the last full pass (GC policy). Held for
-    /// the whole of a pass: passes run one at a time, so a pass that returns has reclaimed (and
-    /// counted) everything below its watermark, even what a concurrent pass had cut first.
-    gc_seen: Mutex<(u64, u64)>,
+    /// `tombstones_installed`, `table_drops` and the base checkpoint GC could rely on, as of
+    /// the last full pass (GC policy). Held for the whole of a pass: passes run one at a time,
+    /// so a pass that returns has reclaimed (and counted) everything below its watermark, even
+    /// what a concurrent pass had cut first.
+    gc_seen: Mutex<(u64, u64, u64)>,
     /// Every dropped table, sorted. GC removes their keys during the walk over every key it
     /// makes anyway (a binary search per key, one shard write lock per key removed), so a
     /// dropped table costs nothing once its keys are gone.
@@ -103,6 +106,9 @@ pub(crate) struct Core {
     shut: AtomicU64,
     /// Why the core was stopped (set before `SHUT_STOPPED`).
     stop_reason: crate::sync::OnceLock<String>,
+    /// The base under the chains (`None`: every row lives in the chains).
+    /// Not modelled under loom (a plain `Arc`): the models run without a base.
+    pub(crate) base: Option<StdArc<dyn BaseReader>>,
 }
 
 impl Core {
@@ -209,6 +215,9 @@ fn next_txn_id() -> TxnId {
     })
 }
 
+/// A row's change a checkpoint applies: table, key, and the new value (`None`: deleted).
+pub type RowChange = (TableId, Vec<u8>, Option<Vec<u8>>);
+
 /// An MVCC database core: clock, snapshot registry, version store and GC.
 #[derive(Clone)]
 pub struct Mvcc {
@@ -265,6 +274,18 @@ pub struct MvccStats {
 impl Mvcc {
     /// An empty in-memory core whose clock starts at `start` (0 for a new database).
     pub fn new(kind: StoreKind, start: Timestamp) -> Self {
+        Mvcc::build(kind, start, None)
+    }
+
+    /// A core whose chains hold only what changed since the checkpoints in `base`: a read the
+    /// chains cannot answer goes to the base (`base` module), and GC removes a chain once a
+    /// checkpoint every snapshot reads holds its newest version. The clock starts at `start`,
+    /// which must be at or above the base's newest checkpoint.
+    pub fn with_base(kind: StoreKind, start: Timestamp, base: StdArc<dyn BaseReader>) -> Self {
+        Mvcc::build(kind, start, Some(base))
+    }
+
+    fn build(kind: StoreKind, start: Timestamp, base: Option<StdArc<dyn BaseReader>>) -> Self {
         let store: Box<dyn VersionStore> = match kind {
             StoreKind::LockFree => Box::new(lockfree::LockFreeStore::new()),
             StoreKind::Baseline => Box::new(baseline::BaselineStore::new()),
@@ -277,11 +298,12 @@ impl Mvcc {
                 stats: Stats::new(),
                 watermark: CachePadded::new(AtomicU64::new(start.0)),
                 gc_passes: AtomicU64::new(0),
-                gc_seen: Mutex::new((0, 0)),
+                gc_seen: Mutex::new((0, 0, 0)),
                 dropped_tables: Mutex::new(Vec::new()),
                 table_drops: AtomicU64::new(0),
                 shut: AtomicU64::new(0),
                 stop_reason: crate::sync::OnceLock::new(),
+                base,
             }),
         }
     }
@@ -394,11 +416,18 @@ impl Mvcc {
         self.collect_garbage_locked(seen)
     }
 
-    fn collect_garbage_locked(&self, mut seen: MutexGuard<'_, (u64, u64)>) -> GcReport {
-        let before = (self.core.stats.totals().tombstones_installed, self.core.table_drops());
+    fn collect_garbage_locked(&self, mut seen: MutexGuard<'_, (u64, u64, u64)>) -> GcReport {
         let w = self.core.refresh_watermark();
+        let (seal, upto) = match &self.core.base {
+            None => (SealRule::Tombstones { watermark: w.0 }, 0),
+            Some(base) => {
+                let upto = base.checkpoint_at_or_below(w).0;
+                (SealRule::Checkpointed { upto }, upto)
+            }
+        };
+        let before = (self.core.stats.totals().tombstones_installed, self.core.table_drops(), upto);
         let dropped = self.core.dropped_tables.lock().clone();
-        let report = self.core.store.collect(w, &dropped);
+        let report = self.core.store.collect(w, &dropped, seal);
         let stripe = self.core.stats.local();
         bump(&stripe.versions_reclaimed, report.versions_reclaimed);
         bump(&stripe.keys_removed, report.keys_removed);
@@ -420,9 +449,15 @@ impl Mvcc {
         let live = t.versions_installed.saturating_sub(t.versions_reclaimed);
         let garbage = live.saturating_sub(keys);
         let drops = self.core.table_drops();
+        // A checkpoint every snapshot now reads lets a pass drop the chains it covers.
+        let checkpointed =
+            self.core.base.as_ref().is_some_and(|b| {
+                b.checkpoint_at_or_below(self.core.cached_watermark()).0 != seen.2
+            });
         let worth_it = garbage >= GC_GARBAGE_VERSIONS_MIN.max(keys / GC_GARBAGE_PER_KEYS)
             || t.tombstones_installed != seen.0
-            || drops != seen.1;
+            || drops != seen.1
+            || checkpointed;
         worth_it.then(|| self.collect_garbage_locked(seen))
     }
 
@@ -437,6 +472,30 @@ impl Mvcc {
             // Release: pairs with the Acquire in `Core::table_drops`.
             self.core.table_drops.fetch_add(1, Ordering::Release);
         }
+    }
+
+    /// Every key whose newest committed version at or below `upto` is above `since`, in
+    /// `(table, key)` order, with that version's value (`None`: deleted): what a base
+    /// checkpoint at `upto` applies over one at `since`. The caller keeps a snapshot at `upto`
+    /// open meanwhile, so GC keeps those versions.
+    pub fn changes(
+        &self,
+        since: Timestamp,
+        upto: Timestamp,
+    ) -> Vec<(TableId, Vec<u8>, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        self.core.store.changes(since.0, upto.0, &mut out);
+        out.into_iter().map(|(k, v)| (k.table(), k.bytes().to_vec(), v)).collect()
+    }
+
+    /// Every table marked dropped (`drop_table`), sorted.
+    pub fn dropped_tables(&self) -> Vec<TableId> {
+        self.core.dropped_tables.lock().clone()
+    }
+
+    /// Whether this core reads through a base.
+    pub fn has_base(&self) -> bool {
+        self.core.base.is_some()
     }
 
     /// Records that a caller re-ran a txn after a retryable error (statistics only).

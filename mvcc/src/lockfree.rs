@@ -30,10 +30,10 @@ use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::index::Index;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::range::{KeyRange, ReadSet, Row, RANGE_BATCH_KEYS_MAX};
+use crate::range::{KeyRange, ReadSet, RANGE_BATCH_KEYS_MAX};
 use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, Lookup, SealRule, SeenKey, StoreKind, VersionStore};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::writeset::Write;
 use std::collections::VecDeque;
@@ -311,12 +311,13 @@ impl VersionStore for LockFreeStore {
         StoreKind::LockFree
     }
 
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>> {
+    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
         let guard = epoch::pin();
-        let chain = self.index.get(key, &guard)?;
+        let Some(chain) = self.index.get(key, &guard) else { return Lookup::Unknown };
         match chain.read(read_ts.0, &guard) {
-            ReadOutcome::Found(Some(payload)) => Some(payload.to_vec()),
-            ReadOutcome::Found(None) | ReadOutcome::Absent => None,
+            ReadOutcome::Found(Some(payload)) => Lookup::Row(payload.to_vec()),
+            ReadOutcome::Found(None) => Lookup::Deleted,
+            ReadOutcome::Absent => Lookup::Unknown,
         }
     }
 
@@ -326,14 +327,14 @@ impl VersionStore for LockFreeStore {
         reverse: bool,
         read_ts: Timestamp,
         max_rows: usize,
-        out: &mut VecDeque<Row>,
+        out: &mut VecDeque<SeenKey>,
     ) -> Option<Vec<u8>> {
         let guard = epoch::pin();
         let (mut rows, mut examined, mut stopped_at) = (0, 0, None);
         self.index.range(range, reverse, &guard, |key, chain| {
             examined += 1;
-            if let ReadOutcome::Found(Some(payload)) = chain.read(read_ts.0, &guard) {
-                out.push_back((key.bytes().to_vec(), payload.to_vec()));
+            if let ReadOutcome::Found(payload) = chain.read(read_ts.0, &guard) {
+                out.push_back((key.bytes().to_vec(), payload.map(<[u8]>::to_vec)));
                 rows += 1;
             }
             if rows >= max_rows || examined >= RANGE_BATCH_KEYS_MAX {
@@ -353,7 +354,7 @@ impl VersionStore for LockFreeStore {
         commit_protocol(self, ctx, writes)
     }
 
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport {
+    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut guard = epoch::pin();
         let (mut sealed, mut doomed) = (Vec::new(), Vec::new());
@@ -364,7 +365,7 @@ impl VersionStore for LockFreeStore {
                 return;
             }
             report.versions_reclaimed += chain.collect(watermark.0, guard);
-            if let Some(n) = chain.try_seal(watermark.0, guard) {
+            if let Some(n) = chain.try_seal(seal, guard) {
                 report.versions_reclaimed += n;
                 sealed.push(key.clone());
             }
@@ -386,6 +387,21 @@ impl VersionStore for LockFreeStore {
 
     fn key_count(&self) -> usize {
         self.index.len()
+    }
+
+    fn changes(&self, since: u64, upto: u64, out: &mut Vec<(StoredKey, Option<Vec<u8>>)>) {
+        let mut guard = epoch::pin();
+        self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |key, chain, guard| {
+            if let Some((ts, payload)) = chain.newest_at(upto, guard) {
+                if ts > since {
+                    out.push((key.clone(), payload.map(<[u8]>::to_vec)));
+                }
+            }
+        });
+        // The directory walks in key order; the model-checking stand-in need not.
+        if !out.is_sorted_by(|a, b| a.0 <= b.0) {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
     }
 }
 
@@ -460,7 +476,7 @@ mod tests {
             }
             let stalled = created.load(Ordering::Acquire) == 0;
             writer.set(TxnStatus::Committed { ts: 3 });
-            assert_eq!(reader.join().expect("reader"), Some(b"v".to_vec()));
+            assert_eq!(reader.join().expect("reader"), Lookup::Row(b"v".to_vec()));
             assert!(!stalled, "new keys stalled behind a reader waiting on a publisher");
         });
     }
@@ -486,12 +502,12 @@ mod tests {
         let second = commit(2, 0, &[b"a", b"b"]);
         assert!(matches!(second, Err(MvccError::Conflict { .. })), "{second:?}");
         assert_eq!(store.chain_versions(), 1);
-        assert_eq!(store.read(&(TableId(1), &b"a"[..]), Timestamp(9)), None);
+        assert_eq!(store.read(&(TableId(1), &b"a"[..]), Timestamp(9)), Lookup::Unknown);
         // A later snapshot commits over both.
         let third = commit(3, 1, &[b"a", b"b"]);
         assert_eq!(third, Ok(Timestamp(2)));
         assert_eq!(store.chain_versions(), 3);
-        let report = store.collect(Timestamp(2), &[]);
+        let report = store.collect(Timestamp(2), &[], SealRule::Tombstones { watermark: 2 });
         assert_eq!((report.versions_reclaimed, store.chain_versions()), (1, 2));
     }
 }

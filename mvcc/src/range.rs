@@ -11,8 +11,10 @@
 
 use crate::bytes::Bytes;
 use crate::clock::Timestamp;
+use crate::error::MvccError;
 use crate::key::TableId;
 use crate::registry::SlotRef;
+use crate::store::SeenKey;
 use crate::sync::Arc;
 use crate::Core;
 use std::collections::VecDeque;
@@ -116,6 +118,28 @@ impl KeyRange {
             | (Bound::Excluded(lo), Bound::Excluded(hi)) => lo.as_slice() >= hi.as_slice(),
             _ => false,
         }
+    }
+
+    /// The lower bound.
+    pub fn lo(&self) -> Bound<&[u8]> {
+        self.lo.as_ref().map(Bytes::as_slice)
+    }
+
+    /// The upper bound.
+    pub fn hi(&self) -> Bound<&[u8]> {
+        self.hi.as_ref().map(Bytes::as_slice)
+    }
+
+    /// The part of the range up to `key` in scan order, `key` included (forward: at or below
+    /// it; reverse: at or above it).
+    fn up_to(&self, key: &[u8], reverse: bool) -> KeyRange {
+        let mut part = self.clone();
+        if reverse {
+            part.lo = Bound::Included(Bytes::new(key));
+        } else {
+            part.hi = Bound::Included(Bytes::new(key));
+        }
+        part
     }
 
     /// The part of the range past `key` in scan order (forward: above it; reverse: below it).
@@ -234,30 +258,77 @@ impl RangeIter {
         self.read_ts
     }
 
-    fn refill(&mut self) {
+    /// Fetches the next batch: the keys the chains have a visible version of, merged (with
+    /// a base) with the base's rows of the same stretch of keys; a chain's version hides the
+    /// base's row of its key, and a visible delete hides it altogether.
+    fn refill(&mut self) -> Result<(), MvccError> {
         while self.buf.is_empty() && !self.exhausted {
-            let last = self.pin.core.store.range_batch(
+            let core = &self.pin.core;
+            let mut seen: VecDeque<SeenKey> = VecDeque::new();
+            let mut last = core.store.range_batch(
                 &self.rest,
                 self.reverse,
                 self.read_ts,
                 self.batch,
-                &mut self.buf,
+                &mut seen,
             );
+            let mut base_rows = Vec::new();
+            if let Some(base) = &core.base {
+                // The stretch the chains' batch covered: up to the last key it examined, or
+                // the whole rest of the range.
+                let covered = match &last {
+                    Some(k) => self.rest.up_to(k, self.reverse),
+                    None => self.rest.clone(),
+                };
+                base.range(&covered, self.reverse, self.read_ts, self.batch, &mut base_rows)
+                    .map_err(|reason| MvccError::Base { reason })?;
+                if base_rows.len() >= self.batch {
+                    // The base may hold more in that stretch: end this batch at its last row.
+                    let cut = base_rows[base_rows.len() - 1].0.clone();
+                    let reverse = self.reverse;
+                    seen.retain(|(k, _)| if reverse { *k >= cut } else { *k <= cut });
+                    last = Some(cut);
+                }
+            }
             self.batch = (self.batch * 2).min(RANGE_BATCH_ROWS);
+            let mut base_rows = base_rows.into_iter().peekable();
+            for (key, value) in seen {
+                while let Some((bk, _)) = base_rows.peek() {
+                    let before = if self.reverse { *bk > key } else { *bk < key };
+                    if !before {
+                        break;
+                    }
+                    self.buf.extend(base_rows.next());
+                }
+                if base_rows.peek().is_some_and(|(bk, _)| *bk == key) {
+                    base_rows.next(); // the chain's version replaces the base's row
+                }
+                if let Some(v) = value {
+                    self.buf.push_back((key, v));
+                }
+            }
+            self.buf.extend(base_rows);
             match last {
                 Some(key) => self.rest = self.rest.past(&key, self.reverse),
                 None => self.exhausted = true,
             }
         }
+        Ok(())
     }
 }
 
 impl Iterator for RangeIter {
-    type Item = Row;
+    /// A row, or why the base could not be read (after which the iterator ends).
+    type Item = Result<Row, MvccError>;
 
-    fn next(&mut self) -> Option<Row> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
-            self.refill();
+            if let Err(e) = self.refill() {
+                self.exhausted = true;
+                self.buf.clear();
+                self.own = Vec::new().into_iter().peekable();
+                return Some(Err(e));
+            }
             let snap_first = match (self.buf.front(), self.own.peek()) {
                 (None, None) => return None,
                 (Some(_), None) => true,
@@ -272,10 +343,10 @@ impl Iterator for RangeIter {
                 }
             };
             if snap_first {
-                return self.buf.pop_front();
+                return self.buf.pop_front().map(Ok);
             }
             if let Some((k, Some(v))) = self.own.next() {
-                return Some((k, v));
+                return Some(Ok((k, v)));
             }
             // An own delete: nothing to yield for this key.
         }

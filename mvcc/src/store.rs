@@ -10,7 +10,7 @@
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::range::{KeyRange, ReadSet, Row};
+use crate::range::{KeyRange, ReadSet};
 use crate::state::TxnId;
 use crate::stats::Stats;
 use crate::writeset::Write;
@@ -85,6 +85,34 @@ impl CommitCtx<'_> {
     }
 }
 
+/// What the chains say about a key at a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A row: the visible version's value.
+    Row(Vec<u8>),
+    /// The visible version is a delete.
+    Deleted,
+    /// No version is visible (no chain, a sealed one, or only newer versions): the row is as
+    /// the base holds it (none, without a base).
+    Unknown,
+}
+
+/// A key a range batch examined and found a visible version of: its value, or `None` for a
+/// visible delete (which hides the base's row).
+pub(crate) type SeenKey = (Vec<u8>, Option<Vec<u8>>);
+
+/// Which chains GC may seal and remove from the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SealRule {
+    /// No base: a chain whose newest version is a delete at or below the watermark (no snapshot
+    /// can see a row there).
+    Tombstones { watermark: u64 },
+    /// A base checkpoint at `upto` is published and every live snapshot is at or above it: a
+    /// chain whose newest version is at or below `upto` (a row or a delete) holds nothing the
+    /// base does not (docs/design/storage.md, chain drop).
+    Checkpointed { upto: u64 },
+}
+
 /// Result of a GC pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -100,20 +128,20 @@ pub struct GcReport {
 pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     fn kind(&self) -> StoreKind;
 
-    /// The payload a snapshot at `read_ts` sees for `key` (`None`: no row).
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Option<Vec<u8>>;
+    /// What a snapshot at `read_ts` sees of `key` in the chains.
+    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup;
 
-    /// Appends to `out` the rows of `range` a snapshot at `read_ts` sees, in key order
-    /// (`reverse`: descending), stopping once it appended `max_rows` or examined
-    /// `RANGE_BATCH_KEYS_MAX` keys. Returns the last key examined if it stopped early (the next
-    /// batch starts past it), `None` once the range is exhausted.
+    /// Appends to `out` the keys of `range` a snapshot at `read_ts` sees a version of (rows and
+    /// deletes), in key order (`reverse`: descending), stopping once it appended `max_rows` or
+    /// examined `RANGE_BATCH_KEYS_MAX` keys. Returns the last key examined if it stopped early
+    /// (the next batch starts past it), `None` once the range is exhausted.
     fn range_batch(
         &self,
         range: &KeyRange,
         reverse: bool,
         read_ts: Timestamp,
         max_rows: usize,
-        out: &mut VecDeque<Row>,
+        out: &mut VecDeque<SeenKey>,
     ) -> Option<Vec<u8>>;
 
     /// Whether commits validate a serializable read set (the lock-free store does).
@@ -123,9 +151,15 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     /// timestamp. On conflict none of the writes ever becomes visible.
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError>;
 
-    /// Reclaims versions no snapshot at or above `watermark` can see, removes all-dead keys and
-    /// the keys of `dropped` tables.
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId]) -> GcReport;
+    /// Reclaims versions no snapshot at or above `watermark` can see, removes the keys `seal`
+    /// allows and the keys of `dropped` tables.
+    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport;
+
+    /// Appends to `out`, in key order, every key whose newest committed version at or below
+    /// `upto` is above `since`, with that version's value (`None`: a delete). What a base
+    /// checkpoint at `upto` over one at `since` must apply. Waits, as a read at `upto` does,
+    /// for writers publishing a timestamp that may be at or below it.
+    fn changes(&self, since: u64, upto: u64, out: &mut Vec<(StoredKey, Option<Vec<u8>>)>);
 
     /// Keys in the index (live or not yet collected).
     fn key_count(&self) -> usize;

@@ -21,7 +21,7 @@ use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
 use crate::state::TxnId;
 use crate::stats::bump;
-use crate::store::CommitCtx;
+use crate::store::{CommitCtx, Lookup};
 use crate::sync::{Arc, Mutex};
 use crate::writeset::WriteSet;
 use crate::Core;
@@ -165,19 +165,29 @@ impl Txn {
         self.writes.iter().map(|(k, v)| (k.table(), k.bytes(), v.as_deref()))
     }
 
-    /// The value of `key` in this txn's view (own writes first, then the snapshot).
-    pub fn get(&self, table: TableId, key: &[u8]) -> Option<Vec<u8>> {
+    /// The value of `key` in this txn's view (own writes first, then the chains, then the
+    /// base if the core has one). Fails only if the base cannot be read (`MvccError::Base`).
+    pub fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>, MvccError> {
         let probe: (TableId, &[u8]) = (table, key);
         let view: &dyn KeyView = &probe;
         if !self.writes.is_empty() {
             if let Some(own) = self.writes.get(view) {
-                return own.as_ref().map(|b| b.to_vec());
+                return Ok(own.as_ref().map(|b| b.to_vec()));
             }
         }
         if let Some(reads) = &self.reads {
             reads.lock().keys.push((table, Bytes::new(key)));
         }
-        self.core.store.read(view, self.read_ts)
+        match self.core.store.read(view, self.read_ts) {
+            Lookup::Row(v) => Ok(Some(v)),
+            Lookup::Deleted => Ok(None),
+            Lookup::Unknown => match &self.core.base {
+                None => Ok(None),
+                Some(base) => {
+                    base.get(table, key, self.read_ts).map_err(|reason| MvccError::Base { reason })
+                }
+            },
+        }
     }
 
     /// Makes the commit fail with a retryable `SerializationFailure` if another txn commits a
@@ -222,14 +232,14 @@ impl Txn {
     }
 
     /// Every row of `table` in this txn's view, in key order (own writes merged in).
-    pub fn scan(&self, table: TableId) -> Vec<Row> {
+    pub fn scan(&self, table: TableId) -> Result<Vec<Row>, MvccError> {
         self.scan_range(KeyRange::all(table), false)
     }
 
     /// The rows of `range` in this txn's view, in key order (`reverse`: descending), own writes
     /// merged in; collected now. For a serializable txn the whole requested range is validated
     /// at commit.
-    pub fn scan_range(&self, range: KeyRange, reverse: bool) -> Vec<Row> {
+    pub fn scan_range(&self, range: KeyRange, reverse: bool) -> Result<Vec<Row>, MvccError> {
         // The txn's own slot protects the snapshot for the duration of this call.
         self.iter_with(None, range, reverse).collect()
     }

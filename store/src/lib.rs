@@ -89,13 +89,13 @@ impl Base {
         let tmp = format!("{name}.tmp");
         let _ = storage.remove(&tmp); // a crash while creating left it; it was never the base
         let file = storage
-            .create(&tmp, 2 * PAGE_BYTES as u64)
+            .create_paged(&tmp, 2 * PAGE_BYTES as u64)
             .map_err(StoreError::io(name, "creating the file"))?;
         let meta = Meta { generation: 0, pages: 2, user, ..Meta::default() };
         file.write_at(0, &meta.encode()).map_err(StoreError::io(name, "writing the meta page"))?;
         file.sync().map_err(StoreError::io(name, "syncing the file"))?;
         drop(file);
-        if storage.open(name).is_ok() {
+        if storage.open_paged(name).is_ok() {
             return Err(StoreError::Io {
                 file: name.into(),
                 what: "creating the file",
@@ -117,7 +117,7 @@ impl Base {
     /// `Corrupt`; another format version is `Version`; a file that is not a base is `NotABase`.
     pub fn open(storage: &dyn Storage, name: &str) -> Result<Base, StoreError> {
         let file: Arc<dyn StorageFile> =
-            Arc::from(storage.open(name).map_err(StoreError::io(name, "opening the file"))?);
+            Arc::from(storage.open_paged(name).map_err(StoreError::io(name, "opening the file"))?);
         let len = file.len().map_err(StoreError::io(name, "reading the file's length"))?;
         let mut metas: Vec<Result<Meta, MetaProblem>> = Vec::new();
         for slot in 0..2u64 {

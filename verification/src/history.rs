@@ -498,7 +498,8 @@ fn run_thread(
             let lo = next(w.keys);
             let hi = (lo + n_reads).min(w.keys);
             keys = (lo..hi).collect();
-            for (k, v) in txn.range(table, lo.to_be_bytes()..hi.to_be_bytes())? {
+            for row in txn.range(table, lo.to_be_bytes()..hi.to_be_bytes())? {
+                let (k, v) = row?;
                 let k = u64::from_be_bytes(k.try_into().expect("recorded keys are 8 bytes"));
                 rec.reads.push((k, decode(Some(v))));
             }

@@ -45,7 +45,7 @@ fn unlink_vs_traversal() -> bool {
     let ts4 = put(&db, b"4"); // inline GC from v4 with the cached watermark walks v3, v2, v1
     gc.join().unwrap();
     let r = db.begin(TxnMode::ReadOnly).unwrap();
-    let value_ok = r.read_ts() >= ts4 && r.get(T, b"k").as_deref() == Some(&b"4"[..]);
+    let value_ok = r.read_ts() >= ts4 && r.get(T, b"k").unwrap().as_deref() == Some(&b"4"[..]);
     let no_use_after_free = !canary::take_use_after_free();
     value_ok && no_use_after_free
 }

@@ -317,7 +317,7 @@ fn counters() {
                         attempts += 1;
                         assert!(attempts < RETRIES_MAX, "livelock");
                         let mut txn = db.begin(TxnMode::ReadWrite).unwrap();
-                        let v = read_u64(txn.get(T, &key));
+                        let v = read_u64(txn.get(T, &key).unwrap());
                         txn.write(T, &key, Some(&(v + 1).to_le_bytes())).unwrap();
                         if txn.commit().is_ok() {
                             break;
@@ -331,7 +331,7 @@ fn counters() {
         h.join().unwrap();
     }
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
-    let sum = read_u64(snap.get(T, &[0])) + read_u64(snap.get(T, &[1]));
+    let sum = read_u64(snap.get(T, &[0]).unwrap()) + read_u64(snap.get(T, &[1]).unwrap());
     invariant_eq!(sum, 8, "lost or duplicated increments");
 }
 
@@ -359,7 +359,8 @@ fn bank() {
             let (from, to) = ([th], [(th + 1) % 3]);
             for _ in 0..RETRIES_MAX {
                 let mut txn = db.begin(TxnMode::ReadWrite).unwrap();
-                let (a, b) = (read_u64(txn.get(T, &from)), read_u64(txn.get(T, &to)));
+                let (a, b) =
+                    (read_u64(txn.get(T, &from).unwrap()), read_u64(txn.get(T, &to).unwrap()));
                 txn.write(T, &from, Some(&(a - 10).to_le_bytes())).unwrap();
                 txn.write(T, &to, Some(&(b + 10).to_le_bytes())).unwrap();
                 if txn.commit().is_ok() {
@@ -373,7 +374,7 @@ fn bank() {
         let db = db.clone();
         handles.push(shuttle::thread::spawn(move || {
             let snap = db.begin(TxnMode::ReadOnly).unwrap();
-            let total: u64 = (0..3u8).map(|a| read_u64(snap.get(T, &[a]))).sum();
+            let total: u64 = (0..3u8).map(|a| read_u64(snap.get(T, &[a]).unwrap())).sum();
             invariant_eq!(total, 300, "broken snapshot at {:?}", snap.read_ts());
         }));
     }
@@ -384,8 +385,9 @@ fn bank() {
     for h in handles {
         h.join().unwrap();
     }
-    let total: u64 =
-        (0..3u8).map(|a| read_u64(db.begin(TxnMode::ReadOnly).unwrap().get(T, &[a]))).sum();
+    let total: u64 = (0..3u8)
+        .map(|a| read_u64(db.begin(TxnMode::ReadOnly).unwrap().get(T, &[a]).unwrap()))
+        .sum();
     invariant_eq!(total, 300, "money created or lost");
 }
 

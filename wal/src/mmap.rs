@@ -187,6 +187,14 @@ impl Storage for MmapStorage {
     fn open(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
         self.map(name)
     }
+    /// Plain files (written with `pwrite`, grown, mapped read-only by their reader), not the
+    /// log's writable mappings.
+    fn create_paged(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
+        self.files.create(name, len)
+    }
+    fn open_paged(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        self.files.open(name)
+    }
     fn list(&self) -> io::Result<Vec<String>> {
         self.files.list()
     }

@@ -32,6 +32,16 @@ pub trait Storage: Send + Sync {
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes creations, renames and removals durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Creates `name` like `create`, as a file of page-sized random writes that can grow and be
+    /// mapped read-only (the base store's file). Storage whose `create` already gives such
+    /// files need not override it.
+    fn create_paged(&self, name: &str, len: u64) -> io::Result<Box<dyn StorageFile>> {
+        self.create(name, len)
+    }
+    /// Opens `name` as `create_paged` made it.
+    fn open_paged(&self, name: &str) -> io::Result<Box<dyn StorageFile>> {
+        self.open(name)
+    }
     /// `Some(page)` when writing into a page soon after it was synced is slow here: a mapped
     /// file's synced page is write-protected for writeback, so the next store faults (and may
     /// wait for the writeback to end). The log then pads to a page boundary before each sync,

@@ -131,11 +131,17 @@ impl Engine for StrataEngine {
         let snap = self.db.begin_read().map_err(|e| e.to_string())?;
         let rows = snap.range(&self.table, start.to_be_bytes()..).map_err(|e| e.to_string())?;
         let mut bad = None;
-        let keys = rows.take(len as usize).map(|(k, v)| {
-            if let Err(e) = decode(&v) {
-                bad.get_or_insert(e);
+        let keys = rows.take(len as usize).map(|row| match row {
+            Ok((k, v)) => {
+                if let Err(e) = decode(&v) {
+                    bad.get_or_insert(e);
+                }
+                k.try_into().map_or(0, u64::from_be_bytes)
             }
-            k.try_into().map_or(0, u64::from_be_bytes)
+            Err(e) => {
+                bad.get_or_insert(e.to_string());
+                0
+            }
         });
         let n = check_scan(start, len, keys)?;
         bad.map_or(Ok(n), Err)

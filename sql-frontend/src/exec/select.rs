@@ -70,7 +70,8 @@ pub(super) fn rows_in_order(
             } else {
                 snap.range(&table, (lo, hi))?
             };
-            for (k, v) in rows {
+            for row in rows {
+                let (k, v) = row?;
                 if keep(&k, &v)? {
                     break;
                 }
@@ -94,7 +95,8 @@ pub(super) fn rows_in_order(
             } else {
                 snap.range(&keys, (lo, hi))?
             };
-            for (_, id) in entries {
+            for entry in entries {
+                let (_, id) = entry?;
                 let key = rowid_key(key_rowid(&id)?);
                 if let Some(v) = snap.get(&table, key)? {
                     if keep(&key, &v)? {

@@ -74,7 +74,7 @@ pub fn publication_race() {
     let reader_db = db.clone();
     let reader = thread::spawn(move || {
         let r = reader_db.begin(TxnMode::ReadOnly).unwrap();
-        (r.read_ts(), r.get(T, b"a"), r.get(T, b"b"))
+        (r.read_ts(), r.get(T, b"a").unwrap(), r.get(T, b"b").unwrap())
     });
     let ts = w.commit().unwrap();
     let (read_ts, a, b) = reader.join().unwrap();
@@ -97,7 +97,7 @@ pub fn same_key_writers() {
     let reader_db = db.clone();
     let reader = thread::spawn(move || {
         let r = reader_db.begin(TxnMode::ReadOnly).unwrap();
-        (r.read_ts(), r.get(T, b"k"))
+        (r.read_ts(), r.get(T, b"k").unwrap())
     });
     let other = thread::spawn(move || w2.commit());
     let first = w1.commit();
@@ -115,7 +115,7 @@ pub fn same_key_writers() {
     };
     let expect: &[u8] = if read_ts >= ts { winner } else { b"0" };
     invariant_eq!(seen.as_deref(), Some(expect), "snapshot {read_ts:?}, winner at {ts:?}");
-    let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"k");
+    let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"k").unwrap();
     invariant_eq!(now.as_deref(), Some(&winner[..]), "the winner's write is the newest");
 }
 
@@ -137,7 +137,7 @@ pub fn two_key_atomicity() {
     let reader_db = db.clone();
     let reader = thread::spawn(move || {
         let r = reader_db.begin(TxnMode::ReadOnly).unwrap();
-        (r.get(T, b"x"), r.get(T, b"y"))
+        (r.get(T, b"x").unwrap(), r.get(T, b"y").unwrap())
     });
     let mut w = db.begin(TxnMode::ReadWrite).unwrap();
     w.write(T, b"y", Some(b"2")).unwrap();
@@ -162,7 +162,7 @@ pub fn begin_vs_gc() {
         ts2
     });
     let r = db.begin(TxnMode::ReadOnly).unwrap();
-    let seen = r.get(T, b"k");
+    let seen = r.get(T, b"k").unwrap();
     let read_ts = r.read_ts();
     let ts2 = writer.join().unwrap();
     invariant!(read_ts >= ts1, "a snapshot after the first commit");
@@ -183,8 +183,10 @@ pub fn write_skew() {
     seed.commit().unwrap();
     let skew = |db: &Mvcc, mine: &[u8]| {
         let mut txn = db.begin_with(TxnMode::ReadWrite, Serializable).unwrap();
-        let sum =
-            [&b"x"[..], b"y"].iter().filter(|k| txn.get(T, k).as_deref() == Some(b"1")).count();
+        let sum = [&b"x"[..], b"y"]
+            .iter()
+            .filter(|k| txn.get(T, k).unwrap().as_deref() == Some(b"1"))
+            .count();
         if sum == 2 {
             txn.write(T, mine, Some(b"0")).unwrap();
         }
@@ -203,7 +205,7 @@ pub fn write_skew() {
         }
     }
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
-    let (x, y) = (snap.get(T, b"x"), snap.get(T, b"y"));
+    let (x, y) = (snap.get(T, b"x").unwrap(), snap.get(T, b"y").unwrap());
     invariant!(
         !(x.as_deref() == Some(b"0") && y.as_deref() == Some(b"0")),
         "write skew committed: {first:?} / {second:?}"
@@ -222,7 +224,7 @@ pub fn phantom() {
     let claim = |db: &Mvcc, mine: &[u8]| {
         let mut txn = db.begin_with(TxnMode::ReadWrite, Serializable).unwrap();
         let range = KeyRange::new(T, Included(b"a"), Included(b"c"));
-        if txn.scan_range(range, false).is_empty() {
+        if txn.scan_range(range, false).unwrap().is_empty() {
             txn.write(T, mine, Some(b"1")).unwrap();
         }
         txn.commit()
@@ -232,7 +234,7 @@ pub fn phantom() {
     let first = claim(&db, b"a");
     let second = other.join().unwrap();
     let snap = db.begin(TxnMode::ReadOnly).unwrap();
-    let rows = snap.scan(T).len();
+    let rows = snap.scan(T).unwrap().len();
     invariant_eq!(rows, 1, "exactly one claim lands: {first:?} / {second:?}");
 }
 
@@ -265,6 +267,6 @@ pub fn aborted_head() {
         "lost update: a txn whose snapshot predates W's commit at {w_ts:?} committed over it: \
          {late_result:?}"
     );
-    let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"a");
+    let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"a").unwrap();
     invariant_eq!(now.as_deref(), Some(&b"w"[..]), "W's write must survive");
 }

@@ -1,0 +1,168 @@
+//! The base under the chains: `strata-store`'s B+tree file, as the MVCC core reads it
+//! (`strata_mvcc::BaseReader`), and the checkpoints written into it.
+//!
+//! Keys in the file are the table id (u32, big-endian, so tables sort by id) followed by the
+//! row's key. The published checkpoints readers may need are kept in `roots`, oldest first: a
+//! read at `read_ts` uses the newest one at or below it; one is let go once the next is at or
+//! below the GC watermark (every live snapshot then reads a newer one), and only then can the
+//! store reuse the pages it alone reaches.
+
+use crate::error::{Error, Result};
+use crate::sync::{Arc, RwLock};
+use std::ops::Bound;
+use strata_mvcc::{BaseReader, KeyRange, Row, RowChange, TableId, Timestamp};
+use strata_store::{Base, Snapshot, StoreError};
+use strata_wal::Storage;
+
+/// The base file's name in a database directory.
+pub const BASE_FILE: &str = "base.strata";
+
+pub(crate) fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Io { .. } | StoreError::Stopped(_) => Error::Io { message: e.to_string() },
+        _ => Error::Corrupt { message: e.to_string() },
+    }
+}
+
+fn base_key(table: TableId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&table.0.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The base file and the checkpoints of it that readers may use.
+#[derive(Debug)]
+pub(crate) struct StoreBase {
+    base: Base,
+    roots: RwLock<Vec<Snapshot>>,
+}
+
+impl StoreBase {
+    /// Opens the base file, or creates an empty one (`create`).
+    pub(crate) fn open(storage: &dyn Storage, create: bool) -> Result<StoreBase> {
+        let base = if create {
+            Base::create(storage, BASE_FILE, 0)
+        } else {
+            Base::open(storage, BASE_FILE)
+        }
+        .map_err(store_error)?;
+        let roots = RwLock::new(vec![base.snapshot()]);
+        Ok(StoreBase { base, roots })
+    }
+
+    /// Whether a database directory has a base file.
+    pub(crate) fn exists(storage: &dyn Storage) -> Result<bool> {
+        let names = storage.list().map_err(|e| Error::Io { message: e.to_string() })?;
+        Ok(names.iter().any(|n| n == BASE_FILE))
+    }
+
+    /// The newest checkpoint.
+    pub(crate) fn newest(&self) -> Snapshot {
+        self.base.snapshot()
+    }
+
+    /// Writes a checkpoint at `ts` of `changes` (in `(table, key)` order), stores `log_seq`
+    /// with it, and publishes it to readers. Returns the rows in the base after it and the
+    /// bytes written.
+    pub(crate) fn checkpoint(
+        &self,
+        ts: Timestamp,
+        log_seq: u64,
+        changes: &[RowChange],
+    ) -> Result<(u64, u64)> {
+        let encoded: Vec<strata_store::Change> =
+            changes.iter().map(|(t, k, v)| (base_key(*t, k), v.clone())).collect();
+        let report = self.base.checkpoint(ts.0, log_seq, &encoded).map_err(store_error)?;
+        self.roots.write().push(self.base.snapshot());
+        Ok((report.rows, report.pages_written * strata_store::page::PAGE_BYTES as u64))
+    }
+
+    /// Lets go of checkpoints no live snapshot can use: every one whose successor is at or
+    /// below `watermark`.
+    pub(crate) fn prune(&self, watermark: Timestamp) {
+        let mut roots = self.roots.write();
+        let keep_from = roots.iter().rposition(|r| r.ts() <= watermark.0).unwrap_or(0);
+        roots.drain(..keep_from);
+    }
+
+    /// Deletes of every row the newest checkpoint holds for `table` (a dropped table).
+    pub(crate) fn rows_of(&self, table: TableId) -> Result<Vec<Vec<u8>>> {
+        let snap = self.base.snapshot();
+        let lo = base_key(table, &[]);
+        let hi = table.0.checked_add(1).map(|t| base_key(TableId(t), &[]));
+        let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        snap.range(Bound::Included(&lo[..]), hi)
+            .map(|r| r.map(|(k, _)| k[4..].to_vec()).map_err(store_error))
+            .collect()
+    }
+
+    fn with_root<T>(
+        &self,
+        read_ts: Timestamp,
+        f: impl FnOnce(&Snapshot) -> std::result::Result<T, StoreError>,
+    ) -> std::result::Result<T, String> {
+        let roots = self.roots.read();
+        let root = roots
+            .iter()
+            .rev()
+            .find(|r| r.ts() <= read_ts.0)
+            .ok_or_else(|| format!("no base checkpoint at or below {read_ts} is kept"))?;
+        f(root).map_err(|e| e.to_string())
+    }
+}
+
+impl BaseReader for StoreBase {
+    fn get(
+        &self,
+        table: TableId,
+        key: &[u8],
+        read_ts: Timestamp,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let k = base_key(table, key);
+        self.with_root(read_ts, |root| Ok(root.get(&k)?.map(|v| v.into_owned())))
+    }
+
+    fn range(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        max_rows: usize,
+        out: &mut Vec<Row>,
+    ) -> std::result::Result<(), String> {
+        let table = range.table();
+        let lo = match range.lo() {
+            Bound::Included(k) => Bound::Included(base_key(table, k)),
+            Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
+            Bound::Unbounded => Bound::Included(base_key(table, &[])),
+        };
+        let hi = match range.hi() {
+            Bound::Included(k) => Bound::Included(base_key(table, k)),
+            Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
+            Bound::Unbounded => match table.0.checked_add(1) {
+                Some(next) => Bound::Excluded(base_key(TableId(next), &[])),
+                None => Bound::Unbounded,
+            },
+        };
+        self.with_root(read_ts, |root| {
+            let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
+            let rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
+            for row in rows.take(max_rows) {
+                let (k, v) = row?;
+                out.push((k[4..].to_vec(), v));
+            }
+            Ok(())
+        })
+    }
+
+    fn checkpoint_at_or_below(&self, ts: Timestamp) -> Timestamp {
+        let roots = self.roots.read();
+        Timestamp(roots.iter().rev().find(|r| r.ts() <= ts.0).map_or(0, |r| r.ts()))
+    }
+}
+
+/// Keeps `Arc<StoreBase>` usable as the core's `Arc<dyn BaseReader>`.
+pub(crate) fn reader(base: &Arc<StoreBase>) -> Arc<dyn BaseReader> {
+    base.clone()
+}
