@@ -1,7 +1,9 @@
 //! Model-based test: random interleavings of up to four txns on one thread — begin (read-write
-//! or read-only), get, put, insert, delete, scan, commit, rollback, drop, full GC — run against
-//! the reference model (`strata_verification::model`) and against the engine on both stores,
-//! comparing every result. Shrinking reduces a failure to a short, readable op list.
+//! or read-only), get, put, insert, delete, scan, commit, rollback, drop, full GC, checkpoint —
+//! run against the reference model (`strata_verification::model`) and against the engine on both
+//! stores, in memory and on a (simulated) disk, comparing every result. On disk, a checkpoint
+//! writes the base file and GC then drops the chains it covers, so rows live in the base, in
+//! chains, or both, and open snapshots straddle checkpoints. Shrinking reduces a failure to a short, readable op list.
 //! `PROPTEST_CASES=N` runs more cases (default 256 per store).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -13,16 +15,43 @@ const SLOTS: usize = 4;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Begin { slot: usize, read_only: bool },
-    Get { slot: usize, key: Key },
-    Put { slot: usize, key: Key, value: Value },
-    Insert { slot: usize, key: Key, value: Value },
-    Delete { slot: usize, key: Key },
-    Scan { slot: usize },
-    Commit { slot: usize },
-    Rollback { slot: usize },
-    Drop { slot: usize },
+    Begin {
+        slot: usize,
+        read_only: bool,
+    },
+    Get {
+        slot: usize,
+        key: Key,
+    },
+    Put {
+        slot: usize,
+        key: Key,
+        value: Value,
+    },
+    Insert {
+        slot: usize,
+        key: Key,
+        value: Value,
+    },
+    Delete {
+        slot: usize,
+        key: Key,
+    },
+    Scan {
+        slot: usize,
+    },
+    Commit {
+        slot: usize,
+    },
+    Rollback {
+        slot: usize,
+    },
+    Drop {
+        slot: usize,
+    },
     Gc,
+    /// A base checkpoint, then a full GC (on disk; in memory a checkpoint does nothing).
+    Checkpoint,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => slot.clone().prop_map(|slot| Op::Rollback { slot }),
         1 => slot.prop_map(|slot| Op::Drop { slot }),
         1 => Just(Op::Gc),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -65,9 +95,18 @@ impl Handle {
     }
 }
 
-fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
-    let db = Database::with_options(Options::default().store(store).gc_interval(None));
+fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError> {
+    let options = Options::default().store(store).gc_interval(None);
+    let db = if on_disk {
+        let disk = std::sync::Arc::new(strata::FaultyStorage::default());
+        let options = options.checkpoints(u64::MAX, None).durability(strata::Durability::None);
+        Database::open_with_storage(disk, options).unwrap()
+    } else {
+        Database::with_options(options)
+    };
     let t = db.create_table("t").unwrap();
+    // On disk, creating the table is a commit (to the catalog); the model starts after it.
+    let offset = db.begin_read().unwrap().read_ts().get();
     let mut model = SiModel::default();
     let mut open: Vec<Option<(Handle, ModelTxn)>> = (0..SLOTS).map(|_| None).collect();
     for (i, op) in ops.iter().enumerate() {
@@ -84,7 +123,7 @@ fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
                     Handle::Rw(x) => x.read_ts(),
                     Handle::Ro(x) => x.read_ts(),
                 };
-                prop_assert_eq!(ts.get(), m.read_ts, "{}", ctx());
+                prop_assert_eq!(ts.get() - offset, m.read_ts, "{}", ctx());
                 open[slot] = Some((h, m)); // replacing drops (rolls back) the old txn
             }
             Op::Get { slot, key } => {
@@ -134,7 +173,7 @@ fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
                     };
                     match (got, model.commit(m)) {
                         (Ok(ts), ModelCommit::Committed(mts)) => {
-                            prop_assert_eq!(ts.get(), mts, "{}", ctx())
+                            prop_assert_eq!(ts.get() - offset, mts, "{}", ctx())
                         }
                         (Err(e), ModelCommit::Conflict) => {
                             prop_assert_eq!(e.kind(), ErrorKind::Conflict, "{}", ctx())
@@ -154,6 +193,10 @@ fn run(store: StoreKind, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Gc => {
                 db.collect_garbage();
             }
+            Op::Checkpoint => {
+                db.checkpoint().unwrap();
+                db.collect_garbage();
+            }
         }
         let live = open.iter().filter(|o| o.is_some()).count() as u64;
         prop_assert_eq!(db.stats().active_snapshots, live, "{}: registry leak", ctx());
@@ -166,11 +209,21 @@ proptest! {
 
     #[test]
     fn lockfree_store_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        run(StoreKind::LockFree, &ops)?;
+        run(StoreKind::LockFree, false, &ops)?;
     }
 
     #[test]
     fn baseline_store_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        run(StoreKind::Baseline, &ops)?;
+        run(StoreKind::Baseline, false, &ops)?;
+    }
+
+    #[test]
+    fn lockfree_store_over_the_base_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(StoreKind::LockFree, true, &ops)?;
+    }
+
+    #[test]
+    fn baseline_store_over_the_base_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(StoreKind::Baseline, true, &ops)?;
     }
 }
