@@ -8,6 +8,13 @@
 //! handle; the operating system's page cache still holds the files (dropping it needs root), so
 //! the open measures the engine's own work (recovery, catalog), not the device.
 //!
+//! Both engines end the load with a checkpoint (SQLite's last connection checkpoints its WAL
+//! into the database file when it closes; Strata's load calls `Database::checkpoint`, which
+//! writes the changes into its base file), so the open replays no log. Also reported: the
+//! resident memory the open and first read added (anonymous and file-backed separately, from
+//! `/proc/self/status`; Linux only), and the rate of one more full scan after the first second
+//! (warm).
+//!
 //! Gate: the first read returns its row's value, and every scan sees exactly `--keys` rows.
 
 use serde::Serialize;
@@ -27,6 +34,8 @@ pub struct ColdRow {
     pub load_s: f64,
     /// Bytes of the database directory or file.
     pub disk_bytes: u64,
+    /// Each file of it and its bytes.
+    pub disk_files: Vec<(String, u64)>,
     /// Milliseconds to open it again.
     pub open_ms: f64,
     /// Microseconds of the first point read after the open.
@@ -35,7 +44,42 @@ pub struct ColdRow {
     pub scan_rows_first_s: u64,
     /// Full scans completed in that second (the last one may be partial).
     pub scans: u64,
+    /// Rows per second of one full scan after that second.
+    pub warm_scan_rows_s: f64,
+    /// Resident memory the open and the first read added, anonymous and file-backed (MiB;
+    /// `null` where `/proc/self/status` has no such lines).
+    pub anon_mib_open: Option<f64>,
+    pub file_mib_open: Option<f64>,
     pub gate: String,
+}
+
+/// Resident anonymous and file-backed memory of this process (KiB), from `/proc/self/status`.
+fn resident() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?))
+}
+
+/// MiB added between two `resident` readings (negative deltas, from memory returned to the
+/// system meanwhile, count as 0).
+fn added(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> (Option<f64>, Option<f64>) {
+    match (before, after) {
+        (Some(b), Some(a)) => (
+            Some(a.0.saturating_sub(b.0) as f64 / 1024.0),
+            Some(a.1.saturating_sub(b.1) as f64 / 1024.0),
+        ),
+        _ => (None, None),
+    }
+}
+
+/// Times one full scan (`scan` returns the rows it saw); rows per second.
+fn warm(mut scan: impl FnMut() -> Result<u64, String>) -> Result<f64, String> {
+    let t = Instant::now();
+    let n = scan()?;
+    Ok(n as f64 / t.elapsed().as_secs_f64().max(1e-9))
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -46,6 +90,19 @@ fn dir_bytes(path: &Path) -> u64 {
         Ok(m) => m.len(),
         Err(_) => 0,
     }
+}
+
+fn files(dir: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), dir_bytes(&e.path())))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// The key read first: the middle of the table.
@@ -111,13 +168,16 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
                 k += LOAD_ROWS_PER_TXN;
             }
         }
+        db.checkpoint().map_err(e)?;
         db.close().map_err(e)?;
     }
     let load_s = started.elapsed().as_secs_f64();
     let disk_bytes = dir_bytes(dir);
+    let disk_files = files(dir);
     let probe = probe_key(keys);
+    let before = resident();
     let t0 = Instant::now();
-    let (row, rows, scans, bad) = if sql {
+    let (row, rows, scans, bad, warm_scan_rows_s, mem) = if sql {
         let mut conn = strata_sql::Connection::open(dir).map_err(|e| e.to_string())?;
         let open_ms = t0.elapsed().as_secs_f64() * 1e3;
         let t1 = Instant::now();
@@ -132,6 +192,7 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
             Some(strata_sql::Value::Integer(v)) => Some(*v as u64),
             _ => None,
         };
+        let mem = added(before, resident());
         // Pages of 4,096 rows in key order (a rowid range read with an early stop), so the
         // second can end mid-scan as for the other engines.
         let page = conn
@@ -155,7 +216,10 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
                 }
             }
         })?;
-        ((open_ms, first_read_us, value), rows, scans, bad)
+        let full = conn.prepare("SELECT id, n FROM counters").map_err(|e| e.to_string())?;
+        let warm_rate =
+            warm(|| Ok(full.query(&mut conn, &[]).map_err(|e| e.to_string())?.rows.len() as u64))?;
+        ((open_ms, first_read_us, value), rows, scans, bad, warm_rate, mem)
     } else {
         let db = Database::open(dir, Options::default()).map_err(e)?;
         let open_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -164,10 +228,12 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
         let got = db.begin_read().and_then(|s| s.get(&t, probe.to_be_bytes())).map_err(e)?;
         let first_read_us = t1.elapsed().as_secs_f64() * 1e6;
         let value = got.and_then(|v| v.try_into().ok()).map(u64::from_le_bytes);
+        let mem = added(before, resident());
         let (rows, scans, bad) = first_second(t0, keys, |deadline| {
             let snap = db.begin_read().map_err(e)?;
             let mut n = 0u64;
-            for _ in snap.range::<&[u8]>(&t, ..).map_err(e)? {
+            for row in snap.range::<&[u8]>(&t, ..).map_err(e)? {
+                row.map_err(e)?;
                 n += 1;
                 if n.is_multiple_of(4096) && Instant::now() >= deadline {
                     return Ok((n, false));
@@ -175,8 +241,17 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
             }
             Ok((n, true))
         })?;
+        let warm_rate = warm(|| {
+            let snap = db.begin_read().map_err(e)?;
+            let mut n = 0u64;
+            for row in snap.range::<&[u8]>(&t, ..).map_err(e)? {
+                row.map_err(e)?;
+                n += 1;
+            }
+            Ok(n)
+        })?;
         db.close().map_err(e)?;
-        ((open_ms, first_read_us, value), rows, scans, bad)
+        ((open_ms, first_read_us, value), rows, scans, bad, warm_rate, mem)
     };
     let (open_ms, first_read_us, value) = row;
     let gate = gate(value, probe, bad);
@@ -185,10 +260,14 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
         keys,
         load_s,
         disk_bytes,
+        disk_files,
         open_ms,
         first_read_us,
         scan_rows_first_s: rows,
         scans,
+        warm_scan_rows_s,
+        anon_mib_open: mem.0,
+        file_mib_open: mem.1,
         gate,
     })
 }
@@ -228,7 +307,9 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
     }
     let load_s = started.elapsed().as_secs_f64();
     let disk_bytes = dir_bytes(dir);
+    let disk_files = files(dir);
     let probe = probe_key(keys);
+    let before = resident();
     let t0 = Instant::now();
     let conn = rusqlite::Connection::open(&file).map_err(e)?;
     let open_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -238,6 +319,7 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
         .map(Some)
         .map_err(e)?;
     let first_read_us = t1.elapsed().as_secs_f64() * 1e6;
+    let mem = added(before, resident());
     let mut scan = conn.prepare("SELECT id, n FROM counters").map_err(e)?;
     let (rows, scans, bad) = first_second(t0, keys, |deadline| {
         let mut rows = scan.query([]).map_err(e)?;
@@ -251,15 +333,28 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
         }
         Ok((n, true))
     })?;
+    let warm_scan_rows_s = warm(|| {
+        let mut rows = scan.query([]).map_err(e)?;
+        let mut n = 0u64;
+        while let Some(row) = rows.next().map_err(e)? {
+            let _: i64 = row.get(1).map_err(e)?;
+            n += 1;
+        }
+        Ok(n)
+    })?;
     Ok(ColdRow {
         engine: "sqlite".to_string(),
         keys,
         load_s,
         disk_bytes,
+        disk_files,
         open_ms,
         first_read_us,
         scan_rows_first_s: rows,
         scans,
+        warm_scan_rows_s,
+        anon_mib_open: mem.0,
+        file_mib_open: mem.1,
         gate: gate(value.map(|v| v as u64), probe, bad),
     })
 }
@@ -288,9 +383,14 @@ pub fn run(
         };
         let _ = std::fs::remove_dir_all(&dir);
         let row = row?;
+        let on_disk: Vec<String> = row
+            .disk_files
+            .iter()
+            .map(|(name, bytes)| format!("{name} {:.1} MiB", *bytes as f64 / (1 << 20) as f64))
+            .collect();
         say(format!(
-            "  cold-open/{engine}: opened in {:.1} ms, first read {:.0} µs, {} rows scanned in the first second, gate {}",
-            row.open_ms, row.first_read_us, row.scan_rows_first_s, row.gate
+            "  cold-open/{engine}: opened in {:.1} ms, first read {:.0} µs, {} rows scanned in the first second, gate {}; files: {}",
+            row.open_ms, row.first_read_us, row.scan_rows_first_s, row.gate, on_disk.join(", ")
         ));
         rows.push(row);
     }
@@ -311,6 +411,9 @@ pub fn print(rows: &[ColdRow]) {
         "first read µs",
         "rows scanned in 1st s",
         "scans",
+        "warm scan rows/s",
+        "anon MiB",
+        "file MiB",
         "gate",
     ]);
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
@@ -324,6 +427,9 @@ pub fn print(rows: &[ColdRow]) {
             right(format!("{:.0}", r.first_read_us)),
             right(r.scan_rows_first_s.to_string()),
             right(r.scans.to_string()),
+            right(format!("{:.0}", r.warm_scan_rows_s)),
+            right(r.anon_mib_open.map_or("-".into(), |m| format!("{m:.1}"))),
+            right(r.file_mib_open.map_or("-".into(), |m| format!("{m:.1}"))),
             Cell::new(&r.gate),
         ]);
     }
