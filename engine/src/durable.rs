@@ -5,16 +5,19 @@
 //!   `Durability` asks (`strata_wal::Log::wait`). Timestamps are dense and every one has a
 //!   record, so recovery can restore exactly a prefix of the commit order (INVARIANTS §4.2).
 //! - Catalog changes are commits to the system table (`SYSTEM_TABLE`), logged like any other.
-//! - Recovery: newest checkpoint, then the log records above its timestamp in timestamp order
-//!   up to the first missing timestamp. A missing commit that some intact record claims was
+//! - Recovery: the base's newest checkpoint, then the log records above its timestamp in
+//!   timestamp order up to the first missing timestamp. A missing commit that some intact record claims was
 //!   durable is media damage (`LogDamage`): open refuses it with `Error::Corrupt` and changes no
 //!   file, unless the operator asked to salvage (`Options::salvage`). Otherwise, if anything had
 //!   to be dropped (a torn tail, records beyond a gap, garbage after the end), recovery writes a
 //!   checkpoint of what it restored and starts a fresh log (moving the old segments aside when
 //!   salvaging), so the files never hold two records of one timestamp and a crash during
 //!   recovery recovers the same state (docs/design/wal.md, Recovery).
-//! - Checkpoints: an MVCC snapshot at some timestamp (writers keep running), written and
-//!   switched atomically, then the log segments it covers are recycled.
+//! - Checkpoints: the changes committed since the base's last checkpoint, as of an MVCC snapshot
+//!   (writers keep running), written into the base file (`base.rs`, `strata-store`) and switched
+//!   atomically, then the log segments it covers are recycled.
+//! - Recovery opens the base (no rows are loaded: reads the chains cannot answer go to it) and
+//!   replays the log after its checkpoint into the chains.
 
 use crate::base::StoreBase;
 use crate::error::{Error, Result};
@@ -619,8 +622,8 @@ impl Durable {
 
 /// Starts a fresh log: creates segment `seq` (`bytes` long) with its header synced, writes a
 /// checkpoint of what was recovered naming that segment, then removes every older segment. A
-/// crash before the checkpoint's rename recovers the same state from the old files (the new
-/// segment holds only its header); after it, from the new checkpoint (the old segments hold only
+/// crash before the checkpoint's meta slot is durable recovers the same state from the old files
+/// (the new segment holds only its header); after it, from the new checkpoint (the old segments hold only
 /// timestamps it covers, or ones beyond the gap, which stay beyond it). Returns where appends
 /// continue.
 pub(crate) fn reset_log(

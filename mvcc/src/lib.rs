@@ -7,6 +7,8 @@
 //! - `registry`: the snapshot registry and its begin/GC handshake; the low watermark.
 //! - `lockfree` / `baseline`: the two version stores behind one trait ([`StoreKind`]).
 //! - [`txn`]: snapshots, write buffering, commit and rollback.
+//! - [`base`]: what the core asks of a base under the chains (on disk: the engine's base file);
+//!   with one, the chains hold only what changed since its last checkpoint.
 //!
 //! The protocol and why it is correct: `docs/design/mvcc.md`. It implements snapshot isolation
 //! with first-committer-wins; readers never take a lock and never abort, and wait only for a
