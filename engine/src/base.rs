@@ -69,10 +69,10 @@ impl StoreBase {
         &self,
         ts: Timestamp,
         log_seq: u64,
-        changes: &[RowChange],
+        changes: Vec<RowChange>,
     ) -> Result<(u64, u64)> {
         let encoded: Vec<strata_store::Change> =
-            changes.iter().map(|(t, k, v)| (base_key(*t, k), v.clone())).collect();
+            changes.into_iter().map(|(t, k, v)| (base_key(t, &k), v)).collect();
         let report = self.base.checkpoint(ts.0, log_seq, &encoded).map_err(store_error)?;
         self.roots.write().push(self.base.snapshot());
         Ok((report.rows, report.pages_written * strata_store::page::PAGE_BYTES as u64))

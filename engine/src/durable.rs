@@ -358,12 +358,13 @@ fn open_base(storage: &dyn Storage, writable: bool) -> Result<Option<Arc<StoreBa
     }
     let legacy = read_checkpoint(storage).map_err(|e| corrupt(e.to_string()))?;
     let base = Arc::new(StoreBase::open(storage, true)?);
-    if let Some(c) = &legacy {
+    if let Some(c) = legacy {
+        let (ts, log_seq) = (c.ts, c.log_seq.unwrap_or(0));
         let mut rows: Vec<RowChange> =
-            c.rows.iter().map(|(t, k, v)| (TableId(*t), k.clone(), Some(v.clone()))).collect();
+            c.rows.into_iter().map(|(t, k, v)| (TableId(t), k, Some(v))).collect();
         rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        base.checkpoint(Timestamp(c.ts), c.log_seq.unwrap_or(0), &rows)?;
+        base.checkpoint(Timestamp(ts), log_seq, rows)?;
         storage
             .remove(strata_wal::checkpoint::CHECKPOINT_FILE)
             .and_then(|()| storage.sync_dir())
@@ -489,7 +490,7 @@ pub(crate) fn write_checkpoint(
         changes.extend(gone);
         changes.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     }
-    let (rows, bytes) = base.checkpoint(upto, log_seq, &changes)?;
+    let (rows, bytes) = base.checkpoint(upto, log_seq, changes)?;
     drop(snap);
     base.prune(mvcc.refresh_watermark());
     Ok((upto.0, rows, bytes))
