@@ -285,3 +285,33 @@ fn a_directory_written_before_base_files_is_upgraded_on_open() {
     let t = db.open_table("t").unwrap();
     assert_eq!(db.begin_read().unwrap().scan(&t).unwrap().len(), 3);
 }
+
+#[test]
+fn a_failed_checkpoint_loses_nothing_and_commits_go_on() {
+    use std::sync::Arc;
+    use strata::{CrashMode, Durability, Faults, FaultyStorage};
+    let disk = FaultyStorage::new(Faults::default());
+    let opts = options(StoreKind::LockFree).durability(Durability::Sync);
+    let db = Database::open_with_storage(Arc::new(disk.clone()), opts.clone()).unwrap();
+    let t = db.create_table("t").unwrap();
+    for i in 0..100u32 {
+        db.transaction(|txn| txn.put(&t, key(i), "v")).unwrap();
+    }
+    // Every commit is synced; the next sync is the checkpoint's (its pages), and it fails.
+    disk.set_faults(Faults { failing_syncs: 1, ..Faults::default() });
+    let err = db.checkpoint().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    for i in 100..150u32 {
+        db.transaction(|txn| txn.put(&t, key(i), "v")).unwrap();
+    }
+    assert_eq!(db.begin_read().unwrap().scan(&t).unwrap().len(), 150);
+    let stats = db.durability_stats().unwrap();
+    assert!(stats.last_checkpoint_error.is_some());
+    assert!(db.checkpoint().is_err(), "this handle writes no more checkpoints");
+    let after = disk.crash(CrashMode::LoseUnsynced);
+    drop(db);
+    let db = Database::open_with_storage(Arc::new(after), opts).unwrap();
+    let t = db.open_table("t").unwrap();
+    assert_eq!(db.begin_read().unwrap().scan(&t).unwrap().len(), 150, "nothing acknowledged lost");
+    db.checkpoint().unwrap();
+}
