@@ -103,10 +103,7 @@ impl StoreBase {
         f: impl FnOnce(&Snapshot) -> std::result::Result<T, StoreError>,
     ) -> std::result::Result<T, String> {
         let roots = self.roots.read();
-        let root = roots
-            .iter()
-            .rev()
-            .find(|r| r.ts() <= read_ts.0)
+        let root = newest_at_or_below(&roots, read_ts)
             .ok_or_else(|| format!("no base checkpoint at or below {read_ts} is kept"))?;
         f(root).map_err(|e| e.to_string())
     }
@@ -157,9 +154,13 @@ impl BaseReader for StoreBase {
     }
 
     fn checkpoint_at_or_below(&self, ts: Timestamp) -> Timestamp {
-        let roots = self.roots.read();
-        Timestamp(roots.iter().rev().find(|r| r.ts() <= ts.0).map_or(0, |r| r.ts()))
+        Timestamp(newest_at_or_below(&self.roots.read(), ts).map_or(0, Snapshot::ts))
     }
+}
+
+/// The newest of `roots` (oldest first) at or below `ts`: the checkpoint a read at `ts` uses.
+fn newest_at_or_below(roots: &[Snapshot], ts: Timestamp) -> Option<&Snapshot> {
+    roots.iter().rev().find(|r| r.ts() <= ts.0)
 }
 
 /// Keeps `Arc<StoreBase>` usable as the core's `Arc<dyn BaseReader>`.
