@@ -11,9 +11,10 @@
 //!
 //! The layout (`page`), the update and page reuse (`write`), reading (`read`) and verification
 //! (`check`) each say their part; `docs/design/storage.md` has the whole design and what it
-//! guarantees. Status: the store itself, tested on its own (issue #14, first increment); the
-//! engine does not use it yet.
-#![deny(unsafe_code)] // except the one read of a mapped page (`read.rs`; docs/UNSAFE.md §9)
+//! guarantees. The engine keeps every row's checkpointed version here (`strata::base`), with the
+//! version chains in front of it. The handshake between readers, the switch to a new
+//! checkpoint and page reuse is model-checked with loom (`tests/loom_pages.rs`, with canaries).
+#![deny(unsafe_code)] // except the one read of a mapped page (`read.rs`; docs/UNSAFE.md §8b)
 
 mod check;
 mod error;
@@ -22,12 +23,15 @@ mod read;
 mod sync;
 mod write;
 
+#[cfg(loom)]
+pub use sync::canary;
+
 pub use check::{check, CheckReport};
 pub use error::StoreError;
 pub use read::{Range, Snapshot};
 pub use write::Change;
 
-use crate::sync::{Arc, Mutex, RwLock, Weak};
+use crate::sync::{fence_acquire, Arc, Mutex, RwLock, SnapArc};
 use page::{Meta, MetaProblem, FORMAT_VERSION, PAGE_BYTES};
 use read::{SnapshotState, Source};
 use strata_wal::{Storage, StorageFile};
@@ -70,8 +74,10 @@ impl std::fmt::Debug for Base {
 
 struct Writer {
     alloc: Alloc,
-    /// Every snapshot published, while any of them may be alive: generation and handle.
-    published: Vec<(u64, Weak<SnapshotState>)>,
+    /// Every snapshot published while any holder of it may be alive: its generation and a
+    /// handle. A snapshot whose only handle is this one is dead: no one else can get it (only
+    /// the current one is handed out, and `current` holds that one too).
+    published: Vec<(u64, SnapArc<SnapshotState>)>,
     /// The file's length in pages.
     file_pages: u64,
     /// Why an earlier checkpoint failed, if one did: no more are written.
@@ -211,10 +217,10 @@ impl Base {
             pages: meta.pages,
             list_pages,
         };
-        let snap = Snapshot(Arc::new(SnapshotState { meta, source }));
+        let snap = Snapshot(SnapArc::new(SnapshotState { meta, source }));
         let writer = Writer {
             alloc,
-            published: vec![(meta.generation, Arc::downgrade(&snap.0))],
+            published: vec![(meta.generation, snap.0.clone())],
             file_pages: len / PAGE_BYTES as u64,
             failed: None,
         };
@@ -277,8 +283,12 @@ impl Base {
         let old = *current.meta();
         let generation = old.generation + 1;
         // Pages freed by generations no live snapshot predates are writable again.
-        w.published.retain(|(_, s)| s.strong_count() > 0);
+        w.published.retain(|(_, s)| SnapArc::strong_count(s) > 1);
+        // Order the reuse below after every read the dropped holders made (`sync.rs`).
+        fence_acquire();
         let oldest_live = w.published.iter().map(|(g, _)| *g).min().unwrap_or(old.generation);
+        #[cfg(loom)]
+        let oldest_live = crate::sync::canary::oldest_live(oldest_live);
         let mut alloc = w.alloc.clone();
         alloc.release(oldest_live);
         let mut up = Update::new(current.source(), generation, alloc);
@@ -348,8 +358,8 @@ impl Base {
         let freed = std::mem::take(&mut up.freed);
         let mut alloc = up.alloc;
         alloc.pending.push((generation, freed));
-        let snap = Snapshot(Arc::new(SnapshotState { meta, source }));
-        w.published.push((generation, Arc::downgrade(&snap.0)));
+        let snap = Snapshot(SnapArc::new(SnapshotState { meta, source }));
+        w.published.push((generation, snap.0.clone()));
         w.alloc = alloc;
         w.file_pages = file_pages;
         *self.current.write() = snap;

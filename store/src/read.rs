@@ -7,7 +7,7 @@
 
 use crate::error::StoreError;
 use crate::page::{self, Blob, Header, Kind, Meta, OVERFLOW_DATA_BYTES, PAGE_BYTES};
-use crate::sync::Arc;
+use crate::sync::{Arc, SnapArc};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -32,7 +32,7 @@ impl std::fmt::Debug for Source {
 
 /// One checkpoint's tree, as readers see it. Cheap to clone (an `Arc`).
 #[derive(Clone, Debug)]
-pub struct Snapshot(pub(crate) Arc<SnapshotState>);
+pub struct Snapshot(pub(crate) SnapArc<SnapshotState>);
 
 #[derive(Debug)]
 pub(crate) struct SnapshotState {

@@ -3,6 +3,7 @@
 //! unsynced writes. After each, the file opens at the old checkpoint or the new one (the new one
 //! whenever the checkpoint had returned), whole; `check` passes; and the next checkpoint works.
 //! Also a crash while creating the file, and damage that is not a crash.
+#![cfg(not(loom))] // the loom build runs tests/loom_pages.rs only
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! small and large keys and values, reopened between checkpoints, on real files (read through
 //! the mapping) and on the simulated disk (read through `read_at`); old snapshots keep their
 //! view while later checkpoints reuse pages; `check` passes after every checkpoint.
+#![cfg(not(loom))] // the loom build runs tests/loom_pages.rs only
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use proptest::prelude::*;
