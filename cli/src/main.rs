@@ -34,6 +34,10 @@ enum Command {
     /// SQL shell over a database directory (or in memory): statements end with `;`, dot-commands
     /// (`.help`), several connections at once (`.spawn`, `.use NAME`, `.conns`).
     Shell(shell::ShellArgs),
+    /// Open a database the cold-open suite loaded, read one row, print it (the suite's fresh
+    /// process).
+    #[command(hide = true)]
+    ProbeRead(bench::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Check(args) => return check::run(&args),
         Command::Recover(args) => return check::recover(&args),
         Command::Shell(args) => return shell::run(&args),
+        Command::ProbeRead(args) => bench::probe_read(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

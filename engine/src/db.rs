@@ -71,6 +71,12 @@ pub struct Options {
     /// never deleted); `Database::recovery_report` says what was dropped. Without it such an
     /// open fails with `Error::Corrupt` and changes no file. A torn tail is recovered either way.
     pub salvage: bool,
+    /// Whether `close` writes a checkpoint first (on by default), so the next open replays no
+    /// log: the changes since the last checkpoint go into the base file, the log continues in
+    /// a new segment of the smallest size, and the spare segments are removed. A close then
+    /// takes as long as that checkpoint. A failed one loses nothing (the log still holds every
+    /// commit) and `close` returns its error after closing. Off: `close` only syncs the log.
+    pub checkpoint_on_close: bool,
 }
 
 /// How a database opened from a directory writes its log and checkpoints.
@@ -99,6 +105,7 @@ impl Default for Options {
             file_io: FileIo::Mmap,
             isolation: Isolation::Snapshot,
             salvage: false,
+            checkpoint_on_close: true,
         }
     }
 }
@@ -150,6 +157,12 @@ impl Options {
     /// Sets `salvage` (see the field: an operator's explicit choice, never a default).
     pub fn salvage(mut self, salvage: bool) -> Self {
         self.salvage = salvage;
+        self
+    }
+
+    /// Sets whether `close` checkpoints first (see the field).
+    pub fn checkpoint_on_close(mut self, on: bool) -> Self {
+        self.checkpoint_on_close = on;
         self
     }
 
@@ -686,10 +699,19 @@ impl Inner {
             return Ok(());
         }
         *closed = true;
-        self.mvcc.close();
+        // First, so no background checkpoint or spare segment races the checkpoint at close.
         if let Some(bg) = self.background.lock().take() {
             bg.stop();
         }
+        // Before the core closes (a checkpoint takes a snapshot). Commits may still run
+        // meanwhile; they land in the log after the checkpoint, as at any other time.
+        let mut checkpoint = Ok(());
+        if let Some(d) = &self.durable {
+            if self.options.checkpoint_on_close && d.log.failure().is_none() {
+                checkpoint = d.checkpoint_for_close(&self.mvcc).map(|_| ());
+            }
+        }
+        self.mvcc.close();
         let mut result = Ok(());
         if let Some(d) = &self.durable {
             // Wait for every in-flight commit (each holds the gate shared until acknowledged).
@@ -709,6 +731,7 @@ impl Inner {
                 let _ = lock.unlock();
             }
         }
+        let result = result.and(checkpoint);
         if let Some(path) = &self.path {
             let mut registry = open_registry().lock();
             if registry

@@ -553,16 +553,34 @@ impl Durable {
 
     /// Takes a checkpoint now (one at a time) and recycles the log it covers.
     pub(crate) fn checkpoint(&self, mvcc: &Mvcc) -> Result<CheckpointReport> {
+        self.checkpoint_with(mvcc, false)
+    }
+
+    /// The checkpoint `close` takes (`Options::checkpoint_on_close`): the log continues in a
+    /// new segment of the smallest size, so the next open reads one small file; then the spare
+    /// segments are removed. Nothing is written when the last checkpoint covers every commit
+    /// and the log already continues in a small segment.
+    pub(crate) fn checkpoint_for_close(&self, mvcc: &Mvcc) -> Result<CheckpointReport> {
+        let report = self.checkpoint_with(mvcc, true)?;
+        self.log.remove_spares().map_err(log_error)?;
+        Ok(report)
+    }
+
+    fn checkpoint_with(&self, mvcc: &Mvcc, small_segment: bool) -> Result<CheckpointReport> {
         let mut state = self.checkpoint.lock();
         let started = Instant::now();
         let log_bytes = self.log.stats().bytes_appended;
-        if mvcc.now().0 == state.ts {
+        if mvcc.now().0 == state.ts && (!small_segment || self.log.current_is_small()) {
             return Ok(CheckpointReport::default());
         }
         let result: Result<CheckpointReport> = (|| {
             // Read before the snapshot: every commit above it is appended at or after this
             // segment. Synced before the checkpoint names it (its header must be durable).
-            let log_seq = self.log.current_seq();
+            let log_seq = if small_segment {
+                self.log.start_small_segment().map_err(log_error)?
+            } else {
+                self.log.current_seq()
+            };
             self.log.sync_all().map_err(log_error)?;
             let (ts, rows, bytes) = write_checkpoint(mvcc, &self.base, log_seq)?;
             let retired = self.log.recycle(ts, log_seq).map_err(log_error)?;

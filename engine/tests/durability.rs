@@ -42,7 +42,8 @@ fn a_database_survives_close_and_reopen_on_real_files() {
 
 fn reopen_round_trip(io: FileIo) {
     let (_tmp, dir) = tmp_dir(&format!("reopen-{io:?}"));
-    let options = || options().file_io(io);
+    // Without the checkpoint at close, so the reopen replays the log after the explicit one.
+    let options = || options().file_io(io).checkpoint_on_close(false);
     {
         let db = Database::open(&dir, options()).unwrap();
         let t = db.create_table("t").unwrap();
@@ -71,6 +72,60 @@ fn reopen_round_trip(io: FileIo) {
     let again = db.create_table("gone").unwrap();
     assert!(db.begin_read().unwrap().scan(&again).unwrap().is_empty(), "ids are not reused");
     db.close().unwrap();
+}
+
+/// The checkpoint `close` takes: the next open replays nothing, the log continues in one small
+/// segment, no spare is left, and every row is there; again after a reopen that wrote nothing,
+/// and after a drop (which closes too).
+#[test]
+fn close_checkpoints_so_the_next_open_replays_nothing() {
+    let (_tmp, dir) = tmp_dir("close-checkpoint");
+    let options = || Options::default().gc_interval(None);
+    let segments = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .filter(|(n, _)| n.starts_with("wal-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = strata_wal::log::first_segment_bytes(options().segment_bytes);
+    {
+        let db = Database::open(&dir, options()).unwrap();
+        let t = db.create_table("t").unwrap();
+        // Enough to grow the log past its first segments and make a spare.
+        for chunk in 0..40u32 {
+            db.transaction(|txn| {
+                for i in chunk * 500..(chunk + 1) * 500 {
+                    txn.put(&t, i.to_be_bytes(), [7u8; 100])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        }
+        db.close().unwrap();
+    }
+    let files = segments();
+    assert_eq!(files.len(), 1, "one segment, no spare: {files:?}");
+    assert_eq!(files[0].1, first, "the log continues in a first-size segment: {files:?}");
+    for round in 0..2 {
+        let db = Database::open(&dir, options()).unwrap();
+        let report = db.recovery_report().unwrap();
+        assert_eq!(report.records_replayed, 0, "round {round}: {report:?}");
+        assert!(report.log_bytes <= first, "round {round}: read {} bytes", report.log_bytes);
+        assert_eq!(state(&db, "t").len(), 20_000 + round, "round {round}");
+        if round == 0 {
+            let t = db.open_table("t").unwrap();
+            db.transaction(|txn| txn.put(&t, b"late", b"1")).unwrap();
+            drop(db); // the last handle's drop closes, and checkpoints, too
+        } else {
+            assert_eq!(state(&db, "t").get(&b"late"[..]), Some(&b"1".to_vec()));
+            db.close().unwrap();
+        }
+        assert_eq!(segments().len(), 1, "round {round}: {:?}", segments());
+    }
 }
 
 #[test]
@@ -257,7 +312,9 @@ fn crash_everywhere(pad: Option<u64>) -> u32 {
 fn a_flipped_bit_in_the_log_is_refused_and_salvage_keeps_the_prefix() {
     let disk = FaultyStorage::new(Faults::default());
     {
-        let db = open_after(&disk);
+        // Without the checkpoint at close: the damage must lie in log the open needs.
+        let options = options().checkpoint_on_close(false);
+        let db = Database::open_with_storage(Arc::new(disk.clone()), options).unwrap();
         let t = db.create_table("t").unwrap();
         for i in 0..200u32 {
             db.transaction(|txn| txn.put(&t, i.to_be_bytes(), [1u8; 40])).unwrap();

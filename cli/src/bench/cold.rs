@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use strata::{Database, Options};
 
+use super::storage::{self, StorageRow};
+
 /// Rows per preload txn / statement batch.
 const LOAD_ROWS_PER_TXN: u64 = 10_000;
 
@@ -51,6 +53,8 @@ pub struct ColdRow {
     pub anon_mib_open: Option<f64>,
     pub file_mib_open: Option<f64>,
     pub gate: String,
+    /// The storage measurements (`storage.rs`; Strata's API and SQLite only).
+    pub storage: Option<StorageRow>,
 }
 
 /// Resident anonymous and file-backed memory of this process (KiB), from `/proc/self/status`.
@@ -175,6 +179,8 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
     let disk_bytes = dir_bytes(dir);
     let disk_files = files(dir);
     let probe = probe_key(keys);
+    let mut srow = StorageRow::default();
+    let fresh = if sql { None } else { Some(storage::fresh_process_read("strata", dir, probe)?) };
     let before = resident();
     let t0 = Instant::now();
     let (row, rows, scans, bad, warm_scan_rows_s, mem) = if sql {
@@ -250,11 +256,13 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
             }
             Ok(n)
         })?;
+        storage::strata(&db, keys, &mut srow, &|| added(before, resident()))?;
         db.close().map_err(e)?;
         ((open_ms, first_read_us, value), rows, scans, bad, warm_rate, mem)
     };
     let (open_ms, first_read_us, value) = row;
     let gate = gate(value, probe, bad);
+    let storage = fresh.map(|f| with_fresh(srow, f, probe));
     Ok(ColdRow {
         engine: if sql { "strata-sql" } else { "strata" }.to_string(),
         keys,
@@ -269,7 +277,17 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
         anon_mib_open: mem.0,
         file_mib_open: mem.1,
         gate,
+        storage,
     })
+}
+
+/// The storage row with the fresh-process read's time, and its gate: the value it printed.
+fn with_fresh(mut row: StorageRow, (ms, value): (f64, Option<u64>), probe: u64) -> StorageRow {
+    row.fresh_process_read_ms = ms;
+    if value != Some(probe) && !row.gate.starts_with("FAILED") {
+        row.gate = format!("FAILED: the fresh process read {value:?}, expected {probe}");
+    }
+    row
 }
 
 fn gate(value: Option<u64>, probe: u64, bad: Option<String>) -> String {
@@ -309,6 +327,7 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
     let disk_bytes = dir_bytes(dir);
     let disk_files = files(dir);
     let probe = probe_key(keys);
+    let fresh = storage::fresh_process_read("sqlite", dir, probe)?;
     let before = resident();
     let t0 = Instant::now();
     let conn = rusqlite::Connection::open(&file).map_err(e)?;
@@ -342,6 +361,9 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
         }
         Ok(n)
     })?;
+    drop(scan);
+    let mut srow = StorageRow::default();
+    storage::sqlite(&conn, &file, keys, &mut srow, &|| added(before, resident()))?;
     Ok(ColdRow {
         engine: "sqlite".to_string(),
         keys,
@@ -356,6 +378,7 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
         anon_mib_open: mem.0,
         file_mib_open: mem.1,
         gate: gate(value.map(|v| v as u64), probe, bad),
+        storage: Some(with_fresh(srow, fresh, probe)),
     })
 }
 
@@ -434,4 +457,9 @@ pub fn print(rows: &[ColdRow]) {
         ]);
     }
     println!("{grid}");
+    let storage: Vec<(String, StorageRow)> =
+        rows.iter().filter_map(|r| r.storage.clone().map(|s| (r.engine.clone(), s))).collect();
+    if !storage.is_empty() {
+        storage::print(&storage);
+    }
 }
