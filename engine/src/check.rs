@@ -80,17 +80,6 @@ impl CheckReport {
     }
 }
 
-/// A shared lock on the directory, released explicitly when dropped (as `Database::close`
-/// does: a child forked meanwhile shares the open file description and would hold the lock
-/// until it execs).
-struct SharedLock(std::fs::File);
-
-impl Drop for SharedLock {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
 /// Verifies the database in `dir` without writing to it: checkpoint checksums and structure,
 /// every log record's checksum, timestamps (each appears once; replay is gap-free), commit
 /// payloads, the catalog, and what lies past the end of the log. Holds a shared lock on the
@@ -109,7 +98,7 @@ pub fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
     // exclusively, so the two exclude each other.
     let _lock = match std::fs::File::open(dir.join(LOCK_FILE)) {
         Ok(f) => match f.try_lock_shared() {
-            Ok(()) => Some(SharedLock(f)),
+            Ok(()) => Some(crate::db::DirLock(f)),
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::AlreadyOpen { path: dir.display().to_string() })
             }

@@ -174,6 +174,19 @@ impl Options {
     }
 }
 
+/// A lock on a database directory's `LOCK` file, released explicitly when dropped — on close,
+/// on a failed open, after `strata check`. Only closing the file is not enough: a child process
+/// forked by any thread meanwhile shares the open file description (and its `flock`) until it
+/// execs, so the directory stayed locked for a moment and a reopen or check got `AlreadyOpen`.
+#[derive(Debug)]
+pub(crate) struct DirLock(pub(crate) std::fs::File);
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
 /// A handle to a named table. Cheap to clone; stays valid until the table is dropped, after
 /// which operations through it fail with `Error::TableDropped`.
 #[derive(Clone)]
@@ -362,13 +375,13 @@ impl Database {
             .write(true)
             .open(path.join(LOCK_FILE))
             .map_err(|e| io("opening the lock file", e))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
+        let lock_file = match lock_file.try_lock() {
+            Ok(()) => DirLock(lock_file),
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(Error::AlreadyOpen { path: path.display().to_string() })
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("locking the directory", e)),
-        }
+        };
         let dir_err = |e| io("opening the directory", e);
         let storage: Arc<dyn Storage> = match options.file_io {
             FileIo::Mmap => {
@@ -394,7 +407,7 @@ impl Database {
     fn open_storage(
         storage: Arc<dyn Storage>,
         options: Options,
-        lock_file: Option<std::fs::File>,
+        lock_file: Option<DirLock>,
         path: Option<PathBuf>,
     ) -> Result<Database> {
         match storage.remove(strata_wal::checkpoint::CHECKPOINT_TMP) {
@@ -723,13 +736,7 @@ impl Inner {
                     .and_then(|()| d.log.close_marker())
                     .map_err(durable::log_error);
             }
-            if let Some(lock) = d.lock_file.lock().take() {
-                // Unlock explicitly rather than only closing the file: a child process forked
-                // by any thread while the database was open shares this open file description
-                // (and its flock) until it execs, so closing our descriptor alone can leave the
-                // directory locked for a moment — a reopen then failed with `AlreadyOpen`.
-                let _ = lock.unlock();
-            }
+            drop(d.lock_file.lock().take()); // unlocks (`DirLock`)
         }
         let result = result.and(checkpoint);
         if let Some(path) = &self.path {

@@ -296,7 +296,7 @@ pub(crate) struct Durable {
     checkpoint: Mutex<CheckpointState>,
     pub(crate) recovery: RecoveryReport,
     /// The directory lock (released when the database closes).
-    pub(crate) lock_file: Mutex<Option<std::fs::File>>,
+    pub(crate) lock_file: Mutex<Option<crate::db::DirLock>>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -530,7 +530,7 @@ impl Durable {
         options: LogOptions,
         from: AppendFrom,
         recovery: RecoveryReport,
-        lock_file: Option<std::fs::File>,
+        lock_file: Option<crate::db::DirLock>,
     ) -> Result<Durable> {
         let log =
             Log::open(storage.clone(), options, from, recovery.recovered_ts).map_err(log_error)?;
