@@ -84,9 +84,6 @@ struct Writer {
     failed: Option<String>,
 }
 
-/// A checkpoint syncs its pages after about this many bytes, not only once at the end.
-const SYNC_STEP_BYTES: usize = 4 << 20;
-
 /// Grows the file by at least an eighth (and at least this many pages) at a time.
 const GROW_PAGES_MIN: u64 = 16;
 
@@ -326,7 +323,6 @@ impl Base {
         }
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
-        let mut unsynced = 0usize;
         let mut written = up.written.iter().peekable();
         while let Some((no, bytes)) = written.next() {
             if run.is_empty() {
@@ -338,14 +334,7 @@ impl Base {
                 self.file
                     .write_at(run_start * PAGE_BYTES as u64, &run)
                     .map_err(StoreError::io(name, "writing pages"))?;
-                unsynced += run.len();
                 run.clear();
-                // In steps, so the log's syncs never queue behind a whole checkpoint's
-                // writeback (commit latency during a checkpoint; docs/benchmarks.md).
-                if unsynced >= SYNC_STEP_BYTES && written.peek().is_some() {
-                    self.file.sync().map_err(StoreError::io(name, "syncing pages"))?;
-                    unsynced = 0;
-                }
             }
         }
         self.file.sync().map_err(StoreError::io(name, "syncing pages"))?;
