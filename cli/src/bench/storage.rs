@@ -176,6 +176,24 @@ fn split(samples: &Samples, from: Instant, to: Instant) -> (Vec<Duration>, Vec<D
     (before, during)
 }
 
+/// YCSB C: uniform random point reads of `keys` rows for one second; reads per second.
+fn ycsb_c(
+    rng: &mut Rng,
+    keys: u64,
+    mut read: impl FnMut(u64) -> Result<(), String>,
+) -> Result<f64, String> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(1);
+    let mut reads = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..256 {
+            read(rng.random_range(0..keys))?;
+            reads += 1;
+        }
+    }
+    Ok(reads as f64 / started.elapsed().as_secs_f64())
+}
+
 /// The storage measurements on Strata's open `db` (its table `counters` of `keys` rows).
 /// `mem` reads the resident memory added since before the open; it is called after the reads.
 pub fn strata(
@@ -187,21 +205,12 @@ pub fn strata(
     let e = |e: strata::Error| e.to_string();
     let t = db.open_table("counters").map_err(e)?;
     let mut rng = Rng::seed_from_u64(14);
-    // YCSB C.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut reads = 0u64;
-    let started = Instant::now();
-    while Instant::now() < deadline {
-        for _ in 0..256 {
-            let k = rng.random_range(0..keys);
-            let snap = db.begin_read().map_err(e)?;
-            if snap.get(&t, k.to_be_bytes()).map_err(e)?.is_none() {
-                return Err(format!("key {k} missing"));
-            }
-            reads += 1;
+    row.ycsb_c_reads_s = ycsb_c(&mut rng, keys, |k| {
+        match db.begin_read().and_then(|s| s.get(&t, k.to_be_bytes())).map_err(e)? {
+            Some(_) => Ok(()),
+            None => Err(format!("key {k} missing")),
         }
-    }
-    row.ycsb_c_reads_s = reads as f64 / started.elapsed().as_secs_f64();
+    })?;
     (row.anon_mib_after_reads, row.file_mib_after_reads) = mem();
     // Bytes written per changed row.
     let mut bad = None;
@@ -305,17 +314,9 @@ pub fn sqlite(
     let mut rng = Rng::seed_from_u64(14);
     {
         let mut get = conn.prepare_cached("SELECT n FROM counters WHERE id = ?1").map_err(e)?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut reads = 0u64;
-        let started = Instant::now();
-        while Instant::now() < deadline {
-            for _ in 0..256 {
-                let k = rng.random_range(0..keys);
-                let _: i64 = get.query_row([k as i64], |r| r.get(0)).map_err(e)?;
-                reads += 1;
-            }
-        }
-        row.ycsb_c_reads_s = reads as f64 / started.elapsed().as_secs_f64();
+        row.ycsb_c_reads_s = ycsb_c(&mut rng, keys, |k| {
+            get.query_row([k as i64], |r| r.get::<_, i64>(0)).map(|_| ()).map_err(e)
+        })?;
     }
     (row.anon_mib_after_reads, row.file_mib_after_reads) = mem();
     let update = |conn: &rusqlite::Connection, ks: &[u64], round: u64| -> Result<(), String> {
