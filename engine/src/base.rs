@@ -146,8 +146,9 @@ impl BaseReader for StoreBase {
             let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
             let rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
             for row in rows.take(max_rows) {
-                let (k, v) = row?;
-                out.push((k[4..].to_vec(), v));
+                let (mut k, v) = row?;
+                k.drain(..4);
+                out.push((k, v));
             }
             Ok(())
         })

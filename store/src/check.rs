@@ -117,10 +117,18 @@ impl Walk<'_> {
         let in_bounds = |k: &[u8]| low.is_none_or(|l| k >= l) && high.is_none_or(|hi| k < hi);
         if leaf {
             let mut prev: Option<Vec<u8>> = None;
+            let prefix = page::leaf_prefix(&b);
+            self.leaf_bytes += 2 + prefix.len() as u64;
             for i in 0..h.entries {
                 let (raw, k, v) = page::leaf_entry(&b, i);
                 self.leaf_bytes += page::slotted_cost(raw.len()) as u64;
-                let key = self.key(k)?;
+                let key = match k {
+                    Blob::Inline(suffix) => [prefix, suffix].concat(),
+                    Blob::Overflow { .. } if !prefix.is_empty() => {
+                        return Err(bad(format!("key {i} is chained in a leaf with a prefix")));
+                    }
+                    Blob::Overflow { .. } => self.key(k)?,
+                };
                 if let Blob::Overflow { len, first } = v {
                     self.chain(first, len)?;
                 }

@@ -13,12 +13,15 @@
 //! | 24..32 | next page of an overflow or free-list chain (0: the last) |
 //!
 //! Leaf and branch bodies are slotted: `entries` little-endian u16 offsets (from the page start),
-//! then the entries they point at, in key order. A leaf entry is a key blob then a value blob; a
-//! branch entry is a child page number (u64) then a key blob, the smallest key that child's
-//! subtree may hold (the first entry's key is empty: it bounds nothing). A blob is inline,
-//! `0, len u16, bytes`, or in an overflow chain, `1, len u32, first page u64`. Overflow pages
-//! carry `OVERFLOW_DATA_BYTES` of the blob each; free-list pages carry a u32 count and that many
-//! u64 page numbers.
+//! then the entries they point at, in key order. A leaf body starts with the prefix every key in
+//! the leaf shares (`prefix len u16, bytes`; its slots follow), and stores each key without it:
+//! a leaf entry is the key's suffix blob then the value blob. A branch entry is a child page
+//! number (u64) then a key blob, the smallest key that child's subtree may hold (the first
+//! entry's key is empty: it bounds nothing). A blob starts with a LEB128 varint `len << 1 |
+//! chained`: inline (`chained` 0) the `len` bytes follow; in an overflow chain (1) the chain's
+//! first page (u64) follows. A leaf holding a key in an overflow chain has an empty prefix, so a
+//! chained key is always whole. Overflow pages carry `OVERFLOW_DATA_BYTES` of the blob each;
+//! free-list pages carry a u32 count and that many u64 page numbers.
 //!
 //! Integers are little-endian. The two meta pages (pages 0 and 1) have their own layout
 //! (`Meta`).
@@ -107,17 +110,21 @@ pub(crate) fn verify(no: u64, b: &[u8]) -> Result<Header, StoreError> {
     let entries = usize::from(u16_at(b, 6));
     let h = Header { kind, entries, generation: u64_at(b, 16), next: u64_at(b, 24) };
     if matches!(kind, Kind::Leaf | Kind::Branch) {
-        if HEADER_BYTES + 2 * entries > PAGE_BYTES {
-            return Err(bad(format!("{entries} slots do not fit")));
+        let slots = match kind {
+            Kind::Leaf => HEADER_BYTES + 2 + usize::from(u16_at(b, HEADER_BYTES)),
+            _ => HEADER_BYTES,
+        };
+        if slots + 2 * entries > PAGE_BYTES {
+            return Err(bad(format!("a prefix and {entries} slots do not fit")));
         }
         for i in 0..entries {
-            let at = usize::from(u16_at(b, HEADER_BYTES + 2 * i));
+            let at = usize::from(u16_at(b, slots + 2 * i));
             let len = match kind {
                 Kind::Leaf => blob_len(b, at).and_then(|k| blob_len(b, at + k).map(|v| k + v)),
                 _ => blob_len(b, at + 8).map(|k| k + 8),
             };
             match len {
-                Some(len) if at >= HEADER_BYTES + 2 * entries && at + len <= PAGE_BYTES => {}
+                Some(len) if at >= slots + 2 * entries && at + len <= PAGE_BYTES => {}
                 _ => return Err(bad(format!("entry {i} lies outside the page"))),
             }
         }
@@ -130,14 +137,38 @@ pub(crate) fn verify(no: u64, b: &[u8]) -> Result<Header, StoreError> {
     Ok(h)
 }
 
+/// Decodes the LEB128 varint at `at`: its value and length, if it lies inside `b` and is at
+/// most 5 bytes (a blob's tag, a u32 length shifted by one, needs at most 33 bits).
+fn varint(b: &[u8], at: usize) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for i in 0..5 {
+        let byte = *b.get(at + i)?;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Bytes the varint of `v` takes.
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// The encoded length of the blob at `at`, if it lies inside `b`.
 fn blob_len(b: &[u8], at: usize) -> Option<usize> {
-    match *b.get(at)? {
-        0 if at + 3 <= b.len() => Some(3 + usize::from(u16_at(b, at + 1))),
-        1 => Some(13),
-        _ => None,
-    }
-    .filter(|len| at + len <= b.len())
+    let (tag, n) = varint(b, at)?;
+    let len = if tag & 1 == 0 { n + (tag >> 1) as usize } else { n + 8 };
+    (at + len <= b.len()).then_some(len)
 }
 
 /// A blob as stored: the bytes, or where they are.
@@ -150,33 +181,49 @@ pub enum Blob<'a> {
 impl<'a> Blob<'a> {
     /// Decodes the blob at `at` (bounds were checked by `verify`); returns it and its length.
     pub(crate) fn at(b: &'a [u8], at: usize) -> (Blob<'a>, usize) {
-        if b[at] == 0 {
-            let n = usize::from(u16_at(b, at + 1));
-            (Blob::Inline(&b[at + 3..at + 3 + n]), 3 + n)
+        let (tag, n) = varint(b, at).unwrap_or((0, 1));
+        let len = (tag >> 1) as usize;
+        if tag & 1 == 0 {
+            (Blob::Inline(&b[at + n..at + n + len]), n + len)
         } else {
-            (Blob::Overflow { len: u32_at(b, at + 1), first: u64_at(b, at + 5) }, 13)
+            (Blob::Overflow { len: len as u32, first: u64_at(b, at + n) }, n + 8)
         }
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Blob::Inline(v) => {
-                out.push(0);
-                out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+                put_varint((v.len() as u64) << 1, out);
                 out.extend_from_slice(v);
             }
             Blob::Overflow { len, first } => {
-                out.push(1);
-                out.extend_from_slice(&len.to_le_bytes());
+                put_varint(u64::from(*len) << 1 | 1, out);
                 out.extend_from_slice(&first.to_le_bytes());
             }
         }
     }
+
+    /// The encoded length of an inline blob of `len` bytes.
+    pub(crate) fn inline_len(len: usize) -> usize {
+        varint_len((len as u64) << 1) + len
+    }
+
+    /// The encoded length of a chained blob of `len` bytes.
+    pub(crate) fn chained_len(len: usize) -> usize {
+        varint_len((len as u64) << 1 | 1) + 8
+    }
 }
 
-/// The raw bytes of leaf entry `i` (key blob and value blob), and of its two blobs.
+/// The prefix every key in a verified leaf shares.
+pub(crate) fn leaf_prefix(b: &[u8]) -> &[u8] {
+    let n = usize::from(u16_at(b, HEADER_BYTES));
+    &b[HEADER_BYTES + 2..HEADER_BYTES + 2 + n]
+}
+
+/// The raw bytes of leaf entry `i` (key suffix blob and value blob), and of its two blobs.
 pub(crate) fn leaf_entry(b: &[u8], i: usize) -> (&[u8], Blob<'_>, Blob<'_>) {
-    let at = usize::from(u16_at(b, HEADER_BYTES + 2 * i));
+    let slots = HEADER_BYTES + 2 + usize::from(u16_at(b, HEADER_BYTES));
+    let at = usize::from(u16_at(b, slots + 2 * i));
     let (k, kn) = Blob::at(b, at);
     let (v, vn) = Blob::at(b, at + kn);
     (&b[at..at + kn + vn], k, v)
@@ -209,16 +256,25 @@ pub(crate) fn seal(
     page[0..4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Lays out slotted entries (each already encoded) into a page body; `None` if they do not fit.
-pub(crate) fn slotted(entries: &[&[u8]]) -> Option<Box<[u8]>> {
+/// Lays out slotted entries (each already encoded) into a page body, after a leaf's key prefix
+/// (`Some`; `None` for a branch); `None` if they do not fit.
+pub(crate) fn slotted(prefix: Option<&[u8]>, entries: &[&[u8]]) -> Option<Box<[u8]>> {
     let mut page = vec![0u8; PAGE_BYTES].into_boxed_slice();
-    let mut at = HEADER_BYTES + 2 * entries.len();
+    let mut slots = HEADER_BYTES;
+    if let Some(p) = prefix {
+        if HEADER_BYTES + 2 + p.len() > PAGE_BYTES || p.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        page[HEADER_BYTES..HEADER_BYTES + 2].copy_from_slice(&(p.len() as u16).to_le_bytes());
+        page[HEADER_BYTES + 2..HEADER_BYTES + 2 + p.len()].copy_from_slice(p);
+        slots += 2 + p.len();
+    }
+    let mut at = slots + 2 * entries.len();
     for (i, e) in entries.iter().enumerate() {
         if at + e.len() > PAGE_BYTES {
             return None;
         }
-        page[HEADER_BYTES + 2 * i..HEADER_BYTES + 2 * i + 2]
-            .copy_from_slice(&(at as u16).to_le_bytes());
+        page[slots + 2 * i..slots + 2 * i + 2].copy_from_slice(&(at as u16).to_le_bytes());
         page[at..at + e.len()].copy_from_slice(e);
         at += e.len();
     }
@@ -233,7 +289,10 @@ pub(crate) fn slotted_cost(len: usize) -> usize {
 /// The magic at the start of a meta page.
 pub const MAGIC: [u8; 8] = *b"STRATAB\0";
 /// The base file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 1: the first format (fixed-width blob lengths, whole keys in leaves); 2: leaf key prefixes
+/// and varint blob tags. A file of another version is refused (`MetaProblem::Version`).
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of a meta page that are used (and checksummed); the rest is zero.
 pub const META_BYTES: usize = 128;
 
@@ -367,18 +426,49 @@ mod tests {
             Blob::Inline(b"value").encode(&mut e);
             e
         };
-        let mut page = slotted(&[&e1]).unwrap();
+        let mut page = slotted(Some(b"pre"), &[&e1]).unwrap();
         seal(&mut page, Kind::Leaf, 1, 7, 3, 0);
         let h = verify(7, &page).unwrap();
         assert_eq!((h.kind, h.entries, h.generation), (Kind::Leaf, 1, 3));
         let (_, k, v) = leaf_entry(&page, 0);
         assert_eq!((k, v), (Blob::Inline(b"key"), Blob::Inline(b"value")));
+        assert_eq!(leaf_prefix(&page), b"pre");
         assert!(verify(8, &page).is_err(), "a page read from the wrong place");
         for bit in (0..PAGE_BYTES * 8).step_by(97) {
             let mut bad = page.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(verify(7, &bad).is_err(), "bit {bit}");
         }
+    }
+
+    #[test]
+    fn blobs_round_trip_with_one_and_two_byte_tags_and_truncated_tags_do_not_verify() {
+        let long = vec![7u8; 300];
+        for blob in [
+            Blob::Inline(b""),
+            Blob::Inline(b"abc"),
+            Blob::Inline(&long[..63]),
+            Blob::Inline(&long[..64]),
+            Blob::Inline(&long),
+            Blob::Overflow { len: 5000, first: 9 },
+            Blob::Overflow { len: u32::MAX >> 1, first: u64::MAX },
+        ] {
+            let mut e = vec![0xAA];
+            blob.encode(&mut e);
+            let want = match blob {
+                Blob::Inline(v) => Blob::inline_len(v.len()),
+                Blob::Overflow { len, .. } => Blob::chained_len(len as usize),
+            };
+            assert_eq!(e.len() - 1, want, "{blob:?}");
+            assert_eq!(blob_len(&e, 1), Some(want));
+            assert_eq!(Blob::at(&e, 1), (blob, want));
+            assert_eq!(blob_len(&e[..e.len() - 1], 1), None, "cut short: {blob:?}");
+        }
+        // A tag that never ends is not a blob.
+        assert_eq!(blob_len(&[0xFF; 12], 0), None);
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
     }
 
     #[test]
@@ -396,10 +486,10 @@ mod tests {
         assert_eq!(Meta::decode(&b), Ok(m));
         assert_eq!(Meta::decode(&vec![0u8; PAGE_BYTES]), Err(MetaProblem::Blank));
         let mut other = b.clone();
-        other[12..16].copy_from_slice(&2u32.to_le_bytes());
+        other[12..16].copy_from_slice(&1u32.to_le_bytes());
         let crc = crc32c::crc32c(&other[4..META_BYTES]);
         other[0..4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(Meta::decode(&other), Err(MetaProblem::Version(2)));
+        assert_eq!(Meta::decode(&other), Err(MetaProblem::Version(1)));
         assert_eq!(Meta::decode(&[b'x'; PAGE_BYTES]), Err(MetaProblem::NotABase));
         let mut torn = b;
         torn[40] ^= 1;

@@ -170,17 +170,43 @@ impl Source {
         entries: usize,
         key: &[u8],
     ) -> Result<(usize, bool), StoreError> {
+        // Every key in the leaf starts with the prefix: a key that does not lies before or
+        // after all of them (a proper prefix of the prefix sorts first).
+        let prefix = page::leaf_prefix(b);
+        let n = prefix.len().min(key.len());
+        match key[..n].cmp(&prefix[..n]) {
+            Ordering::Less => return Ok((0, false)),
+            Ordering::Greater => return Ok((entries, false)),
+            Ordering::Equal if key.len() < prefix.len() => return Ok((0, false)),
+            Ordering::Equal => {}
+        }
+        let rest = &key[prefix.len()..];
         let (mut lo, mut hi) = (0, entries);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let (_, k, _) = page::leaf_entry(b, mid);
-            match self.cmp_key(k, key)? {
+            match self.cmp_key(k, rest)? {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Equal => return Ok((mid, true)),
                 Ordering::Greater => hi = mid,
             }
         }
         Ok((lo, false))
+    }
+
+    /// The whole key of a leaf entry: the leaf's prefix and the entry's suffix.
+    pub(crate) fn leaf_key(&self, b: &[u8], suffix: Blob<'_>) -> Result<Vec<u8>, StoreError> {
+        match suffix {
+            Blob::Inline(s) => {
+                let prefix = page::leaf_prefix(b);
+                let mut key = Vec::with_capacity(prefix.len() + s.len());
+                key.extend_from_slice(prefix);
+                key.extend_from_slice(s);
+                Ok(key)
+            }
+            // A leaf with a chained key has no prefix.
+            Blob::Overflow { len, first } => self.overflow(first, len),
+        }
     }
 }
 
@@ -426,10 +452,7 @@ impl Range<'_> {
             } else {
                 *i += 1;
             }
-            let key = match k {
-                Blob::Inline(k) => k.to_vec(),
-                Blob::Overflow { len, first } => src.overflow(first, len)?,
-            };
+            let key = src.leaf_key(b, k)?;
             let past = if reverse {
                 match &self.from {
                     Bound::Included(f) => key.as_slice() < f.as_slice(),

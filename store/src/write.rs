@@ -70,6 +70,42 @@ impl Alloc {
     }
 }
 
+/// A leaf entry while a leaf is rewritten: the whole key, the key's chain (its encoded blob)
+/// when it is too long to be inline, and the encoded value blob.
+struct LeafItem {
+    key: Vec<u8>,
+    chained: Option<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+/// Splits `n` entries into pages, given the body bytes `cost` of a range of them (which grows
+/// as the range does): each page filled in order, then the last two evened out when the last
+/// would be less than half full.
+fn group(n: usize, cost: impl Fn(std::ops::Range<usize>) -> usize) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 0..n {
+        if i > start && cost(start..i + 1) > BODY_BYTES {
+            groups.push(start..i);
+            start = i;
+        }
+    }
+    groups.push(start..n);
+    let last = groups.len() - 1;
+    if last >= 1 && cost(groups[last].clone()) < BODY_BYTES / 2 {
+        let both = groups[last - 1].start..groups[last].end;
+        let best = (both.start + 1..both.end)
+            .map(|split| (cost(both.start..split).max(cost(split..both.end)), split))
+            .filter(|(worst, _)| *worst <= BODY_BYTES)
+            .min();
+        if let Some((_, split)) = best {
+            groups[last - 1] = both.start..split;
+            groups[last] = split..both.end;
+        }
+    }
+    groups
+}
+
 /// One checkpoint's update of the tree.
 pub(crate) struct Update<'a> {
     src: &'a Source,
@@ -200,21 +236,28 @@ impl<'a> Update<'a> {
         Ok(())
     }
 
-    fn leaf_entry(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut e = Vec::new();
-        self.key_blob(key, &mut e)?;
-        if e.len() + 3 + value.len() <= INLINE_ENTRY_BYTES_MAX {
-            Blob::Inline(value).encode(&mut e);
+    /// A new leaf entry: a chain for a long key, the value inline or in a chain.
+    fn leaf_item(&mut self, key: &[u8], value: &[u8]) -> Result<LeafItem, StoreError> {
+        let chained = if key.len() > INLINE_KEY_BYTES_MAX {
+            let mut e = Vec::new();
+            self.overflow(key)?.encode(&mut e);
+            Some(e)
         } else {
-            self.overflow(value)?.encode(&mut e);
+            None
+        };
+        let key_bytes = chained.as_ref().map_or(Blob::inline_len(key.len()), Vec::len);
+        let mut v = Vec::new();
+        if key_bytes + Blob::inline_len(value.len()) <= INLINE_ENTRY_BYTES_MAX {
+            Blob::Inline(value).encode(&mut v);
+        } else {
+            self.overflow(value)?.encode(&mut v);
         }
-        Ok(e)
+        Ok(LeafItem { key: key.to_vec(), chained, value: v })
     }
 
     fn leaf(&mut self, no: u64, changes: &[Change]) -> Result<Children, StoreError> {
         let src = self.src;
-        // The old entries: key and raw bytes.
-        let mut old: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut old: Vec<LeafItem> = Vec::new();
         if no != 0 {
             let (b, h) = src.page(no)?;
             if h.kind != Kind::Leaf {
@@ -225,11 +268,17 @@ impl<'a> Update<'a> {
             }
             for i in 0..h.entries {
                 let (raw, k, _) = page::leaf_entry(&b, i);
-                old.push((self.bytes_of(k)?, raw.to_vec()));
+                let (_, kn) = Blob::at(raw, 0);
+                let chained = matches!(k, Blob::Overflow { .. }).then(|| raw[..kn].to_vec());
+                old.push(LeafItem {
+                    key: src.leaf_key(&b, k)?,
+                    chained,
+                    value: raw[kn..].to_vec(),
+                });
             }
             self.freed.push(no);
         }
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(old.len() + changes.len());
+        let mut out: Vec<LeafItem> = Vec::with_capacity(old.len() + changes.len());
         let mut old = old.into_iter().peekable();
         let mut changes = changes.iter().peekable();
         loop {
@@ -237,33 +286,33 @@ impl<'a> Update<'a> {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((k, _)), Some((c, _))) => k.cmp(c),
+                (Some(item), Some((c, _))) => item.key.cmp(c),
             };
             match order {
                 std::cmp::Ordering::Less => out.extend(old.next()),
                 std::cmp::Ordering::Greater => {
                     let Some((key, value)) = changes.next() else { break };
                     if let Some(v) = value {
-                        out.push((key.clone(), self.leaf_entry(key, v)?));
+                        out.push(self.leaf_item(key, v)?);
                         self.rows += 1;
                     }
                 }
                 std::cmp::Ordering::Equal => {
-                    let (Some((_, raw)), Some((key, value))) = (old.next(), changes.next()) else {
+                    let (Some(item), Some((key, value))) = (old.next(), changes.next()) else {
                         break;
                     };
-                    let (k, kn) = Blob::at(&raw, 0);
-                    let (v, _) = Blob::at(&raw, kn);
-                    self.free_blob(k)?;
-                    self.free_blob(v)?;
+                    if let Some(chain) = &item.chained {
+                        self.free_blob(Blob::at(chain, 0).0)?;
+                    }
+                    self.free_blob(Blob::at(&item.value, 0).0)?;
                     match value {
-                        Some(v) => out.push((key.clone(), self.leaf_entry(key, v)?)),
+                        Some(v) => out.push(self.leaf_item(key, v)?),
                         None => self.rows -= 1,
                     }
                 }
             }
         }
-        self.pack(out, Kind::Leaf)
+        self.pack_leaves(out)
     }
 
     fn branch(&mut self, no: u64, height: u64, changes: &[Change]) -> Result<Children, StoreError> {
@@ -310,97 +359,105 @@ impl<'a> Update<'a> {
 
     /// Writes branch pages over `children` (the first of each page stored with an empty key).
     fn pack_branch(&mut self, children: Children) -> Result<Children, StoreError> {
-        let mut entries = Vec::with_capacity(children.len());
-        for (key, child) in children {
-            // Sized with its key, even where it will be stored empty (conservative).
-            let mut e = child.to_le_bytes().to_vec();
-            match &key {
-                Some(k) if k.len() > INLINE_KEY_BYTES_MAX => e.extend_from_slice(&[0u8; 13]),
-                Some(k) => Blob::Inline(k).encode(&mut e),
-                None => Blob::Inline(&[]).encode(&mut e),
-            }
-            entries.push((key.unwrap_or_default(), e));
-        }
-        self.pack(entries, Kind::Branch)
-    }
-
-    /// Spreads encoded entries over new pages of `kind`: each page filled in order, the last
-    /// two evened out when the last would be less than half full. Returns each page's first key.
-    fn pack(
-        &mut self,
-        entries: Vec<(Vec<u8>, Vec<u8>)>,
-        kind: Kind,
-    ) -> Result<Children, StoreError> {
-        if entries.is_empty() {
+        if children.is_empty() {
             return Ok(Vec::new());
         }
-        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, (_, e)) in entries.iter().enumerate() {
-            let cost = page::slotted_cost(e.len());
-            if bytes + cost > BODY_BYTES && i > start {
-                groups.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += cost;
+        // Each entry sized with its key, even where it will be stored empty (conservative).
+        let mut sums = Vec::with_capacity(children.len() + 1);
+        sums.push(0);
+        for (key, _) in &children {
+            let key_bytes = match key {
+                Some(k) if k.len() > INLINE_KEY_BYTES_MAX => Blob::chained_len(k.len()),
+                Some(k) => Blob::inline_len(k.len()),
+                None => Blob::inline_len(0),
+            };
+            sums.push(sums[sums.len() - 1] + page::slotted_cost(8 + key_bytes));
         }
-        groups.push(start..entries.len());
-        let cost = |r: &std::ops::Range<usize>| -> usize {
-            entries[r.clone()].iter().map(|(_, e)| page::slotted_cost(e.len())).sum()
-        };
-        if groups.len() >= 2 {
-            let last = groups.len() - 1;
-            if cost(&groups[last]) < BODY_BYTES / 2 {
-                let both = groups[last - 1].start..groups[last].end;
-                let half = cost(&both) / 2;
-                let mut split = both.start;
-                let mut acc = 0;
-                while split < both.end - 1
-                    && acc + page::slotted_cost(entries[split].1.len()) <= half
-                {
-                    acc += page::slotted_cost(entries[split].1.len());
-                    split += 1;
-                }
-                let split = split.max(both.start + 1);
-                let (a, b) = (both.start..split, split..both.end);
-                if cost(&a) <= BODY_BYTES && cost(&b) <= BODY_BYTES {
-                    groups[last - 1] = a;
-                    groups[last] = b;
-                }
-            }
-        }
+        let groups = group(children.len(), |r| sums[r.end] - sums[r.start]);
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
-            let mut raws: Vec<Cow<'_, [u8]>> = Vec::with_capacity(g.len());
-            for (i, (key, e)) in entries[g.clone()].iter().enumerate() {
-                if kind == Kind::Branch {
-                    // Re-encode the key: empty for a page's first entry, else inline or in a
-                    // new overflow chain.
-                    let mut b = e[..8].to_vec();
-                    if i == 0 {
-                        Blob::Inline(&[]).encode(&mut b);
-                    } else {
-                        self.key_blob(key, &mut b)?;
-                    }
-                    raws.push(Cow::Owned(b));
-                } else {
-                    raws.push(Cow::Borrowed(e));
+            let mut raws: Vec<Vec<u8>> = Vec::with_capacity(g.len());
+            for (i, (key, child)) in children[g.clone()].iter().enumerate() {
+                // The key: empty for a page's first entry, else inline or in a new chain.
+                let mut b = child.to_le_bytes().to_vec();
+                match key {
+                    Some(k) if i > 0 => self.key_blob(k, &mut b)?,
+                    _ => Blob::Inline(&[]).encode(&mut b),
                 }
+                raws.push(b);
             }
-            let refs: Vec<&[u8]> = raws.iter().map(|r| &r[..]).collect();
-            let mut p = page::slotted(&refs).ok_or_else(|| {
-                StoreError::Input(format!(
-                    "{} entries of {} bytes do not fit a page",
-                    refs.len(),
-                    refs.iter().map(|r| r.len()).sum::<usize>()
-                ))
-            })?;
-            let no = self.alloc.take();
-            page::seal(&mut p, kind, refs.len(), no, self.generation, 0);
-            self.written.insert(no, p);
-            out.push((Some(entries[g.start].0.clone()), no));
+            let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+            let no = self.seal_new(None, &refs, Kind::Branch)?;
+            out.push((children[g.start].0.clone(), no));
         }
         Ok(out)
+    }
+
+    /// Writes leaf pages over `items` (in key order). Returns each page's first key.
+    fn pack_leaves(&mut self, items: Vec<LeafItem>) -> Result<Children, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Per entry, its cost with the whole key; and the chained keys, counted.
+        let (mut sums, mut chained) = (vec![0], vec![0]);
+        for item in &items {
+            let key_bytes =
+                item.chained.as_ref().map_or(Blob::inline_len(item.key.len()), Vec::len);
+            sums.push(sums[sums.len() - 1] + page::slotted_cost(key_bytes + item.value.len()));
+            chained.push(chained[chained.len() - 1] + usize::from(item.chained.is_some()));
+        }
+        let prefix = |r: &std::ops::Range<usize>| -> usize {
+            if chained[r.end] > chained[r.start] {
+                return 0;
+            }
+            let (first, last) = (&items[r.start].key, &items[r.end - 1].key);
+            first.iter().zip(last.iter()).take_while(|(a, b)| a == b).count()
+        };
+        // A prefix of `p` bytes is stored once and saves `p` bytes per key (the varint of a
+        // shorter suffix is never longer, so the cost is an upper bound).
+        let cost = |r: std::ops::Range<usize>| -> usize {
+            let p = prefix(&r);
+            2 + p + sums[r.end] - sums[r.start] - r.len() * p
+        };
+        let groups = group(items.len(), cost);
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let p = prefix(&g);
+            let mut raws: Vec<Vec<u8>> = Vec::with_capacity(g.len());
+            for item in &items[g.clone()] {
+                let mut e = Vec::with_capacity(item.key.len() - p + item.value.len() + 2);
+                match &item.chained {
+                    Some(chain) => e.extend_from_slice(chain),
+                    None => Blob::Inline(&item.key[p..]).encode(&mut e),
+                }
+                e.extend_from_slice(&item.value);
+                raws.push(e);
+            }
+            let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+            let no = self.seal_new(Some(&items[g.start].key[..p]), &refs, Kind::Leaf)?;
+            out.push((Some(items[g.start].key.clone()), no));
+        }
+        Ok(out)
+    }
+
+    /// Lays out and seals one new slotted page; returns its number.
+    fn seal_new(
+        &mut self,
+        prefix: Option<&[u8]>,
+        entries: &[&[u8]],
+        kind: Kind,
+    ) -> Result<u64, StoreError> {
+        let mut p = page::slotted(prefix, entries).ok_or_else(|| {
+            StoreError::Input(format!(
+                "{} entries of {} bytes do not fit a page",
+                entries.len(),
+                entries.iter().map(|r| r.len()).sum::<usize>()
+            ))
+        })?;
+        let no = self.alloc.take();
+        page::seal(&mut p, kind, entries.len(), no, self.generation, 0);
+        self.written.insert(no, p);
+        Ok(no)
     }
 
     /// Writes the free list for the new generation into new pages: every page that is free in

@@ -176,15 +176,21 @@ fn other_files_versions_and_truncation_are_refused_with_what_is_wrong() {
     drop(base);
     let path = tmp.path().join("base");
     let bytes = std::fs::read(&path).unwrap();
-    // A later format: version 2 in the newest meta slot (slot 1), checksum recomputed.
-    let mut later = bytes.clone();
-    later[4096 + 12..4096 + 16].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32c::crc32c(&later[4096 + 4..4096 + 128]);
-    later[4096..4096 + 4].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &later).unwrap();
-    let err = Base::open(&storage, "base").unwrap_err();
-    assert!(matches!(err, StoreError::Version { found: 2, supported: 1, .. }), "{err}");
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    // A later format (3) and the first one (1, before leaf prefixes) in the newest meta slot
+    // (slot 1), checksum recomputed: both refused, never misread.
+    for version in [3u32, 1] {
+        let mut other = bytes.clone();
+        other[4096 + 12..4096 + 16].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&other[4096 + 4..4096 + 128]);
+        other[4096..4096 + 4].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &other).unwrap();
+        let err = Base::open(&storage, "base").unwrap_err();
+        assert!(
+            matches!(err, StoreError::Version { found, supported: 2, .. } if found == version),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&format!("format version {version}")), "{err}");
+    }
     // Truncated below the pages in use.
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = Base::open(&storage, "base").unwrap_err();
