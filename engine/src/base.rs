@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::sync::{Arc, RwLock};
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use strata_mvcc::{BaseReader, KeyRange, Row, RowChange, TableId, Timestamp};
 use strata_store::{Base, Snapshot, StoreError};
 use strata_wal::Storage;
@@ -128,20 +128,7 @@ impl BaseReader for StoreBase {
         max_rows: usize,
         out: &mut Vec<Row>,
     ) -> std::result::Result<(), String> {
-        let table = range.table();
-        let lo = match range.lo() {
-            Bound::Included(k) => Bound::Included(base_key(table, k)),
-            Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
-            Bound::Unbounded => Bound::Included(base_key(table, &[])),
-        };
-        let hi = match range.hi() {
-            Bound::Included(k) => Bound::Included(base_key(table, k)),
-            Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
-            Bound::Unbounded => match table.0.checked_add(1) {
-                Some(next) => Bound::Excluded(base_key(TableId(next), &[])),
-                None => Bound::Unbounded,
-            },
-        };
+        let (lo, hi) = base_bounds(range);
         self.with_root(read_ts, |root| {
             let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
             let rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
@@ -154,9 +141,43 @@ impl BaseReader for StoreBase {
         })
     }
 
+    fn visit(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> std::result::Result<ControlFlow<()>, String> {
+        let (lo, hi) = base_bounds(range);
+        self.with_root(read_ts, |root| {
+            let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
+            let mut rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
+            rows.for_each_borrowed(|k, v| f(&k[4..], v))
+        })
+    }
+
     fn checkpoint_at_or_below(&self, ts: Timestamp) -> Timestamp {
         Timestamp(newest_at_or_below(&self.roots.read(), ts).map_or(0, Snapshot::ts))
     }
+}
+
+/// The bounds of `range` as keys of the base file (an unbounded end closed at the table's edge).
+fn base_bounds(range: &KeyRange) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let table = range.table();
+    let lo = match range.lo() {
+        Bound::Included(k) => Bound::Included(base_key(table, k)),
+        Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
+        Bound::Unbounded => Bound::Included(base_key(table, &[])),
+    };
+    let hi = match range.hi() {
+        Bound::Included(k) => Bound::Included(base_key(table, k)),
+        Bound::Excluded(k) => Bound::Excluded(base_key(table, k)),
+        Bound::Unbounded => match table.0.checked_add(1) {
+            Some(next) => Bound::Excluded(base_key(TableId(next), &[])),
+            None => Bound::Unbounded,
+        },
+    };
+    (lo, hi)
 }
 
 /// The newest of `roots` (oldest first) at or below `ts`: the checkpoint a read at `ts` uses.

@@ -36,6 +36,22 @@ fn agrees(db: &Database, t: &Table, model: &Model) {
     let mut back: Vec<_> = snap.range_rev::<&[u8]>(t, ..).unwrap().map(Result::unwrap).collect();
     back.reverse();
     assert!(back == want, "a reverse scan merges them too");
+    let mut seen = Vec::new();
+    snap.range_with::<&[u8]>(t, .., |k, v| {
+        seen.push((k.to_vec(), v.to_vec()));
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(seen == want, "the borrowed-row scan merges them too");
+    let mut seen = Vec::new();
+    snap.range_rev_with(t, key(300)..=key(2_345), |k, _| {
+        seen.push(k.to_vec());
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    seen.reverse();
+    let exp: Vec<_> = model.range(key(300)..=key(2_345)).map(|(k, _)| k.clone()).collect();
+    assert_eq!(seen, exp, "a bounded borrowed-row scan backwards");
     let (lo, hi) = (key(300), key(2_345));
     let got: Vec<_> =
         snap.range(t, lo.clone()..hi.clone()).unwrap().map(|r| r.unwrap().0).collect();

@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 use crate::key::TableId;
 use crate::range::{KeyRange, Row};
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// A base the core reads through. Errors are strings the core reports as `MvccError::Base`.
 pub trait BaseReader: Send + Sync + fmt::Debug {
@@ -34,6 +35,16 @@ pub trait BaseReader: Send + Sync + fmt::Debug {
         max_rows: usize,
         out: &mut Vec<Row>,
     ) -> Result<(), String>;
+
+    /// Hands `f` the rows of `range` from that checkpoint in key order (`reverse`:
+    /// descending), borrowed, until the range ends or `f` breaks; returns whether `f` broke.
+    fn visit(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, String>;
 
     /// The newest published checkpoint at or below `ts` (`Timestamp::ZERO`: none).
     fn checkpoint_at_or_below(&self, ts: Timestamp) -> Timestamp;

@@ -19,7 +19,7 @@ use crate::sync::Arc;
 use crate::Core;
 use std::collections::VecDeque;
 use std::fmt;
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 
 /// Rows fetched by a `RangeIter`'s first refill (one epoch pin and one directory seek each);
 /// each later refill doubles it, up to `RANGE_BATCH_ROWS`. A short scan (`LIMIT 10`) then reads
@@ -349,6 +349,92 @@ impl Iterator for RangeIter {
                 return Some(Ok((k, v)));
             }
             // An own delete: nothing to yield for this key.
+        }
+    }
+}
+
+/// Hands `f` every row of `range` in a view at `read_ts` with the txn's own writes `own` (in
+/// key order) over it, in scan order, borrowed, until the range ends or `f` breaks: the merge
+/// `RangeIter` does, without copying the base's rows. Per stretch of keys one chain batch
+/// covers, the chains' versions and the own writes in it (an own write replacing the chains'
+/// version of its key) are collected, then the base's rows of that stretch are streamed past
+/// them (a chain or own version hides the base's row of its key; a delete hides it altogether).
+pub(crate) fn visit(
+    core: &Core,
+    read_ts: Timestamp,
+    mut rest: KeyRange,
+    reverse: bool,
+    mut own: Vec<OwnWrite>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+) -> Result<(), MvccError> {
+    if reverse {
+        own.reverse();
+    }
+    let mut own = own.into_iter().peekable();
+    let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+    let mut batch = RANGE_FIRST_BATCH_ROWS;
+    if rest.is_empty() {
+        return Ok(());
+    }
+    loop {
+        let mut seen: VecDeque<SeenKey> = VecDeque::new();
+        let last = core.store.range_batch(&rest, reverse, read_ts, batch, &mut seen);
+        batch = (batch * 2).min(RANGE_BATCH_ROWS);
+        // Keys at or before `last` in scan order lie in this stretch.
+        let in_stretch = |k: &[u8]| last.as_deref().is_none_or(|l| !before(l, k));
+        let mut overlay: Vec<OwnWrite> = Vec::with_capacity(seen.len());
+        let mut seen = seen.into_iter().peekable();
+        loop {
+            let own_next = own.peek().filter(|(k, _)| in_stretch(k));
+            let take_seen = match (seen.peek(), own_next) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((sk, _)), Some((ok, _))) => {
+                    if sk == ok {
+                        seen.next(); // the own write replaces the chains' version
+                        false
+                    } else {
+                        before(sk, ok)
+                    }
+                }
+            };
+            overlay.extend(if take_seen { seen.next() } else { own.next() });
+        }
+        let mut overlay = overlay.into_iter().peekable();
+        if let Some(base) = &core.base {
+            let covered = match &last {
+                Some(k) => rest.up_to(k, reverse),
+                None => rest.clone(),
+            };
+            let flow = base
+                .visit(&covered, reverse, read_ts, &mut |bk, bv| {
+                    while let Some((k, v)) = overlay.next_if(|(k, _)| before(k, bk)) {
+                        if let Some(v) = v {
+                            f(&k, &v)?;
+                        }
+                    }
+                    match overlay.next_if(|(k, _)| k.as_slice() == bk) {
+                        Some((_, Some(v))) => f(bk, &v),
+                        Some((_, None)) => ControlFlow::Continue(()),
+                        None => f(bk, bv),
+                    }
+                })
+                .map_err(|reason| MvccError::Base { reason })?;
+            if flow.is_break() {
+                return Ok(());
+            }
+        }
+        for (k, v) in overlay {
+            if let Some(v) = v {
+                if f(&k, &v).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        match last {
+            Some(key) => rest = rest.past(&key, reverse),
+            None => return Ok(()),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::sync::{Arc, Mutex};
 use crate::writeset::WriteSet;
 use crate::Core;
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// Longest key accepted, in bytes.
 pub const KEY_BYTES_MAX: usize = 64 * 1024;
@@ -270,21 +271,41 @@ impl Txn {
         self.iter_with(Some(pin), range, reverse)
     }
 
+    /// Hands `f` each row of `range` in this txn's view (`reverse`: descending), with the
+    /// txn's writes so far merged in, until the range ends or `f` breaks. The key and value
+    /// are borrowed: the base's rows are not copied (`RangeIter` copies every row). The txn's
+    /// own slot protects the snapshot for the duration of the call. For a serializable txn the
+    /// whole requested range is validated at commit, however early `f` breaks.
+    pub fn range_with(
+        &self,
+        range: KeyRange,
+        reverse: bool,
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), MvccError> {
+        let own = self.own_writes_in(&range);
+        crate::range::visit(&self.core, self.read_ts, range, reverse, own, &mut f)
+    }
+
+    /// Records `range` in a serializable read set; returns the txn's writes inside it (in key
+    /// order, `None`: a delete).
+    fn own_writes_in(&self, range: &KeyRange) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        if let Some(reads) = &self.reads {
+            reads.lock().ranges.push(range.clone());
+        }
+        self.writes
+            .iter()
+            .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
+            .map(|(k, v)| (k.bytes().to_vec(), v.as_ref().map(|b| b.to_vec())))
+            .collect()
+    }
+
     fn iter_with(
         &self,
         pin: Option<Arc<SnapshotPin>>,
         range: KeyRange,
         reverse: bool,
     ) -> RangeIter {
-        if let Some(reads) = &self.reads {
-            reads.lock().ranges.push(range.clone());
-        }
-        let own = self
-            .writes
-            .iter()
-            .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
-            .map(|(k, v)| (k.bytes().to_vec(), v.as_ref().map(|b| b.to_vec())))
-            .collect();
+        let own = self.own_writes_in(&range);
         let pin = pin.unwrap_or_else(|| Arc::new(SnapshotPin::new(self.core.clone(), None)));
         RangeIter::new(pin, self.read_ts, range, reverse, own)
     }

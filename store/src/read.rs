@@ -11,6 +11,7 @@ use crate::sync::{Arc, SnapArc};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Bound;
+use std::ops::ControlFlow;
 use strata_wal::{ReadMap, StorageFile};
 
 /// How a snapshot reads pages: in place through a mapping, or by copying (`read_at`) where the
@@ -404,6 +405,17 @@ impl Range<'_> {
     }
 
     fn step(&mut self) -> Result<Option<Row>, StoreError> {
+        let mut key = Vec::new();
+        self.step_with(&mut key, |k, v| (std::mem::take(k), v.to_vec()))
+    }
+
+    /// Moves to the next row and hands it to `emit`: the whole key, built in `key` (reused
+    /// across calls), and the value, borrowed from the page where it is inline.
+    fn step_with<R>(
+        &mut self,
+        key: &mut Vec<u8>,
+        emit: impl FnOnce(&mut Vec<u8>, &[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
         if !self.started {
             self.started = true;
             self.start()?;
@@ -452,7 +464,17 @@ impl Range<'_> {
             } else {
                 *i += 1;
             }
-            let key = src.leaf_key(b, k)?;
+            key.clear();
+            match k {
+                Blob::Inline(suffix) => {
+                    let prefix = page::leaf_prefix(b);
+                    key.reserve(prefix.len() + suffix.len());
+                    key.extend_from_slice(prefix);
+                    key.extend_from_slice(suffix);
+                }
+                // A leaf with a chained key has no prefix.
+                Blob::Overflow { len, first } => *key = src.overflow(first, len)?,
+            }
             let past = if reverse {
                 match &self.from {
                     Bound::Included(f) => key.as_slice() < f.as_slice(),
@@ -470,11 +492,31 @@ impl Range<'_> {
                 self.done = true;
                 return Ok(None);
             }
-            let value = match v {
-                Blob::Inline(v) => v.to_vec(),
-                Blob::Overflow { len, first } => src.overflow(first, len)?,
+            return match v {
+                Blob::Inline(v) => Ok(Some(emit(key, v))),
+                Blob::Overflow { len, first } => Ok(Some(emit(key, &src.overflow(first, len)?))),
             };
-            return Ok(Some((key, value)));
+        }
+    }
+
+    /// Hands each remaining row to `f`, borrowed (the key from a buffer reused across rows,
+    /// an inline value from the page), until the range ends or `f` breaks. Returns whether
+    /// `f` broke. Allocates nothing per row for rows whose key and value are inline.
+    pub fn for_each_borrowed(
+        &mut self,
+        mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, StoreError> {
+        let mut key = Vec::new();
+        loop {
+            match self.step_with(&mut key, |k, v| f(k, v)) {
+                Ok(Some(ControlFlow::Continue(()))) => {}
+                Ok(Some(ControlFlow::Break(()))) => return Ok(ControlFlow::Break(())),
+                Ok(None) => return Ok(ControlFlow::Continue(())),
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
         }
     }
 }

@@ -93,6 +93,30 @@ impl Handle {
         };
         rows.into_iter().map(|(k, v)| (k[0], v[0])).collect()
     }
+
+    /// The same view through the borrowed-row scan (`range_with`, `range_rev_with`), forward
+    /// and back, and cut short after `limit` rows.
+    fn visit(&self, t: &Table, reverse: bool, limit: usize) -> Vec<(Key, Value)> {
+        let snap: &strata::Snapshot = match self {
+            Handle::Rw(x) => x,
+            Handle::Ro(x) => x,
+        };
+        let mut out = Vec::new();
+        let f = |k: &[u8], v: &[u8]| {
+            out.push((k[0], v[0]));
+            if out.len() >= limit {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        };
+        if reverse {
+            snap.range_rev_with::<&[u8]>(t, .., f).unwrap();
+        } else {
+            snap.range_with::<&[u8]>(t, .., f).unwrap();
+        }
+        out
+    }
 }
 
 fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -133,7 +157,14 @@ fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError>
             }
             Op::Scan { slot } => {
                 if let Some((h, m)) = &open[slot] {
-                    prop_assert_eq!(h.scan(&t), model.scan(m), "{}", ctx());
+                    let want = model.scan(m);
+                    prop_assert_eq!(h.scan(&t), want.clone(), "{}", ctx());
+                    prop_assert_eq!(h.visit(&t, false, usize::MAX), want.clone(), "{}", ctx());
+                    let mut back = h.visit(&t, true, usize::MAX);
+                    back.reverse();
+                    prop_assert_eq!(back, want.clone(), "reverse: {}", ctx());
+                    let first: Vec<_> = want.iter().copied().take(2).collect();
+                    prop_assert_eq!(h.visit(&t, false, 2), first, "two rows: {}", ctx());
                 }
             }
             Op::Put { slot, key, value } | Op::Insert { slot, key, value } => {
