@@ -40,6 +40,8 @@ pub fn next_segment_bytes(len: u64, segment_bytes: u64) -> u64 {
 /// Zeroed spares kept ready for rotation.
 pub const SPARES_MAX: usize = 1;
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
+/// The unit `Log::zero` checks and rewrites: a page of the page cache.
+const ZERO_PAGE_BYTES: usize = 4096;
 
 /// What a commit waits for before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -592,14 +594,40 @@ impl Log {
         Ok(retire.len())
     }
 
+    /// Makes a retired segment read as zeros, writing only the 4 KiB pages that are not zero
+    /// already (a segment is mostly the zeros it was created with: rewriting all of it cost
+    /// its whole size in writes per checkpoint), then syncs it.
     fn zero(&self, name: &str) -> Result<(), LogError> {
         let file = self.storage.open(name).map_err(io_err("open segment"))?;
         let len = file.len().map_err(io_err("segment length"))?;
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
+        let mut buf = vec![0u8; ZERO_CHUNK_BYTES];
         let mut at = 0;
         while at < len {
             let n = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
-            file.write_at(at, &zeros[..n]).map_err(io_err("zero segment"))?;
+            let got = file.read_at(at, &mut buf[..n]).map_err(io_err("read segment"))?;
+            // Bytes the read did not return are treated as not zero (rewritten).
+            buf[got..n].fill(1);
+            let mut page = 0;
+            while page < n {
+                let end = (page + ZERO_PAGE_BYTES).min(n);
+                if all_zero(&buf[page..end]) {
+                    page = end;
+                    continue;
+                }
+                // A run of pages that are not all zero: one write.
+                let mut run_end = end;
+                while run_end < n {
+                    let next = (run_end + ZERO_PAGE_BYTES).min(n);
+                    if all_zero(&buf[run_end..next]) {
+                        break;
+                    }
+                    run_end = next;
+                }
+                file.write_at(at + page as u64, &zeros[page..run_end])
+                    .map_err(io_err("zero segment"))?;
+                page = run_end;
+            }
             at += n as u64;
         }
         file.sync().map_err(io_err("sync segment"))
@@ -917,6 +945,15 @@ mod tests {
         assert_eq!(retired as u64, before - 1, "all but the current segment");
         let names = disk.list().unwrap();
         assert_eq!(names.iter().filter(|n| is_spare(n)).count(), SPARES_MAX);
+        // Zeroing rewrote only the pages that held records, and synced them: the spare reads
+        // as zeros even after a crash that loses unsynced writes.
+        let crashed = disk.crash(CrashMode::LoseUnsynced);
+        for spare in names.iter().filter(|n| is_spare(n)) {
+            let file = crashed.open(spare).unwrap();
+            let mut bytes = vec![1u8; file.len().unwrap() as usize];
+            assert_eq!(file.read_at(0, &mut bytes).unwrap(), bytes.len());
+            assert!(bytes.iter().all(|b| *b == 0), "{spare} is not all zeros");
+        }
         for ts in 21..=30 {
             log.append(ts, &rec(ts, 30)).unwrap();
         }
@@ -929,6 +966,32 @@ mod tests {
             "the recycled spare reads as a clean segment"
         );
         assert!(scan.stop.is_none());
+    }
+
+    #[test]
+    fn a_recycled_segment_of_many_pages_reads_as_zeros() {
+        let disk = FaultyStorage::new(Faults::default());
+        let storage: Arc<dyn Storage> = Arc::new(disk.clone());
+        let opts = LogOptions { segment_bytes: 64 << 10, ..LogOptions::default() };
+        let log = Log::open(storage.clone(), opts, AppendFrom::Fresh { seq: 1 }, 0).unwrap();
+        // Records over many pages of several segments (some records cross page boundaries).
+        for ts in 1..=200 {
+            log.append(ts, &rec(ts, 1000 + ts as usize)).unwrap();
+        }
+        log.sync_all().unwrap();
+        assert!(log.recycle(200, log.current_seq()).unwrap() >= 2);
+        let crashed = disk.crash(CrashMode::LoseUnsynced);
+        let spares: Vec<String> =
+            crashed.list().unwrap().into_iter().filter(|n| is_spare(n)).collect();
+        assert_eq!(spares.len(), SPARES_MAX);
+        for spare in &spares {
+            let file = crashed.open(spare).unwrap();
+            let mut bytes = vec![1u8; file.len().unwrap() as usize];
+            assert!(bytes.len() > 4 * 4096, "{} bytes", bytes.len());
+            assert_eq!(file.read_at(0, &mut bytes).unwrap(), bytes.len());
+            let first_bad = bytes.iter().position(|b| *b != 0);
+            assert_eq!(first_bad, None, "{spare} is not all zeros");
+        }
     }
 
     #[test]
