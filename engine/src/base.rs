@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::sync::{Arc, RwLock};
 use std::ops::{Bound, ControlFlow};
-use strata_mvcc::{BaseReader, KeyRange, Row, RowChange, TableId, Timestamp};
+use strata_mvcc::{BaseReader, RowVisitor, KeyRange, Row, RowChange, TableId, Timestamp};
 use strata_store::{Base, Snapshot, StoreError};
 use strata_wal::Storage;
 
@@ -146,7 +146,7 @@ impl BaseReader for StoreBase {
         range: &KeyRange,
         reverse: bool,
         read_ts: Timestamp,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        f: &mut RowVisitor<'_>,
     ) -> std::result::Result<ControlFlow<()>, String> {
         let (lo, hi) = base_bounds(range);
         self.with_root(read_ts, |root| {

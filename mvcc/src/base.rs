@@ -15,6 +15,9 @@ use crate::range::{KeyRange, Row};
 use std::fmt;
 use std::ops::ControlFlow;
 
+/// What a borrowed-row scan calls with each row (key, value): `Break` stops the scan.
+pub type RowVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'a;
+
 /// A base the core reads through. Errors are strings the core reports as `MvccError::Base`.
 pub trait BaseReader: Send + Sync + fmt::Debug {
     /// The value of `key` in the newest published checkpoint at or below `read_ts`.
@@ -43,7 +46,7 @@ pub trait BaseReader: Send + Sync + fmt::Debug {
         range: &KeyRange,
         reverse: bool,
         read_ts: Timestamp,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        f: &mut RowVisitor<'_>,
     ) -> Result<ControlFlow<()>, String>;
 
     /// The newest published checkpoint at or below `ts` (`Timestamp::ZERO`: none).

@@ -44,7 +44,7 @@ mod lockfree;
 mod stats;
 mod sync;
 
-pub use base::BaseReader;
+pub use base::{BaseReader, RowVisitor};
 pub use clock::{Clock, Timestamp};
 pub use error::MvccError;
 pub use key::TableId;

@@ -365,7 +365,7 @@ pub(crate) fn visit(
     mut rest: KeyRange,
     reverse: bool,
     mut own: Vec<OwnWrite>,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    f: &mut crate::base::RowVisitor<'_>,
 ) -> Result<(), MvccError> {
     if reverse {
         own.reverse();
