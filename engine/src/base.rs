@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::sync::{Arc, RwLock};
 use std::ops::{Bound, ControlFlow};
-use strata_mvcc::{BaseReader, RowVisitor, KeyRange, Row, RowChange, TableId, Timestamp};
+use strata_mvcc::{BaseReader, KeyRange, Row, RowChange, RowVisitor, TableId, Timestamp};
 use strata_store::{Base, Snapshot, StoreError};
 use strata_wal::Storage;
 
