@@ -195,19 +195,26 @@ impl Source {
         Ok((lo, false))
     }
 
-    /// The whole key of a leaf entry: the leaf's prefix and the entry's suffix.
-    pub(crate) fn leaf_key(&self, b: &[u8], suffix: Blob<'_>) -> Result<Vec<u8>, StoreError> {
+    /// The whole key of a leaf entry, the leaf's prefix and the entry's suffix, into `key`
+    /// (cleared first; its allocation is reused).
+    pub(crate) fn leaf_key_into(
+        &self,
+        b: &[u8],
+        suffix: Blob<'_>,
+        key: &mut Vec<u8>,
+    ) -> Result<(), StoreError> {
+        key.clear();
         match suffix {
             Blob::Inline(s) => {
                 let prefix = page::leaf_prefix(b);
-                let mut key = Vec::with_capacity(prefix.len() + s.len());
+                key.reserve(prefix.len() + s.len());
                 key.extend_from_slice(prefix);
                 key.extend_from_slice(s);
-                Ok(key)
             }
             // A leaf with a chained key has no prefix.
-            Blob::Overflow { len, first } => self.overflow(first, len),
+            Blob::Overflow { len, first } => *key = self.overflow(first, len)?,
         }
+        Ok(())
     }
 }
 
@@ -464,17 +471,7 @@ impl Range<'_> {
             } else {
                 *i += 1;
             }
-            key.clear();
-            match k {
-                Blob::Inline(suffix) => {
-                    let prefix = page::leaf_prefix(b);
-                    key.reserve(prefix.len() + suffix.len());
-                    key.extend_from_slice(prefix);
-                    key.extend_from_slice(suffix);
-                }
-                // A leaf with a chained key has no prefix.
-                Blob::Overflow { len, first } => *key = src.overflow(first, len)?,
-            }
+            src.leaf_key_into(b, k, key)?;
             let past = if reverse {
                 match &self.from {
                     Bound::Included(f) => key.as_slice() < f.as_slice(),

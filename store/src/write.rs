@@ -270,11 +270,9 @@ impl<'a> Update<'a> {
                 let (raw, k, _) = page::leaf_entry(&b, i);
                 let (_, kn) = Blob::at(raw, 0);
                 let chained = matches!(k, Blob::Overflow { .. }).then(|| raw[..kn].to_vec());
-                old.push(LeafItem {
-                    key: src.leaf_key(&b, k)?,
-                    chained,
-                    value: raw[kn..].to_vec(),
-                });
+                let mut key = Vec::new();
+                src.leaf_key_into(&b, k, &mut key)?;
+                old.push(LeafItem { key, chained, value: raw[kn..].to_vec() });
             }
             self.freed.push(no);
         }
