@@ -109,6 +109,24 @@ impl StoreBase {
     }
 }
 
+impl StoreBase {
+    /// Runs `f` over the base's walk of `range` (`reverse`: descending) in the checkpoint a
+    /// read at `read_ts` uses.
+    fn with_rows<T>(
+        &self,
+        range: &KeyRange,
+        reverse: bool,
+        read_ts: Timestamp,
+        f: impl FnOnce(strata_store::Range<'_>) -> std::result::Result<T, StoreError>,
+    ) -> std::result::Result<T, String> {
+        let (lo, hi) = base_bounds(range);
+        self.with_root(read_ts, |root| {
+            let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
+            f(if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) })
+        })
+    }
+}
+
 impl BaseReader for StoreBase {
     fn get(
         &self,
@@ -128,10 +146,7 @@ impl BaseReader for StoreBase {
         max_rows: usize,
         out: &mut Vec<Row>,
     ) -> std::result::Result<(), String> {
-        let (lo, hi) = base_bounds(range);
-        self.with_root(read_ts, |root| {
-            let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
-            let rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
+        self.with_rows(range, reverse, read_ts, |rows| {
             for row in rows.take(max_rows) {
                 let (mut k, v) = row?;
                 k.drain(..4);
@@ -148,10 +163,7 @@ impl BaseReader for StoreBase {
         read_ts: Timestamp,
         f: &mut RowVisitor<'_>,
     ) -> std::result::Result<ControlFlow<()>, String> {
-        let (lo, hi) = base_bounds(range);
-        self.with_root(read_ts, |root| {
-            let (lo, hi) = (lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice));
-            let mut rows = if reverse { root.range_rev(lo, hi) } else { root.range(lo, hi) };
+        self.with_rows(range, reverse, read_ts, |mut rows| {
             rows.for_each_borrowed(|k, v| f(&k[4..], v))
         })
     }
