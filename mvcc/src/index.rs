@@ -3,20 +3,23 @@
 //! Normally a sharded `DashMap` (foldhash hasher): the map only *finds* a chain, and its shard
 //! lock is held only for the lookup (a read lock; a write lock the first time a key is written or
 //! when GC drops a dead chain), never across another call into the map and never while a chain
-//! is walked or waited on. Each chain lives in its own heap allocation that the map owns; a
-//! caller copies the pointer out under the shard lock while pinned to the epoch, drops the lock,
-//! and then reads, installs or waits. A chain removed from the map (sealed by GC, or of a dropped
-//! table) is freed through the epoch collector, so a pinned caller that found it can finish with
-//! it. (Before, `get` handed back the `DashMap` guard itself, and a reader waiting on a
-//! publishing writer kept the shard read-locked, stalling every new key of that shard.)
+//! is walked or waited on. A caller copies the chain pointer out under the shard lock while pinned
+//! to the epoch, drops the lock, and then reads, installs or waits. (Before, `get` handed back the
+//! `DashMap` guard itself, and a reader waiting on a publishing writer kept the shard read-locked,
+//! stalling every new key of that shard.)
 //!
 //! Beside the map, an ordered *key directory* (a lock-free skip list, `crossbeam-skiplist`, reclaimed
-//! through the same `crossbeam-epoch` collector) lists every key in `(table, bytes)` order, so a
-//! range or prefix scan walks keys in order instead of collecting and sorting the table. A key
-//! enters the directory when its chain is created and leaves it when GC drops its sealed chain or
-//! its table — both *under the map shard's write lock*, so the directory and the map agree on
-//! which keys exist (a writer re-creating a key cannot interleave with GC removing it). Range
-//! scans then look each key's chain up in the map (one hash lookup per key; ADR 0006).
+//! through the same `crossbeam-epoch` collector) lists every key in `(table, bytes)` order, each
+//! with its chain, so a range or prefix scan walks keys in order instead of collecting and sorting
+//! the table, and reaches each chain without a hash lookup. A key enters the directory when its
+//! chain is created and leaves it when GC drops its sealed chain or its table — both *under the
+//! map shard's write lock*, so the directory and the map agree on which keys exist (a writer
+//! re-creating a key cannot interleave with GC removing it). The directory entry *owns* the chain:
+//! the skip list destroys an entry (and the chain with it) only after it left the list, no
+//! `Entry` handle to it remains, and every thread pinned before then has unpinned. So a thread
+//! that found the chain in the map while pinned, or that holds the entry, can keep using it.
+//! (Until ADR 0012, scans and the checkpoint's walk looked every key up in the map again: a
+//! hash lookup, mostly a cache miss, per key.)
 //!
 //! Under `cfg(any(loom, shuttle))` the `DashMap` is replaced by a `loom::sync::RwLock<Vec<(key, Arc<Chain>)>>`:
 //! loom cannot run `DashMap` (its shard lock parks the one OS thread loom schedules on, and the
@@ -71,17 +74,21 @@ mod imp {
     use dashmap::DashMap;
     use std::ptr::NonNull;
 
+    type Entry<'a> = crossbeam_skiplist::map::Entry<'a, StoredKey, ChainBox>;
+
     /// A chain found in the index: valid for as long as the guard it was found under is pinned
     /// (the index holds no lock once it returns).
     pub(crate) type ChainRef<'g> = &'g Chain;
 
-    /// A chain on the heap, owned by the index. It is freed only through the epoch collector
-    /// (`retire`), after its entry left the map and the directory, so a thread that found it
-    /// while pinned can keep using it after the shard lock is released.
+    /// A chain on the heap, owned by its directory entry: it is freed when that entry is
+    /// destroyed, which the skip list does through the same epoch collector (`crossbeam-epoch`'s
+    /// default one) once the entry left the directory *and* no `Entry` handle to it is held. So a
+    /// thread that found the chain in the map while pinned, or that holds the directory entry,
+    /// can keep using it after the shard lock is released.
     struct ChainBox(NonNull<Chain>);
 
-    // SAFETY: `Chain` is `Send + Sync` (atomics and epoch pointers); `ChainBox` is a unique
-    // owner of one, handed between threads only through the map.
+    // SAFETY: `Chain` is `Send + Sync` (atomics and epoch pointers); `ChainBox` is the unique
+    // owner of one and may be dropped on any thread.
     unsafe impl Send for ChainBox {}
     // SAFETY: as above; shared access only hands out `&Chain`.
     unsafe impl Sync for ChainBox {}
@@ -91,66 +98,71 @@ mod imp {
             ChainBox(NonNull::from(Box::leak(Box::new(Chain::new()))))
         }
 
-        /// The chain, for as long as `guard` stays pinned.
-        ///
-        /// # Safety
-        /// `self` must have been read from the map while `guard` was pinned: the chain is then
-        /// retired (if ever) after this thread pinned, and freed only after it unpins.
-        unsafe fn chain<'g>(&self, _guard: &'g Guard) -> &'g Chain {
-            // SAFETY: the caller's contract: allocated by `new`, freed only by `retire`, whose
-            // deferred free waits for every guard pinned before it ran.
+        /// The chain, for as long as the directory entry holding `self` is alive.
+        fn chain(&self) -> &Chain {
+            // SAFETY: allocated by `new`, freed only by `drop`, which runs after every borrow
+            // of `self` (and so of the entry holding it) has ended.
             unsafe { self.0.as_ref() }
-        }
-
-        /// Frees the chain (and its versions) once every thread pinned now has unpinned. The
-        /// entry must already be out of the map and the directory, so no thread can find it
-        /// afterwards.
-        fn retire(self, guard: &Guard) {
-            // SAFETY: `self` is the unique owner (`Send`, so any thread may run the closure) and
-            // the entry is unreachable for threads that pin from now on; the closure runs after
-            // every thread pinned before this call has unpinned, so no `&Chain` or version
-            // pointer into the chain is left.
-            unsafe {
-                guard.defer_unchecked(move || {
-                    let mut chain = Box::from_raw(self.0.as_ptr());
-                    chain.free_now();
-                })
-            };
         }
     }
 
+    impl Drop for ChainBox {
+        fn drop(&mut self) {
+            // SAFETY: the directory entry is being destroyed: either the skip list's deferred
+            // finalizer (the entry left the directory and the map under the shard's write lock,
+            // every `Entry` handle is dropped, and every thread pinned before then has unpinned,
+            // so no `&Chain` or version pointer into the chain is left), or the index itself is
+            // dropped (`free_all`'s contract). We are the unique owner of the box.
+            unsafe { Box::from_raw(self.0.as_ptr()).free_now() };
+        }
+    }
+
+    /// The map's copy of a chain pointer (the directory entry owns the chain).
+    #[derive(Clone, Copy)]
+    struct ChainPtr(NonNull<Chain>);
+
+    // SAFETY: a plain pointer to a `Send + Sync` chain; dereferenced only under the rules of
+    // `Index::get`.
+    unsafe impl Send for ChainPtr {}
+    // SAFETY: as above.
+    unsafe impl Sync for ChainPtr {}
+
     pub(crate) struct Index {
-        map: DashMap<StoredKey, ChainBox, foldhash::fast::RandomState>,
-        /// Every key of `map`, ordered (module doc).
-        dir: crossbeam_skiplist::SkipSet<StoredKey>,
+        map: DashMap<StoredKey, ChainPtr, foldhash::fast::RandomState>,
+        /// Every key of `map`, ordered, each with the chain it owns (module doc).
+        dir: crossbeam_skiplist::SkipMap<StoredKey, ChainBox>,
     }
 
     impl Index {
         pub(crate) fn new() -> Self {
             Index {
                 map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
-                dir: crossbeam_skiplist::SkipSet::new(),
+                dir: crossbeam_skiplist::SkipMap::new(),
             }
         }
 
         /// The chain of `key`, if it has one. The shard's read lock is held for the lookup only.
-        pub(crate) fn get<'g>(&self, key: &dyn KeyView, guard: &'g Guard) -> Option<ChainRef<'g>> {
-            let entry = self.map.get(key)?;
-            // SAFETY: read from the map while `guard` is pinned.
-            Some(unsafe { entry.chain(guard) })
+        pub(crate) fn get<'g>(&self, key: &dyn KeyView, _guard: &'g Guard) -> Option<ChainRef<'g>> {
+            let ptr = *self.map.get(key)?;
+            // SAFETY: read from the map while `guard` is pinned: the chain's owner leaves the
+            // directory (under this shard's write lock, so after our read) before it is destroyed,
+            // and its destruction is deferred through the epoch, so it waits for `guard`.
+            Some(unsafe { ptr.0.as_ref() })
         }
 
         pub(crate) fn get_or_create<'g>(&self, key: &StoredKey, guard: &'g Guard) -> ChainRef<'g> {
             if let Some(chain) = self.get(key.as_view(), guard) {
                 return chain;
             }
-            let entry = self.map.entry(key.clone()).or_insert_with(|| {
+            let ptr = *self.map.entry(key.clone()).or_insert_with(|| {
                 // Under the shard's write lock (module doc).
-                self.dir.insert(key.clone());
-                ChainBox::new()
+                let boxed = ChainBox::new();
+                let ptr = ChainPtr(boxed.0);
+                self.dir.insert(key.clone(), boxed);
+                ptr
             });
-            // SAFETY: read from the map while `guard` is pinned.
-            unsafe { entry.chain(guard) }
+            // SAFETY: as in `get`: read from the map while `guard` is pinned.
+            unsafe { ptr.0.as_ref() }
         }
 
         /// Removes `key` if its chain is sealed. Returns whether it did.
@@ -166,25 +178,21 @@ mod imp {
         fn remove_where(
             &self,
             key: &StoredKey,
-            guard: &Guard,
+            _guard: &Guard,
             doomed: impl FnOnce(&Chain) -> bool,
         ) -> bool {
-            let removed = self.map.remove_if(key.as_view(), |k, boxed| {
-                // SAFETY: read from the map (under its write lock) while `guard` is pinned.
-                let yes = doomed(unsafe { boxed.chain(guard) });
+            let removed = self.map.remove_if(key.as_view(), |k, ptr| {
+                // SAFETY: under the shard's write lock the key's directory entry is still there
+                // (it leaves only under this lock), so its chain is alive.
+                let yes = doomed(unsafe { ptr.0.as_ref() });
                 if yes {
-                    // Under the shard's write lock (module doc).
+                    // Under the shard's write lock (module doc). The chain is destroyed once
+                    // the entry is unreachable and unpinned (`ChainBox`).
                     self.dir.remove(k.as_view());
                 }
                 yes
             });
-            match removed {
-                Some((_, boxed)) => {
-                    boxed.retire(guard);
-                    true
-                }
-                None => false,
-            }
+            removed.is_some()
         }
 
         /// Calls `f` on the keys of `range` in order (`reverse`: descending) that have a chain,
@@ -194,7 +202,7 @@ mod imp {
             &self,
             range: &KeyRange,
             reverse: bool,
-            guard: &Guard,
+            _guard: &Guard,
             mut f: impl FnMut(&StoredKey, &Chain) -> ControlFlow<()>,
         ) {
             if range.is_empty() {
@@ -202,19 +210,21 @@ mod imp {
             }
             let (lo, hi) = view_bounds(range);
             let keys = self.dir.range::<dyn KeyView, _>((as_view(&lo), as_view(&hi)));
-            let mut visit = |key: &StoredKey| match self.get(key.as_view(), guard) {
-                Some(chain) => f(key, chain),
-                None => ControlFlow::Continue(()), // GC removed it after the directory step
+            let mut visit = |entry: &Entry<'_>| {
+                if entry.is_removed() {
+                    return ControlFlow::Continue(()); // GC removed it after the directory step
+                }
+                f(entry.key(), entry.value().chain())
             };
             if reverse {
                 for entry in keys.rev() {
-                    if visit(entry.value()).is_break() {
+                    if visit(&entry).is_break() {
                         return;
                     }
                 }
             } else {
                 for entry in keys {
-                    if visit(entry.value()).is_break() {
+                    if visit(&entry).is_break() {
                         return;
                     }
                 }
@@ -235,9 +245,8 @@ mod imp {
                 if i > 0 && i.is_multiple_of(per_pin.max(1)) {
                     guard.repin();
                 }
-                let key = entry.value();
-                if let Some(chain) = self.get(key.as_view(), guard) {
-                    f(key, chain, guard);
+                if !entry.is_removed() {
+                    f(entry.key(), entry.value().chain(), guard);
                 }
             }
         }
@@ -252,13 +261,10 @@ mod imp {
         /// As `Chain::free_now`: no thread holds or will load a pointer into any chain (the
         /// store is being dropped, and everything that could still use it holds it alive).
         pub(crate) unsafe fn free_all(&mut self) {
-            for (_, boxed) in std::mem::take(&mut self.map) {
-                // SAFETY: this function's contract; the map owned the only pointer to the box.
-                let mut chain = unsafe { Box::from_raw(boxed.0.as_ptr()) };
-                // SAFETY: this function's contract is `free_now`'s, for every chain.
-                unsafe { chain.free_now() };
-            }
-            self.dir = crossbeam_skiplist::SkipSet::new();
+            self.map = DashMap::default();
+            // Dropping the directory drops every entry at once (no epoch), and with it every
+            // chain (`ChainBox::drop`, whose contract is this function's).
+            self.dir = crossbeam_skiplist::SkipMap::new();
         }
     }
 }

@@ -2,14 +2,16 @@
 //! over the same keys never abort each other for the wrong reason).
 //!
 //! Small txns (the common case: a few keys) use one sorted `Vec` — one allocation, binary
-//! search, no tree nodes; past `WRITESET_SMALL_MAX` keys the set moves to a `BTreeMap`, so a
-//! large txn with keys in random order stays `O(n log n)`.
+//! search, no tree nodes. A txn that writes its keys in ascending order (a bulk load) stays in
+//! the `Vec` however many keys it writes: each new key is appended. Only a key that would land
+//! in the middle of a `Vec` already holding `WRITESET_SMALL_MAX` keys moves the set to a
+//! `BTreeMap`, so a large txn with keys in random order stays `O(n log n)`.
 
 use crate::bytes::Bytes;
 use crate::key::{KeyView, StoredKey};
 use std::collections::BTreeMap;
 
-/// Keys kept in the sorted-`Vec` form before switching to a `BTreeMap`.
+/// Keys kept in the sorted-`Vec` form before an out-of-order key switches it to a `BTreeMap`.
 pub const WRITESET_SMALL_MAX: usize = 64;
 
 /// One buffered write: `None` deletes.
@@ -64,7 +66,7 @@ impl WriteSet {
                         v[i].1 = value;
                         false
                     }
-                    Err(i) if v.len() < WRITESET_SMALL_MAX => {
+                    Err(i) if i == v.len() || v.len() < WRITESET_SMALL_MAX => {
                         v.insert(i, (StoredKey::new(key.table(), key.bytes()), value));
                         true
                     }
@@ -134,6 +136,32 @@ mod tests {
         assert!(matches!(ws, WriteSet::Large(_)));
         let keys: Vec<Vec<u8>> = ws.iter().map(|(k, _)| k.bytes().to_vec()).collect();
         assert_eq!(keys, expect.keys().cloned().collect::<Vec<_>>());
+        let sorted = ws.into_sorted_vec();
+        assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    /// Keys written in ascending order stay in the vector however many there are; the first
+    /// key out of order past the small limit moves the set to the tree, in order.
+    #[test]
+    fn ascending_keys_stay_in_the_vector() {
+        let mut ws = WriteSet::default();
+        let n = WRITESET_SMALL_MAX as u64 * 4;
+        for i in 0..n {
+            let key = (i * 2).to_be_bytes();
+            assert!(ws.put(&(TableId(1), &key[..]), Some(Bytes::new(&key))));
+        }
+        assert!(matches!(ws, WriteSet::Small(_)), "an ascending load needs no tree");
+        // A rewrite of a present key keeps the form; a key between two present ones does not.
+        assert!(!ws.put(&(TableId(1), &6u64.to_be_bytes()[..]), None));
+        assert!(matches!(ws, WriteSet::Small(_)));
+        assert!(ws.put(&(TableId(1), &7u64.to_be_bytes()[..]), None));
+        assert!(matches!(ws, WriteSet::Large(_)));
+        assert_eq!(ws.len() as u64, n + 1);
+        assert_eq!(ws.get(&(TableId(1), &6u64.to_be_bytes()[..])), Some(&None));
+        assert_eq!(
+            ws.get(&(TableId(1), &8u64.to_be_bytes()[..])),
+            Some(&Some(Bytes::new(&8u64.to_be_bytes())))
+        );
         let sorted = ws.into_sorted_vec();
         assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));
     }
