@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::sync::{Arc, RwLock};
 use std::ops::{Bound, ControlFlow};
-use strata_mvcc::{BaseReader, KeyRange, Row, RowChange, RowVisitor, TableId, Timestamp};
+use strata_mvcc::{BaseReader, KeyRange, Row, RowVisitor, TableId, Timestamp};
 use strata_store::{Base, Snapshot, StoreError};
 use strata_wal::Storage;
 
@@ -24,7 +24,7 @@ pub(crate) fn store_error(e: StoreError) -> Error {
     }
 }
 
-fn base_key(table: TableId, key: &[u8]) -> Vec<u8> {
+pub(crate) fn base_key(table: TableId, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + key.len());
     k.extend_from_slice(&table.0.to_be_bytes());
     k.extend_from_slice(key);
@@ -62,18 +62,16 @@ impl StoreBase {
         self.base.snapshot()
     }
 
-    /// Writes a checkpoint at `ts` of `changes` (in `(table, key)` order), stores `log_seq`
-    /// with it, and publishes it to readers. Returns the rows in the base after it and the
-    /// bytes written.
+    /// Writes a checkpoint at `ts` of `changes` (keys made by `base_key`, in order), stores
+    /// `log_seq` with it, and publishes it to readers. Returns the rows in the base after it
+    /// and the bytes written.
     pub(crate) fn checkpoint(
         &self,
         ts: Timestamp,
         log_seq: u64,
-        changes: Vec<RowChange>,
+        changes: &[strata_store::Change],
     ) -> Result<(u64, u64)> {
-        let encoded: Vec<strata_store::Change> =
-            changes.into_iter().map(|(t, k, v)| (base_key(t, &k), v)).collect();
-        let report = self.base.checkpoint(ts.0, log_seq, &encoded).map_err(store_error)?;
+        let report = self.base.checkpoint(ts.0, log_seq, changes).map_err(store_error)?;
         self.roots.write().push(self.base.snapshot());
         Ok((report.rows, report.pages_written * strata_store::page::PAGE_BYTES as u64))
     }
@@ -86,14 +84,15 @@ impl StoreBase {
         roots.drain(..keep_from);
     }
 
-    /// Deletes of every row the newest checkpoint holds for `table` (a dropped table).
+    /// The keys (in the base's encoding, `base_key`) of every row the newest checkpoint holds
+    /// for `table` (a dropped table, whose rows the next checkpoint deletes).
     pub(crate) fn rows_of(&self, table: TableId) -> Result<Vec<Vec<u8>>> {
         let snap = self.base.snapshot();
         let lo = base_key(table, &[]);
         let hi = table.0.checked_add(1).map(|t| base_key(TableId(t), &[]));
         let hi = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         snap.range(Bound::Included(&lo[..]), hi)
-            .map(|r| r.map(|(k, _)| k[4..].to_vec()).map_err(store_error))
+            .map(|r| r.map(|(k, _)| k.to_vec()).map_err(store_error))
             .collect()
     }
 

@@ -19,12 +19,13 @@
 //! - Recovery opens the base (no rows are loaded: reads the chains cannot answer go to it) and
 //!   replays the log after its checkpoint into the chains.
 
+use crate::base::base_key;
 use crate::base::StoreBase;
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use strata_mvcc::{Mvcc, RowChange, StoreKind, TableId, Timestamp, TxnMode};
+use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
 use strata_wal::{
     create_segment, read_checkpoint, remove_segments_before, scan_log, AppendFrom, Log, LogEnd,
     LogError, LogOptions, LogScan, RecordKind, Storage, SEGMENT_HEADER_BYTES,
@@ -360,11 +361,11 @@ fn open_base(storage: &dyn Storage, writable: bool) -> Result<Option<Arc<StoreBa
     let base = Arc::new(StoreBase::open(storage, true)?);
     if let Some(c) = legacy {
         let (ts, log_seq) = (c.ts, c.log_seq.unwrap_or(0));
-        let mut rows: Vec<RowChange> =
-            c.rows.into_iter().map(|(t, k, v)| (TableId(t), k, Some(v))).collect();
-        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-        base.checkpoint(Timestamp(ts), log_seq, rows)?;
+        let mut rows: Vec<strata_store::Change> =
+            c.rows.into_iter().map(|(t, k, v)| (base_key(TableId(t), &k), Some(v))).collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.dedup_by(|a, b| a.0 == b.0);
+        base.checkpoint(Timestamp(ts), log_seq, &rows)?;
         storage
             .remove(strata_wal::checkpoint::CHECKPOINT_FILE)
             .and_then(|()| storage.sync_dir())
@@ -477,20 +478,22 @@ pub(crate) fn write_checkpoint(
     let upto = snap.read_ts();
     let since = Timestamp(base.newest().ts());
     let dropped = mvcc.dropped_tables();
-    let mut changes: Vec<RowChange> = mvcc
-        .changes(since, upto)
-        .into_iter()
-        .filter(|(t, _, _)| dropped.binary_search(t).is_err())
-        .collect();
+    // Built straight in the base's key encoding: one key and one value copy per changed row.
+    let mut changes: Vec<strata_store::Change> = Vec::new();
+    mvcc.changes_with(since, upto, |t, k, v| {
+        if dropped.binary_search(&t).is_err() {
+            changes.push((base_key(t, k), v.map(<[u8]>::to_vec)));
+        }
+    });
     let mut gone = Vec::new();
     for t in &dropped {
-        gone.extend(base.rows_of(*t)?.into_iter().map(|k| (*t, k, None)));
+        gone.extend(base.rows_of(*t)?.into_iter().map(|k| (k, None)));
     }
     if !gone.is_empty() {
         changes.extend(gone);
-        changes.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
     }
-    let (rows, bytes) = base.checkpoint(upto, log_seq, changes)?;
+    let (rows, bytes) = base.checkpoint(upto, log_seq, &changes)?;
     drop(snap);
     base.prune(mvcc.refresh_watermark());
     Ok((upto.0, rows, bytes))

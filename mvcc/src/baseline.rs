@@ -210,15 +210,15 @@ impl VersionStore for BaselineStore {
         self.rows.lock().len()
     }
 
-    fn changes(&self, since: u64, upto: u64, out: &mut Vec<(StoredKey, Option<Vec<u8>>)>) {
-        let chains: Vec<(StoredKey, BChain)> =
+    fn changes(&self, since: u64, upto: u64, f: &mut dyn FnMut(&StoredKey, Option<&[u8]>)) {
+        let mut chains: Vec<(StoredKey, BChain)> =
             self.rows.lock().iter().map(|(k, c)| (k.clone(), c.clone())).collect();
+        chains.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, chain) in chains {
             let row = chain.read();
             if let Some(v) = visible(&row.versions, upto).filter(|v| v.ts > since) {
-                out.push((key, v.payload.as_deref().map(<[u8]>::to_vec)));
+                f(&key, v.payload.as_deref());
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
     }
 }

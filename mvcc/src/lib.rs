@@ -217,9 +217,6 @@ fn next_txn_id() -> TxnId {
     })
 }
 
-/// A row's change a checkpoint applies: table, key, and the new value (`None`: deleted).
-pub type RowChange = (TableId, Vec<u8>, Option<Vec<u8>>);
-
 /// An MVCC database core: clock, snapshot registry, version store and GC.
 #[derive(Clone)]
 pub struct Mvcc {
@@ -476,18 +473,20 @@ impl Mvcc {
         }
     }
 
-    /// Every key whose newest committed version at or below `upto` is above `since`, in
-    /// `(table, key)` order, with that version's value (`None`: deleted): what a base
+    /// Calls `f` on every key whose newest committed version at or below `upto` is above
+    /// `since`, in `(table, key)` order, with that version's value (`None`: deleted): what a base
     /// checkpoint at `upto` applies over one at `since`. The caller keeps a snapshot at `upto`
     /// open meanwhile, so GC keeps those versions.
-    pub fn changes(
+    ///
+    /// Each key and value is lent to `f` (nothing is copied for it); `f` runs while the walk is
+    /// pinned to the epoch, so it should not block.
+    pub fn changes_with(
         &self,
         since: Timestamp,
         upto: Timestamp,
-    ) -> Vec<(TableId, Vec<u8>, Option<Vec<u8>>)> {
-        let mut out = Vec::new();
-        self.core.store.changes(since.0, upto.0, &mut out);
-        out.into_iter().map(|(k, v)| (k.table(), k.bytes().to_vec(), v)).collect()
+        mut f: impl FnMut(TableId, &[u8], Option<&[u8]>),
+    ) {
+        self.core.store.changes(since.0, upto.0, &mut |k, v| f(k.table(), k.bytes(), v));
     }
 
     /// Every table marked dropped (`drop_table`), sorted.

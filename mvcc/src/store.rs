@@ -155,11 +155,11 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     /// allows and the keys of `dropped` tables.
     fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport;
 
-    /// Appends to `out`, in key order, every key whose newest committed version at or below
-    /// `upto` is above `since`, with that version's value (`None`: a delete). What a base
-    /// checkpoint at `upto` over one at `since` must apply. Waits, as a read at `upto` does,
-    /// for writers publishing a timestamp that may be at or below it.
-    fn changes(&self, since: u64, upto: u64, out: &mut Vec<(StoredKey, Option<Vec<u8>>)>);
+    /// Calls `f`, in key order, on every key whose newest committed version at or below `upto`
+    /// is above `since`, with that version's value (`None`: a delete). What a base checkpoint
+    /// at `upto` over one at `since` must apply. Waits, as a read at `upto` does, for writers
+    /// publishing a timestamp that may be at or below it.
+    fn changes(&self, since: u64, upto: u64, f: &mut dyn FnMut(&StoredKey, Option<&[u8]>));
 
     /// Keys in the index (live or not yet collected).
     fn key_count(&self) -> usize;

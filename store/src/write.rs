@@ -71,11 +71,42 @@ impl Alloc {
 }
 
 /// A leaf entry while a leaf is rewritten: the whole key, the key's chain (its encoded blob)
-/// when it is too long to be inline, and the encoded value blob.
-struct LeafItem {
-    key: Vec<u8>,
+/// when it is too long to be inline, and the value blob. Keys and values are borrowed from the
+/// changes and the old page wherever they can be, so rewriting a leaf copies each entry once,
+/// into its new page.
+struct LeafItem<'a> {
+    key: &'a [u8],
     chained: Option<Vec<u8>>,
-    value: Vec<u8>,
+    value: ValueBlob<'a>,
+}
+
+/// A leaf entry's value as the rewrite holds it.
+enum ValueBlob<'a> {
+    /// An old entry's blob, already encoded, as its page holds it.
+    Encoded(&'a [u8]),
+    /// Bytes to store inline (encoded when the page is laid out).
+    Inline(&'a [u8]),
+    /// A new overflow chain's encoded reference.
+    Chained(Vec<u8>),
+}
+
+impl ValueBlob<'_> {
+    /// Bytes the encoded blob takes.
+    fn len(&self) -> usize {
+        match self {
+            ValueBlob::Encoded(b) => b.len(),
+            ValueBlob::Chained(b) => b.len(),
+            ValueBlob::Inline(v) => Blob::inline_len(v.len()),
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ValueBlob::Encoded(b) => out.extend_from_slice(b),
+            ValueBlob::Chained(b) => out.extend_from_slice(b),
+            ValueBlob::Inline(v) => Blob::Inline(v).encode(out),
+        }
+    }
 }
 
 /// Splits `n` entries into pages, given the body bytes `cost` of a range of them (which grows
@@ -237,7 +268,11 @@ impl<'a> Update<'a> {
     }
 
     /// A new leaf entry: a chain for a long key, the value inline or in a chain.
-    fn leaf_item(&mut self, key: &[u8], value: &[u8]) -> Result<LeafItem, StoreError> {
+    fn leaf_item<'c>(
+        &mut self,
+        key: &'c [u8],
+        value: &'c [u8],
+    ) -> Result<LeafItem<'c>, StoreError> {
         let chained = if key.len() > INLINE_KEY_BYTES_MAX {
             let mut e = Vec::new();
             self.overflow(key)?.encode(&mut e);
@@ -246,19 +281,19 @@ impl<'a> Update<'a> {
             None
         };
         let key_bytes = chained.as_ref().map_or(Blob::inline_len(key.len()), Vec::len);
-        let mut v = Vec::new();
-        if key_bytes + Blob::inline_len(value.len()) <= INLINE_ENTRY_BYTES_MAX {
-            Blob::Inline(value).encode(&mut v);
+        let value = if key_bytes + Blob::inline_len(value.len()) <= INLINE_ENTRY_BYTES_MAX {
+            ValueBlob::Inline(value)
         } else {
+            let mut v = Vec::new();
             self.overflow(value)?.encode(&mut v);
-        }
-        Ok(LeafItem { key: key.to_vec(), chained, value: v })
+            ValueBlob::Chained(v)
+        };
+        Ok(LeafItem { key, chained, value })
     }
 
     fn leaf(&mut self, no: u64, changes: &[Change]) -> Result<Children, StoreError> {
         let src = self.src;
-        let mut old: Vec<LeafItem> = Vec::new();
-        if no != 0 {
+        let page = if no != 0 {
             let (b, h) = src.page(no)?;
             if h.kind != Kind::Leaf {
                 return Err(StoreError::Corrupt {
@@ -266,25 +301,41 @@ impl<'a> Update<'a> {
                     what: format!("a {:?} page where a leaf belongs", h.kind),
                 });
             }
-            for i in 0..h.entries {
-                let (raw, k, _) = page::leaf_entry(&b, i);
+            self.freed.push(no);
+            Some((b, h.entries))
+        } else {
+            None
+        };
+        // The old entries: whole keys rebuilt into one buffer (the page stores suffixes after a
+        // shared prefix), value blobs borrowed from the page as they are.
+        let (mut keys, mut at, mut key) = (Vec::new(), Vec::new(), Vec::new());
+        if let Some((b, entries)) = &page {
+            for i in 0..*entries {
+                let (raw, k, _) = page::leaf_entry(b, i);
                 let (_, kn) = Blob::at(raw, 0);
                 let chained = matches!(k, Blob::Overflow { .. }).then(|| raw[..kn].to_vec());
-                let mut key = Vec::new();
-                src.leaf_key_into(&b, k, &mut key)?;
-                old.push(LeafItem { key, chained, value: raw[kn..].to_vec() });
+                src.leaf_key_into(b, k, &mut key)?;
+                keys.extend_from_slice(&key);
+                at.push((keys.len(), chained, &raw[kn..]));
             }
-            self.freed.push(no);
         }
-        let mut out: Vec<LeafItem> = Vec::with_capacity(old.len() + changes.len());
-        let mut old = old.into_iter().peekable();
+        let mut start = 0;
+        let mut old = at
+            .into_iter()
+            .map(|(end, chained, value)| {
+                let key = &keys[start..end];
+                start = end;
+                LeafItem { key, chained, value: ValueBlob::Encoded(value) }
+            })
+            .peekable();
+        let mut out: Vec<LeafItem<'_>> = Vec::with_capacity(old.len() + changes.len());
         let mut changes = changes.iter().peekable();
         loop {
             let order = match (old.peek(), changes.peek()) {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(item), Some((c, _))) => item.key.cmp(c),
+                (Some(item), Some((c, _))) => item.key.cmp(c.as_slice()),
             };
             match order {
                 std::cmp::Ordering::Less => out.extend(old.next()),
@@ -302,7 +353,9 @@ impl<'a> Update<'a> {
                     if let Some(chain) = &item.chained {
                         self.free_blob(Blob::at(chain, 0).0)?;
                     }
-                    self.free_blob(Blob::at(&item.value, 0).0)?;
+                    if let ValueBlob::Encoded(raw) = item.value {
+                        self.free_blob(Blob::at(raw, 0).0)?;
+                    }
                     match value {
                         Some(v) => out.push(self.leaf_item(key, v)?),
                         None => self.rows -= 1,
@@ -392,7 +445,7 @@ impl<'a> Update<'a> {
     }
 
     /// Writes leaf pages over `items` (in key order). Returns each page's first key.
-    fn pack_leaves(&mut self, items: Vec<LeafItem>) -> Result<Children, StoreError> {
+    fn pack_leaves(&mut self, items: Vec<LeafItem<'_>>) -> Result<Children, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -408,7 +461,7 @@ impl<'a> Update<'a> {
             if chained[r.end] > chained[r.start] {
                 return 0;
             }
-            let (first, last) = (&items[r.start].key, &items[r.end - 1].key);
+            let (first, last) = (items[r.start].key, items[r.end - 1].key);
             first.iter().zip(last.iter()).take_while(|(a, b)| a == b).count()
         };
         // A prefix of `p` bytes is stored once and saves `p` bytes per key (the varint of a
@@ -419,21 +472,24 @@ impl<'a> Update<'a> {
         };
         let groups = group(items.len(), cost);
         let mut out = Vec::with_capacity(groups.len());
+        // Each page's entries laid out end to end in one buffer, then sliced.
+        let (mut buf, mut ends) = (Vec::with_capacity(BODY_BYTES), Vec::new());
         for g in groups {
             let p = prefix(&g);
-            let mut raws: Vec<Vec<u8>> = Vec::with_capacity(g.len());
+            buf.clear();
+            ends.clear();
             for item in &items[g.clone()] {
-                let mut e = Vec::with_capacity(item.key.len() - p + item.value.len() + 2);
                 match &item.chained {
-                    Some(chain) => e.extend_from_slice(chain),
-                    None => Blob::Inline(&item.key[p..]).encode(&mut e),
+                    Some(chain) => buf.extend_from_slice(chain),
+                    None => Blob::Inline(&item.key[p..]).encode(&mut buf),
                 }
-                e.extend_from_slice(&item.value);
-                raws.push(e);
+                item.value.encode(&mut buf);
+                ends.push(buf.len());
             }
-            let refs: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+            let starts = std::iter::once(0).chain(ends.iter().copied());
+            let refs: Vec<&[u8]> = starts.zip(ends.iter()).map(|(a, &b)| &buf[a..b]).collect();
             let no = self.seal_new(Some(&items[g.start].key[..p]), &refs, Kind::Leaf)?;
-            out.push((Some(items[g.start].key.clone()), no));
+            out.push((Some(items[g.start].key.to_vec()), no));
         }
         Ok(out)
     }
