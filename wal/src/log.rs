@@ -162,6 +162,9 @@ struct AppendState {
     spares: Vec<String>,
     next_spare: u64,
     bytes_appended: u64,
+    /// Bytes written to prepare segment files: zero-filling new segments and spares, and
+    /// zeroing recycled ones (`LogStats::bytes_prepared`).
+    bytes_prepared: u64,
     failed: Option<String>,
     /// Where appends began when the log was opened (segment, offset).
     opened_at: (u64, u64),
@@ -171,6 +174,10 @@ struct AppendState {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogStats {
     pub bytes_appended: u64,
+    /// Bytes written since open to prepare segment files rather than to hold records: the
+    /// zero-fill of each new segment or spare (its whole length: files are preallocated by
+    /// writing, `storage.rs`) and the pages rewritten to zero a recycled segment (`zero`).
+    pub bytes_prepared: u64,
     pub segments: u64,
     pub written_ts: u64,
     pub durable_ts: u64,
@@ -251,6 +258,7 @@ impl Log {
             spares,
             next_spare,
             bytes_appended: 0,
+            bytes_prepared: 0,
             failed: None,
             opened_at,
         };
@@ -321,7 +329,10 @@ impl Log {
                 self.storage.rename(&spare, &name).map_err(io_err("rename spare"))?;
                 self.storage.open(&name).map_err(io_err("open segment"))?
             }
-            None => self.storage.create(&name, want).map_err(io_err("create segment"))?,
+            None => {
+                a.bytes_prepared += want;
+                self.storage.create(&name, want).map_err(io_err("create segment"))?
+            }
         };
         // The new name must be durable before any record in it is acknowledged.
         self.storage.sync_dir().map_err(io_err("sync directory"))?;
@@ -542,7 +553,9 @@ impl Log {
         let name = spare_name(n);
         self.storage.create(&name, len).map_err(io_err("create spare"))?;
         self.storage.sync_dir().map_err(io_err("sync directory"))?;
-        self.append.lock().spares.push(name);
+        let mut a = self.append.lock();
+        a.spares.push(name);
+        a.bytes_prepared += len;
         Ok(())
     }
 
@@ -580,9 +593,11 @@ impl Log {
                     a.next_spare += 1;
                     spare_name(a.next_spare - 1)
                 };
-                self.zero(&name)?;
+                let zeroed = self.zero(&name)?;
                 self.storage.rename(&name, &spare).map_err(io_err("rename to spare"))?;
-                self.append.lock().spares.push(spare);
+                let mut a = self.append.lock();
+                a.spares.push(spare);
+                a.bytes_prepared += zeroed;
                 spares += 1;
             } else {
                 self.storage.remove(&name).map_err(io_err("remove segment"))?;
@@ -596,13 +611,13 @@ impl Log {
 
     /// Makes a retired segment read as zeros, writing only the 4 KiB pages that are not zero
     /// already (a segment is mostly the zeros it was created with: rewriting all of it cost
-    /// its whole size in writes per checkpoint), then syncs it.
-    fn zero(&self, name: &str) -> Result<(), LogError> {
+    /// its whole size in writes per checkpoint), then syncs it. Returns the bytes written.
+    fn zero(&self, name: &str) -> Result<u64, LogError> {
         let file = self.storage.open(name).map_err(io_err("open segment"))?;
         let len = file.len().map_err(io_err("segment length"))?;
         let zeros = vec![0u8; ZERO_CHUNK_BYTES];
         let mut buf = vec![0u8; ZERO_CHUNK_BYTES];
-        let mut at = 0;
+        let (mut at, mut written) = (0, 0);
         while at < len {
             let n = (len - at).min(ZERO_CHUNK_BYTES as u64) as usize;
             let got = file.read_at(at, &mut buf[..n]).map_err(io_err("read segment"))?;
@@ -626,20 +641,23 @@ impl Log {
                 }
                 file.write_at(at + page as u64, &zeros[page..run_end])
                     .map_err(io_err("zero segment"))?;
+                written += (run_end - page) as u64;
                 page = run_end;
             }
             at += n as u64;
         }
-        file.sync().map_err(io_err("sync segment"))
+        file.sync().map_err(io_err("sync segment"))?;
+        Ok(written)
     }
 
     pub fn stats(&self) -> LogStats {
-        let (bytes_appended, segments) = {
+        let (bytes_appended, bytes_prepared, segments) = {
             let a = self.append.lock();
-            (a.bytes_appended, a.segments.len() as u64)
+            (a.bytes_appended, a.bytes_prepared, a.segments.len() as u64)
         };
         LogStats {
             bytes_appended,
+            bytes_prepared,
             segments,
             written_ts: self.group.written_ts(),
             durable_ts: self.group.durable_ts(),
@@ -897,6 +915,16 @@ mod tests {
         let sizes: Vec<u64> =
             (1..=5).map(|seq| storage.open(&segment_name(seq)).unwrap().len().unwrap()).collect();
         assert_eq!(sizes, [256 << 10, 512 << 10, 1 << 20, 1 << 20, 1 << 20]);
+        // Every file made after the open (segments 2 to 5, and a spare not used yet) was
+        // zero-filled in full, and counted as prepared.
+        let spares: u64 = storage
+            .list()
+            .unwrap()
+            .iter()
+            .filter(|n| is_spare(n))
+            .map(|n| storage.open(n).unwrap().len().unwrap())
+            .sum();
+        assert_eq!(log.stats().bytes_prepared, sizes[1..].iter().sum::<u64>() + spares);
         // A spare recycled from the small first segment is not used for a full-size one.
         log.wait(ts, Durability::Sync).unwrap();
         assert!(log.recycle(ts / 2, log.current_seq()).unwrap() > 0);
@@ -979,7 +1007,11 @@ mod tests {
             log.append(ts, &rec(ts, 1000 + ts as usize)).unwrap();
         }
         log.sync_all().unwrap();
+        let before = log.stats().bytes_prepared;
         assert!(log.recycle(200, log.current_seq()).unwrap() >= 2);
+        // Zeroing the one segment kept as the spare rewrote whole pages of it, and was counted.
+        let zeroed = log.stats().bytes_prepared - before;
+        assert!(zeroed > 0 && zeroed <= 64 << 10 && zeroed % 4096 == 0, "{zeroed} bytes");
         let crashed = disk.crash(CrashMode::LoseUnsynced);
         let spares: Vec<String> =
             crashed.list().unwrap().into_iter().filter(|n| is_spare(n)).collect();

@@ -167,7 +167,10 @@ impl ReadMap {
 /// Size of the writes that zero-fill a new mapped segment, and so of its page-cache folios
 /// (Linux 6.x). Measured here (ADR 0004): 4 KiB folios synced 4.1 KiB per commit at 9.9K
 /// syncs/s but made zero-filling cost 86 ms of system calls per 64 MiB; 16 KiB synced 16.8 KiB
-/// at 9.6K/s for 49 ms; 256 KiB fell to 7.6K/s.
+/// at 9.6K/s for 49 ms; 256 KiB fell to 7.6K/s. What 16 KiB costs in writes (ADR 0012): a
+/// durable commit that appends one page still writes back its whole 16 KiB folio (~120 of the
+/// 295 bytes dirtied per changed row in the storage suite's key-order round); 4 KiB folios
+/// remove that but halved `Buffered` commits/s through the mapping (a page fault per 4 KiB).
 pub const ZERO_FILL_CHUNK_BYTES: usize = 16 * 1024;
 
 /// The page size the log pads to before a sync (4 KiB: the x86-64 and most arm64 page; on a

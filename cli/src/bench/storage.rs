@@ -11,7 +11,8 @@
 //!   the process sent to the page cache for writing (`write_bytes` of `/proc/self/io`: a page
 //!   counts each time it goes from clean to dirty, whether written with `pwrite` or through a
 //!   mapping) divided by the rows changed. For Strata also its own count (log bytes appended
-//!   plus checkpoint bytes);
+//!   plus checkpoint bytes) and, beside it, the bytes it wrote to prepare log files meanwhile
+//!   (`LogStats::bytes_prepared`: zero-filling new segments and spares, zeroing recycled ones);
 //! - **commit latency during a checkpoint**: 5% of the rows changed (not checkpointed), then a
 //!   writer thread commits one-row updates, durably, for a second without a checkpoint and
 //!   then while a checkpoint of those changes runs (SQLite: `PRAGMA wal_checkpoint(PASSIVE)`
@@ -49,6 +50,10 @@ pub struct StorageRow {
     /// Strata's own count of the same (log bytes appended plus checkpoint bytes).
     pub random_engine_bytes_per_row: Option<f64>,
     pub ordered_engine_bytes_per_row: Option<f64>,
+    /// Strata's count of the bytes written to prepare log files meanwhile (zero-filling new
+    /// segments and spares, zeroing recycled ones: `LogStats::bytes_prepared`), per changed row.
+    pub random_prepared_bytes_per_row: Option<f64>,
+    pub ordered_prepared_bytes_per_row: Option<f64>,
     /// One-row durable commits: 99th percentile latency (µs) without and during a checkpoint,
     /// and the commits measured during it.
     pub commit_p99_us: f64,
@@ -217,7 +222,10 @@ pub fn strata(
     for (round, ordered) in [(1u64, false), (2, true)] {
         let set = change_set(&mut rng, keys, keys / 100, ordered);
         let io0 = write_bytes();
-        let log0 = db.durability_stats().map(|s| s.log.bytes_appended).unwrap_or(0);
+        let log_counts = || {
+            db.durability_stats().map_or((0, 0), |s| (s.log.bytes_appended, s.log.bytes_prepared))
+        };
+        let (log0, prep0) = log_counts();
         for chunk in set.chunks(CHANGE_ROWS_PER_TXN) {
             db.transaction(|txn| {
                 for k in chunk {
@@ -227,16 +235,20 @@ pub fn strata(
             })
             .map_err(e)?;
         }
-        let log1 = db.durability_stats().map(|s| s.log.bytes_appended).unwrap_or(0);
+        let log1 = log_counts().0;
         let report = db.checkpoint().map_err(e)?;
         let io1 = write_bytes();
+        let prep1 = log_counts().1;
         let n = set.len() as f64;
         let page = io0.zip(io1).map(|(a, b)| (b - a) as f64 / n);
         let own = Some(((log1 - log0) + report.bytes) as f64 / n);
+        let prepared = Some((prep1 - prep0) as f64 / n);
         if ordered {
             (row.ordered_bytes_per_row, row.ordered_engine_bytes_per_row) = (page, own);
+            row.ordered_prepared_bytes_per_row = prepared;
         } else {
             (row.random_bytes_per_row, row.random_engine_bytes_per_row) = (page, own);
+            row.random_prepared_bytes_per_row = prepared;
         }
         let snap = db.begin_read().map_err(e)?;
         for k in &set {
@@ -404,8 +416,8 @@ pub fn print(rows: &[(String, StorageRow)]) {
         "YCSB C reads/s",
         "anon MiB after",
         "file MiB after",
-        "B/changed row, random (own count)",
-        "B/changed row, key order (own count)",
+        "B/changed row, random (own count + log files prepared)",
+        "B/changed row, key order (own count + log files prepared)",
         "commit p99 µs",
         "p99 in checkpoint µs (commits)",
         "checkpoint ms",
@@ -413,11 +425,12 @@ pub fn print(rows: &[(String, StorageRow)]) {
     ]);
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
     let mib = |m: Option<f64>| m.map_or("-".into(), |m| format!("{m:.1}"));
-    let bytes = |page: Option<f64>, own: Option<f64>| {
+    let bytes = |page: Option<f64>, own: Option<f64>, prepared: Option<f64>| {
         let page = page.map_or("-".into(), |b| format!("{b:.0}"));
-        match own {
-            Some(o) => format!("{page} ({o:.0})"),
-            None => page,
+        match (own, prepared) {
+            (Some(o), Some(p)) => format!("{page} ({o:.0} + {p:.0})"),
+            (Some(o), None) => format!("{page} ({o:.0})"),
+            _ => page,
         }
     };
     for (engine, r) in rows {
@@ -427,8 +440,16 @@ pub fn print(rows: &[(String, StorageRow)]) {
             right(format!("{:.0}", r.ycsb_c_reads_s)),
             right(mib(r.anon_mib_after_reads)),
             right(mib(r.file_mib_after_reads)),
-            right(bytes(r.random_bytes_per_row, r.random_engine_bytes_per_row)),
-            right(bytes(r.ordered_bytes_per_row, r.ordered_engine_bytes_per_row)),
+            right(bytes(
+                r.random_bytes_per_row,
+                r.random_engine_bytes_per_row,
+                r.random_prepared_bytes_per_row,
+            )),
+            right(bytes(
+                r.ordered_bytes_per_row,
+                r.ordered_engine_bytes_per_row,
+                r.ordered_prepared_bytes_per_row,
+            )),
             right(format!("{:.0}", r.commit_p99_us)),
             right(format!("{:.0} ({})", r.commit_p99_checkpoint_us, r.commits_during_checkpoint)),
             right(format!("{:.0}", r.checkpoint_ms)),
