@@ -1011,7 +1011,7 @@ mod tests {
         assert!(log.recycle(200, log.current_seq()).unwrap() >= 2);
         // Zeroing the one segment kept as the spare rewrote whole pages of it, and was counted.
         let zeroed = log.stats().bytes_prepared - before;
-        assert!(zeroed > 0 && zeroed <= 64 << 10 && zeroed % 4096 == 0, "{zeroed} bytes");
+        assert!(zeroed > 0 && zeroed <= 64 << 10 && zeroed.is_multiple_of(4096), "{zeroed} bytes");
         let crashed = disk.crash(CrashMode::LoseUnsynced);
         let spares: Vec<String> =
             crashed.list().unwrap().into_iter().filter(|n| is_spare(n)).collect();
