@@ -391,23 +391,7 @@ impl VersionStore for LockFreeStore {
 
     fn changes(&self, since: u64, upto: u64, f: &mut dyn FnMut(&StoredKey, Option<&[u8]>)) {
         let mut guard = epoch::pin();
-        if cfg!(any(loom, shuttle)) {
-            // The model-checking stand-in of the index need not walk in key order.
-            let mut out = Vec::new();
-            self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |key, chain, guard| {
-                if let Some((ts, payload)) = chain.newest_at(upto, guard) {
-                    if ts > since {
-                        out.push((key.clone(), payload.map(<[u8]>::to_vec)));
-                    }
-                }
-            });
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            for (key, payload) in &out {
-                f(key, payload.as_deref());
-            }
-            return;
-        }
-        // The directory walks in key order.
+        // The directory walks in key order (so does the model-checking stand-in).
         self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |key, chain, guard| {
             if let Some((ts, payload)) = chain.newest_at(upto, guard) {
                 if ts > since {
