@@ -19,8 +19,7 @@
 //! - Recovery opens the base (no rows are loaded: reads the chains cannot answer go to it) and
 //!   replays the log after its checkpoint into the chains.
 
-use crate::base::base_key;
-use crate::base::StoreBase;
+use crate::base::{base_key, StoreBase};
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;

@@ -82,12 +82,11 @@ struct LeafItem<'a> {
 
 /// A leaf entry's value as the rewrite holds it.
 enum ValueBlob<'a> {
-    /// An old entry's blob, already encoded, as its page holds it.
-    Encoded(&'a [u8]),
+    /// An encoded blob: an old entry's, borrowed from its page, or a new overflow chain's
+    /// reference.
+    Encoded(Cow<'a, [u8]>),
     /// Bytes to store inline (encoded when the page is laid out).
     Inline(&'a [u8]),
-    /// A new overflow chain's encoded reference.
-    Chained(Vec<u8>),
 }
 
 impl ValueBlob<'_> {
@@ -95,7 +94,6 @@ impl ValueBlob<'_> {
     fn len(&self) -> usize {
         match self {
             ValueBlob::Encoded(b) => b.len(),
-            ValueBlob::Chained(b) => b.len(),
             ValueBlob::Inline(v) => Blob::inline_len(v.len()),
         }
     }
@@ -103,7 +101,6 @@ impl ValueBlob<'_> {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             ValueBlob::Encoded(b) => out.extend_from_slice(b),
-            ValueBlob::Chained(b) => out.extend_from_slice(b),
             ValueBlob::Inline(v) => Blob::Inline(v).encode(out),
         }
     }
@@ -286,7 +283,7 @@ impl<'a> Update<'a> {
         } else {
             let mut v = Vec::new();
             self.overflow(value)?.encode(&mut v);
-            ValueBlob::Chained(v)
+            ValueBlob::Encoded(Cow::Owned(v))
         };
         Ok(LeafItem { key, chained, value })
     }
@@ -325,7 +322,7 @@ impl<'a> Update<'a> {
             .map(|(end, chained, value)| {
                 let key = &keys[start..end];
                 start = end;
-                LeafItem { key, chained, value: ValueBlob::Encoded(value) }
+                LeafItem { key, chained, value: ValueBlob::Encoded(Cow::Borrowed(value)) }
             })
             .peekable();
         let mut out: Vec<LeafItem<'_>> = Vec::with_capacity(old.len() + changes.len());
@@ -353,7 +350,8 @@ impl<'a> Update<'a> {
                     if let Some(chain) = &item.chained {
                         self.free_blob(Blob::at(chain, 0).0)?;
                     }
-                    if let ValueBlob::Encoded(raw) = item.value {
+                    // An old entry's value is always `Encoded`, borrowed from its page.
+                    if let ValueBlob::Encoded(raw) = &item.value {
                         self.free_blob(Blob::at(raw, 0).0)?;
                     }
                     match value {

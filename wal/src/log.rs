@@ -330,8 +330,9 @@ impl Log {
                 self.storage.open(&name).map_err(io_err("open segment"))?
             }
             None => {
+                let file = self.storage.create(&name, want).map_err(io_err("create segment"))?;
                 a.bytes_prepared += want;
-                self.storage.create(&name, want).map_err(io_err("create segment"))?
+                file
             }
         };
         // The new name must be durable before any record in it is acknowledged.
