@@ -28,6 +28,7 @@ mod cold;
 mod durability;
 mod engines;
 mod plot;
+mod redb;
 mod report;
 mod sql;
 mod sqlrite;
@@ -60,7 +61,7 @@ pub enum Suite {
     /// Buffered vs in memory, recovery (docs/benchmarks.md).
     Durability,
     /// Open an on-disk database of `--keys` rows (default 1M) after a restart: open time, first
-    /// read, rows scanned in the first second; strata, strata-sql and sqlite.
+    /// read, rows scanned in the first second; strata, strata-sql, sqlite and redb.
     ColdOpen,
 }
 

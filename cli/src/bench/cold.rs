@@ -2,7 +2,8 @@
 //! 1M) after a restart — time to open (Strata: recovery from its checkpoint and log; SQLite:
 //! opening the file), the latency of the first point read, and how many rows full-table scans
 //! deliver in the first second after the open. Strata through its API (`strata`) and through SQL
-//! (`strata-sql`), SQLite through rusqlite, each on the same rows (`id` → `n = id`).
+//! (`strata-sql`), SQLite through rusqlite, and redb (`redb.rs`), each on the same rows
+//! (`id` → `n = id`).
 //!
 //! "Restart" means a new `Database`/connection in this process after the writer closed its
 //! handle; the operating system's page cache still holds the files (dropping it needs root), so
@@ -25,7 +26,7 @@ use strata::{Database, Options};
 use super::storage::{self, StorageRow};
 
 /// Rows per preload txn / statement batch.
-const LOAD_ROWS_PER_TXN: u64 = 10_000;
+pub(super) const LOAD_ROWS_PER_TXN: u64 = 10_000;
 
 /// One engine's cold-open figures.
 #[derive(Serialize, Debug, Clone)]
@@ -61,7 +62,7 @@ pub struct ColdRow {
 }
 
 /// Resident anonymous and file-backed memory of this process (KiB), from `/proc/self/status`.
-fn resident() -> Option<(u64, u64)> {
+pub(super) fn resident() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -72,7 +73,7 @@ fn resident() -> Option<(u64, u64)> {
 
 /// MiB added between two `resident` readings (negative deltas, from memory returned to the
 /// system meanwhile, count as 0).
-fn added(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> (Option<f64>, Option<f64>) {
+pub(super) fn added(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> (Option<f64>, Option<f64>) {
     match (before, after) {
         (Some(b), Some(a)) => (
             Some(a.0.saturating_sub(b.0) as f64 / 1024.0),
@@ -83,13 +84,13 @@ fn added(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> (Option<f64>,
 }
 
 /// Times one full scan (`scan` returns the rows it saw); rows per second.
-fn warm(mut scan: impl FnMut() -> Result<u64, String>) -> Result<f64, String> {
+pub(super) fn warm(mut scan: impl FnMut() -> Result<u64, String>) -> Result<f64, String> {
     let t = Instant::now();
     let n = scan()?;
     Ok(n as f64 / t.elapsed().as_secs_f64().max(1e-9))
 }
 
-fn dir_bytes(path: &Path) -> u64 {
+pub(super) fn dir_bytes(path: &Path) -> u64 {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => std::fs::read_dir(path)
             .map(|entries| entries.flatten().map(|e| dir_bytes(&e.path())).sum())
@@ -99,7 +100,7 @@ fn dir_bytes(path: &Path) -> u64 {
     }
 }
 
-fn files(dir: &Path) -> Vec<(String, u64)> {
+pub(super) fn files(dir: &Path) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -113,14 +114,14 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
 }
 
 /// The key read first: the middle of the table.
-fn probe_key(keys: u64) -> u64 {
+pub(super) fn probe_key(keys: u64) -> u64 {
     keys / 2
 }
 
 /// Runs `scan` (returning the rows one full scan saw, stopping early at `deadline`) until a
 /// second has passed since `opened`; returns (rows, scans, a gate failure if any scan that ran
 /// to completion saw the wrong count).
-fn first_second(
+pub(super) fn first_second(
     opened: Instant,
     keys: u64,
     mut scan: impl FnMut(Instant) -> Result<(u64, bool), String>,
@@ -303,7 +304,7 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
 }
 
 /// The storage row with the fresh-process read's time, and its gate: the value it printed.
-fn with_fresh(mut row: StorageRow, (ms, value): (f64, Option<u64>), probe: u64) -> StorageRow {
+pub(super) fn with_fresh(mut row: StorageRow, (ms, value): (f64, Option<u64>), probe: u64) -> StorageRow {
     row.fresh_process_read_ms = ms;
     if value != Some(probe) && !row.gate.starts_with("FAILED") {
         row.gate = format!("FAILED: the fresh process read {value:?}, expected {probe}");
@@ -311,7 +312,7 @@ fn with_fresh(mut row: StorageRow, (ms, value): (f64, Option<u64>), probe: u64) 
     row
 }
 
-fn gate(value: Option<u64>, probe: u64, bad: Option<String>) -> String {
+pub(super) fn gate(value: Option<u64>, probe: u64, bad: Option<String>) -> String {
     match (value, bad) {
         (_, Some(b)) => format!("FAILED: {b}"),
         (Some(v), None) if v == probe => "pass".to_string(),
@@ -404,7 +405,7 @@ fn sqlite(dir: &Path, keys: u64) -> Result<ColdRow, String> {
     })
 }
 
-/// Runs the suite for `engines` (of strata, strata-sql, sqlite) in subdirectories of `path`.
+/// Runs the suite for `engines` (of strata, strata-sql, sqlite, redb) in subdirectories of `path`.
 pub fn run(
     path: &Path,
     engines: &[String],
@@ -419,9 +420,10 @@ pub fn run(
             "strata" => strata(&dir, keys, false),
             "strata-sql" => strata(&dir, keys, true),
             "sqlite" => sqlite(&dir, keys),
+            "redb" => super::redb::cold(&dir, keys),
             other => {
                 say(format!(
-                    "  cold-open: {other} skipped (cold-open runs strata, strata-sql, sqlite)"
+                    "  cold-open: {other} skipped (cold-open runs strata, strata-sql, sqlite, redb)"
                 ));
                 continue;
             }

@@ -2,8 +2,8 @@
 //! the database the suite loaded:
 //!
 //! - **a fresh process's point read**: this binary started again (`strata probe-read`, a
-//!   hidden command) opens the database, reads one row and exits; the wall time from spawn to
-//!   exit, process start included (the same binary for both engines);
+//!   hidden command) opens the database, reads one row and exits; the median of five wall
+//!   times from spawn to exit, process start included (the same binary for every engine);
 //! - **YCSB C**: one second of uniform random point reads on the open handle, and the resident
 //!   memory (anonymous and file-backed) the open and the reads added;
 //! - **bytes written per changed row**: 1% of the rows changed at random, then 1% in key
@@ -31,7 +31,7 @@ use super::workload::Rng;
 use rand::{Rng as _, SeedableRng};
 
 /// Rows per transaction of the change phases.
-const CHANGE_ROWS_PER_TXN: usize = 100;
+pub(super) const CHANGE_ROWS_PER_TXN: usize = 100;
 
 /// What the storage measurements found for one engine.
 #[derive(Serialize, Debug, Clone, Default)]
@@ -57,48 +57,69 @@ pub struct StorageRow {
     /// One-row durable commits: 99th percentile latency (µs) without and during a checkpoint,
     /// and the commits measured during it.
     pub commit_p99_us: f64,
-    pub commit_p99_checkpoint_us: f64,
+    /// (`null` for an engine with no checkpoint to overlap: redb.)
+    pub commit_p99_checkpoint_us: Option<f64>,
     pub commits_during_checkpoint: u64,
-    pub checkpoint_ms: f64,
+    pub checkpoint_ms: Option<f64>,
     /// Every changed row reads back its new value.
     pub gate: String,
 }
 
 /// `write_bytes` of `/proc/self/io` (Linux only).
-fn write_bytes() -> Option<u64> {
+pub(super) fn write_bytes() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs `strata probe-read` on `dir` for `key`; (milliseconds from spawn to exit, the value
-/// it printed).
+/// Fresh-process reads per engine; the suite reports their median (one spawn swings with
+/// what else the machine does).
+const FRESH_READS: usize = 5;
+
+/// Runs `strata probe-read` on `dir` for `key` `FRESH_READS` times; (the median of the
+/// milliseconds from spawn to exit, the value printed). Runs that print different values are
+/// an error.
 pub fn fresh_process_read(
     engine: &str,
     dir: &Path,
     key: u64,
 ) -> Result<(f64, Option<u64>), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let out = std::process::Command::new(exe)
-        .args(["probe-read", "--engine", engine, "--key", &key.to_string()])
-        .arg(dir)
-        .output()
-        .map_err(|e| e.to_string())?;
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    if !out.status.success() {
-        return Err(format!(
-            "probe-read {engine}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+    let mut times = Vec::with_capacity(FRESH_READS);
+    let mut seen: Option<Option<u64>> = None;
+    for _ in 0..FRESH_READS {
+        let t = Instant::now();
+        let out = std::process::Command::new(&exe)
+            .args(["probe-read", "--engine", engine, "--key", &key.to_string()])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        if !out.status.success() {
+            return Err(format!(
+                "probe-read {engine}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let value = String::from_utf8_lossy(&out.stdout).trim().parse().ok();
+        match seen {
+            None => seen = Some(value),
+            Some(first) if first != value => {
+                return Err(format!(
+                    "probe-read {engine}: the first run read {first:?}, a later one {value:?}"
+                ))
+            }
+            Some(_) => {}
+        }
     }
-    Ok((ms, String::from_utf8_lossy(&out.stdout).trim().parse().ok()))
+    times.sort_by(f64::total_cmp);
+    Ok((times[FRESH_READS / 2], seen.flatten()))
 }
 
 /// `strata probe-read` (hidden; the cold-open suite's fresh process).
 #[derive(clap::Args, Debug)]
 pub struct ProbeArgs {
-    /// strata or sqlite.
+    /// strata, sqlite or redb.
     #[arg(long)]
     engine: String,
     /// The row to read.
@@ -129,6 +150,7 @@ pub fn probe_read(args: &ProbeArgs) -> Result<(), String> {
                 .map_err(e)?;
             Some(v as u64)
         }
+        "redb" => super::redb::probe(dir, key)?,
         other => return Err(format!("probe-read: unknown engine {other}")),
     };
     if let Some(v) = value {
@@ -138,7 +160,7 @@ pub fn probe_read(args: &ProbeArgs) -> Result<(), String> {
 }
 
 /// The 99th percentile of `lat` (µs); 0 when empty.
-fn p99(mut lat: Vec<Duration>) -> f64 {
+pub(super) fn p99(mut lat: Vec<Duration>) -> f64 {
     if lat.is_empty() {
         return 0.0;
     }
@@ -148,7 +170,7 @@ fn p99(mut lat: Vec<Duration>) -> f64 {
 }
 
 /// `n` distinct keys below `keys`: at random, or a run in key order from a random start.
-fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec<u64> {
+pub(super) fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec<u64> {
     let n = n.clamp(1, keys);
     if ordered {
         let start = rng.random_range(0..=keys - n);
@@ -167,12 +189,12 @@ fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec<u64> {
 }
 
 /// The value a change phase writes for `key` in round `round`.
-fn changed(key: u64, round: u64) -> u64 {
+pub(super) fn changed(key: u64, round: u64) -> u64 {
     key + round * 1_000_000_000
 }
 
 /// What a writer thread saw: start of each commit, and its latency.
-type Samples = Vec<(Instant, Duration)>;
+pub(super) type Samples = Vec<(Instant, Duration)>;
 
 fn split(samples: &Samples, from: Instant, to: Instant) -> (Vec<Duration>, Vec<Duration>) {
     let before: Vec<Duration> = samples.iter().filter(|(t, _)| *t < from).map(|s| s.1).collect();
@@ -182,7 +204,7 @@ fn split(samples: &Samples, from: Instant, to: Instant) -> (Vec<Duration>, Vec<D
 }
 
 /// YCSB C: uniform random point reads of `keys` rows for one second; reads per second.
-fn ycsb_c(
+pub(super) fn ycsb_c(
     rng: &mut Rng,
     keys: u64,
     mut read: impl FnMut(u64) -> Result<(), String>,
@@ -309,8 +331,8 @@ fn commit_figures(row: &mut StorageRow, samples: &Samples, from: Instant, to: In
     let (before, during) = split(samples, from, to);
     row.commits_during_checkpoint = during.len() as u64;
     row.commit_p99_us = p99(before);
-    row.commit_p99_checkpoint_us = p99(during);
-    row.checkpoint_ms = (to - from).as_secs_f64() * 1e3;
+    row.commit_p99_checkpoint_us = Some(p99(during));
+    row.checkpoint_ms = Some((to - from).as_secs_f64() * 1e3);
 }
 
 /// The storage measurements on SQLite's open connection (its table `counters`).
@@ -451,8 +473,10 @@ pub fn print(rows: &[(String, StorageRow)]) {
                 r.ordered_prepared_bytes_per_row,
             )),
             right(format!("{:.0}", r.commit_p99_us)),
-            right(format!("{:.0} ({})", r.commit_p99_checkpoint_us, r.commits_during_checkpoint)),
-            right(format!("{:.0}", r.checkpoint_ms)),
+            right(r.commit_p99_checkpoint_us.map_or("-".into(), |p| {
+                format!("{p:.0} ({})", r.commits_during_checkpoint)
+            })),
+            right(r.checkpoint_ms.map_or("-".into(), |ms| format!("{ms:.0}"))),
             Cell::new(&r.gate),
         ]);
     }
