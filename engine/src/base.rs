@@ -70,10 +70,14 @@ impl StoreBase {
         ts: Timestamp,
         log_seq: u64,
         changes: &[strata_store::Change],
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Written> {
         let report = self.base.checkpoint(ts.0, log_seq, changes).map_err(store_error)?;
         self.roots.write().push(self.base.snapshot());
-        Ok((report.rows, report.pages_written * strata_store::page::PAGE_BYTES as u64))
+        Ok(Written {
+            rows: report.rows,
+            bytes: report.pages_written * strata_store::page::PAGE_BYTES as u64,
+            synced: report.synced,
+        })
     }
 
     /// Lets go of checkpoints no live snapshot can use: every one whose successor is at or
@@ -106,6 +110,16 @@ impl StoreBase {
             .ok_or_else(|| format!("no base checkpoint at or below {read_ts} is kept"))?;
         f(root).map_err(|e| e.to_string())
     }
+}
+
+/// What one checkpoint wrote into the base file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Written {
+    /// Rows in the base after it.
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    /// When the file's syncs began and ended.
+    pub(crate) synced: Option<(std::time::Instant, std::time::Instant)>,
 }
 
 impl StoreBase {

@@ -19,7 +19,7 @@
 //! - Recovery opens the base (no rows are loaded: reads the chains cannot answer go to it) and
 //!   replays the log after its checkpoint into the chains.
 
-use crate::base::{base_key, StoreBase};
+use crate::base::{base_key, StoreBase, Written};
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -259,6 +259,10 @@ pub struct CheckpointReport {
     /// Log segments recycled or removed after it.
     pub segments_retired: u64,
     pub elapsed: Duration,
+    /// When the base file's syncs began and ended (`None` when nothing was written): the
+    /// window in which the checkpoint's pages reach the device, competing with commits' log
+    /// syncs.
+    pub base_synced: Option<(Instant, Instant)>,
 }
 
 /// Durability counters (part of `Database::durability_stats`).
@@ -465,14 +469,14 @@ pub(crate) fn recover_scanned(
 /// Writes a base checkpoint as of a snapshot taken now: every change committed since the base's
 /// newest checkpoint, and deletes of the rows the base holds for dropped tables. Only the pages
 /// those rows touch are written; commits and readers keep running. Returns the checkpoint's
-/// timestamp, the rows in the base after it, and the bytes written.
+/// timestamp and what it wrote.
 ///
 /// `log_seq` is the segment the log continues in: it must exist, with its header durable.
 pub(crate) fn write_checkpoint(
     mvcc: &Mvcc,
     base: &StoreBase,
     log_seq: u64,
-) -> Result<(u64, u64, u64)> {
+) -> Result<(u64, Written)> {
     let snap = mvcc.begin(TxnMode::ReadOnly)?;
     let upto = snap.read_ts();
     let since = Timestamp(base.newest().ts());
@@ -492,10 +496,10 @@ pub(crate) fn write_checkpoint(
         changes.extend(gone);
         changes.sort_by(|a, b| a.0.cmp(&b.0));
     }
-    let (rows, bytes) = base.checkpoint(upto, log_seq, &changes)?;
+    let written = base.checkpoint(upto, log_seq, &changes)?;
     drop(snap);
     base.prune(mvcc.refresh_watermark());
-    Ok((upto.0, rows, bytes))
+    Ok((upto.0, written))
 }
 
 /// The catalog a snapshot of the system table describes: name -> id, and the next id.
@@ -584,14 +588,15 @@ impl Durable {
                 self.log.current_seq()
             };
             self.log.sync_all().map_err(log_error)?;
-            let (ts, rows, bytes) = write_checkpoint(mvcc, &self.base, log_seq)?;
+            let (ts, written) = write_checkpoint(mvcc, &self.base, log_seq)?;
             let retired = self.log.recycle(ts, log_seq).map_err(log_error)?;
             Ok(CheckpointReport {
                 ts,
-                rows,
-                bytes,
+                rows: written.rows,
+                bytes: written.bytes,
                 segments_retired: retired as u64,
                 elapsed: started.elapsed(),
+                base_synced: written.synced,
             })
         })();
         match &result {

@@ -36,6 +36,7 @@ use page::{Meta, MetaProblem, FORMAT_VERSION, PAGE_BYTES};
 use read::{SnapshotState, Source};
 use strata_wal::{Storage, StorageFile};
 use write::{Alloc, Update};
+use std::time::Instant;
 
 /// What one checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub struct CheckpointReport {
     pub rows: u64,
     /// Pages in use after it (the file may be longer).
     pub pages: u64,
+    /// When the file's syncs began and ended (the pages' sync, then the meta page's): the
+    /// window in which this checkpoint's writes reach the device, where they compete with the
+    /// log's syncs (the storage suite splits commit latency by it).
+    pub synced: Option<(Instant, Instant)>,
 }
 
 /// A base file, open for reading and checkpointing.
@@ -337,12 +342,14 @@ impl Base {
                 run.clear();
             }
         }
+        let sync_began = Instant::now();
         self.file.sync().map_err(StoreError::io(name, "syncing pages"))?;
         let slot = generation % 2;
         self.file
             .write_at(slot * PAGE_BYTES as u64, &meta.encode())
             .map_err(StoreError::io(name, "writing the meta page"))?;
         self.file.sync().map_err(StoreError::io(name, "syncing the meta page"))?;
+        let synced = Some((sync_began, Instant::now()));
         // Durable: publish.
         let source = if self.mapped && file_pages > w.file_pages {
             match self.file.map_read_only() {
@@ -370,6 +377,7 @@ impl Base {
             pages_freed,
             rows,
             pages: meta.pages,
+            synced,
         })
     }
 }

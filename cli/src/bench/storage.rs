@@ -17,7 +17,8 @@
 //!   writer thread commits one-row updates, durably, for a second without a checkpoint and
 //!   then while a checkpoint of those changes runs (SQLite: `PRAGMA wal_checkpoint(PASSIVE)`
 //!   from another connection, automatic checkpoints off, so it neither blocks the writer nor
-//!   runs at other times); the 99th percentile of each window.
+//!   runs at other times); the 99th percentile of each window, and for Strata also of the
+//!   commits that overlapped the base file's syncs (`CheckpointReport::base_synced`).
 
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -61,6 +62,12 @@ pub struct StorageRow {
     pub commit_p99_checkpoint_us: Option<f64>,
     pub commits_during_checkpoint: u64,
     pub checkpoint_ms: Option<f64>,
+    /// Strata only: the commits of that window whose time overlapped the base file's syncs
+    /// (`CheckpointReport::base_synced`), their 99th percentile (µs), and the syncs' length
+    /// (ms): whether the checkpoint's effect on commits is its sync competing with theirs.
+    pub commit_p99_base_sync_us: Option<f64>,
+    pub commits_during_base_sync: u64,
+    pub base_sync_ms: Option<f64>,
     /// Every changed row reads back its new value.
     pub gate: String,
 }
@@ -304,8 +311,18 @@ pub fn strata(
     let to = Instant::now();
     stop.store(true, Ordering::Relaxed);
     let samples = writer.join().map_err(|_| "the writer panicked".to_string())??;
-    report?;
+    let report = report?;
     commit_figures(row, &samples, from, to);
+    if let Some((s0, s1)) = report.base_synced {
+        let overlapping: Vec<Duration> = samples
+            .iter()
+            .filter(|(at, lat)| *at < s1 && *at + *lat > s0)
+            .map(|s| s.1)
+            .collect();
+        row.commits_during_base_sync = overlapping.len() as u64;
+        row.commit_p99_base_sync_us = Some(p99(overlapping));
+        row.base_sync_ms = Some((s1 - s0).as_secs_f64() * 1e3);
+    }
     row.gate = bad.map_or("pass".into(), |b| format!("FAILED: {b}"));
     Ok(())
 }
@@ -443,6 +460,7 @@ pub fn print(rows: &[(String, StorageRow)]) {
         "commit p99 µs",
         "p99 in checkpoint µs (commits)",
         "checkpoint ms",
+        "of it, base sync: p99 µs (commits), ms",
         "gate",
     ]);
     let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
@@ -477,6 +495,9 @@ pub fn print(rows: &[(String, StorageRow)]) {
                 format!("{p:.0} ({})", r.commits_during_checkpoint)
             })),
             right(r.checkpoint_ms.map_or("-".into(), |ms| format!("{ms:.0}"))),
+            right(r.commit_p99_base_sync_us.zip(r.base_sync_ms).map_or("-".into(), |(p, ms)| {
+                format!("{p:.0} ({}), {ms:.0}", r.commits_during_base_sync)
+            })),
             Cell::new(&r.gate),
         ]);
     }
