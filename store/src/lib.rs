@@ -34,9 +34,9 @@ pub use write::Change;
 use crate::sync::{fence_acquire, Arc, Mutex, RwLock, SnapArc};
 use page::{Meta, MetaProblem, FORMAT_VERSION, PAGE_BYTES};
 use read::{SnapshotState, Source};
+use std::time::Instant;
 use strata_wal::{Storage, StorageFile};
 use write::{Alloc, Update};
-use std::time::Instant;
 
 /// What one checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -73,7 +73,10 @@ pub(super) fn resident() -> Option<(u64, u64)> {
 
 /// MiB added between two `resident` readings (negative deltas, from memory returned to the
 /// system meanwhile, count as 0).
-pub(super) fn added(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> (Option<f64>, Option<f64>) {
+pub(super) fn added(
+    before: Option<(u64, u64)>,
+    after: Option<(u64, u64)>,
+) -> (Option<f64>, Option<f64>) {
     match (before, after) {
         (Some(b), Some(a)) => (
             Some(a.0.saturating_sub(b.0) as f64 / 1024.0),
@@ -304,7 +307,11 @@ fn strata(dir: &Path, keys: u64, sql: bool) -> Result<ColdRow, String> {
 }
 
 /// The storage row with the fresh-process read's time, and its gate: the value it printed.
-pub(super) fn with_fresh(mut row: StorageRow, (ms, value): (f64, Option<u64>), probe: u64) -> StorageRow {
+pub(super) fn with_fresh(
+    mut row: StorageRow,
+    (ms, value): (f64, Option<u64>),
+    probe: u64,
+) -> StorageRow {
     row.fresh_process_read_ms = ms;
     if value != Some(probe) && !row.gate.starts_with("FAILED") {
         row.gate = format!("FAILED: the fresh process read {value:?}, expected {probe}");

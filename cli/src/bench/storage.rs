@@ -314,11 +314,8 @@ pub fn strata(
     let report = report?;
     commit_figures(row, &samples, from, to);
     if let Some((s0, s1)) = report.base_synced {
-        let overlapping: Vec<Duration> = samples
-            .iter()
-            .filter(|(at, lat)| *at < s1 && *at + *lat > s0)
-            .map(|s| s.1)
-            .collect();
+        let overlapping: Vec<Duration> =
+            samples.iter().filter(|(at, lat)| *at < s1 && *at + *lat > s0).map(|s| s.1).collect();
         row.commits_during_base_sync = overlapping.len() as u64;
         row.commit_p99_base_sync_us = Some(p99(overlapping));
         row.base_sync_ms = Some((s1 - s0).as_secs_f64() * 1e3);
@@ -491,9 +488,10 @@ pub fn print(rows: &[(String, StorageRow)]) {
                 r.ordered_prepared_bytes_per_row,
             )),
             right(format!("{:.0}", r.commit_p99_us)),
-            right(r.commit_p99_checkpoint_us.map_or("-".into(), |p| {
-                format!("{p:.0} ({})", r.commits_during_checkpoint)
-            })),
+            right(
+                r.commit_p99_checkpoint_us
+                    .map_or("-".into(), |p| format!("{p:.0} ({})", r.commits_during_checkpoint)),
+            ),
             right(r.checkpoint_ms.map_or("-".into(), |ms| format!("{ms:.0}"))),
             right(r.commit_p99_base_sync_us.zip(r.base_sync_ms).map_or("-".into(), |(p, ms)| {
                 format!("{p:.0} ({}), {ms:.0}", r.commits_during_base_sync)
