@@ -201,7 +201,7 @@ pub(super) fn changed(key: u64, round: u64) -> u64 {
 }
 
 /// What a writer thread saw: start of each commit, and its latency.
-pub(super) type Samples = Vec<(Instant, Duration)>;
+type Samples = Vec<(Instant, Duration)>;
 
 fn split(samples: &Samples, from: Instant, to: Instant) -> (Vec<Duration>, Vec<Duration>) {
     let before: Vec<Duration> = samples.iter().filter(|(t, _)| *t < from).map(|s| s.1).collect();
