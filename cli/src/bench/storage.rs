@@ -32,7 +32,7 @@ use super::workload::Rng;
 use rand::{Rng as _, SeedableRng};
 
 /// Rows per transaction of the change phases.
-pub(super) const CHANGE_ROWS_PER_TXN: usize = 100;
+const CHANGE_ROWS_PER_TXN: usize = 100;
 
 /// What the storage measurements found for one engine.
 #[derive(Serialize, Debug, Clone, Default)]
@@ -73,7 +73,7 @@ pub struct StorageRow {
 }
 
 /// `write_bytes` of `/proc/self/io` (Linux only).
-pub(super) fn write_bytes() -> Option<u64> {
+fn write_bytes() -> Option<u64> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
     let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -177,7 +177,7 @@ pub(super) fn p99(mut lat: Vec<Duration>) -> f64 {
 }
 
 /// `n` distinct keys below `keys`: at random, or a run in key order from a random start.
-pub(super) fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec<u64> {
+fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec<u64> {
     let n = n.clamp(1, keys);
     if ordered {
         let start = rng.random_range(0..=keys - n);
@@ -198,6 +198,43 @@ pub(super) fn change_set(rng: &mut Rng, keys: u64, n: u64, ordered: bool) -> Vec
 /// The value a change phase writes for `key` in round `round`.
 pub(super) fn changed(key: u64, round: u64) -> u64 {
     key + round * 1_000_000_000
+}
+
+/// The bytes-per-changed-row rounds for an engine Strata has no counts of its own for (SQLite,
+/// redb): 1% of the rows changed at random, then 1% in key order, `CHANGE_ROWS_PER_TXN` per
+/// `apply(chunk, round)` (one durable commit), then `settle` (a checkpoint, if the engine has
+/// one); the bytes dirtied per row go into `row`. Returns the first row `read` finds without
+/// its change, if any.
+pub(super) fn change_rounds(
+    rng: &mut Rng,
+    keys: u64,
+    row: &mut StorageRow,
+    mut apply: impl FnMut(&[u64], u64) -> Result<(), String>,
+    mut settle: impl FnMut() -> Result<(), String>,
+    mut read: impl FnMut(u64) -> Result<Option<u64>, String>,
+) -> Result<Option<String>, String> {
+    let mut bad = None;
+    for (round, ordered) in [(1u64, false), (2, true)] {
+        let set = change_set(rng, keys, keys / 100, ordered);
+        let io0 = write_bytes();
+        for chunk in set.chunks(CHANGE_ROWS_PER_TXN) {
+            apply(chunk, round)?;
+        }
+        settle()?;
+        let io1 = write_bytes();
+        let page = io0.zip(io1).map(|(a, b)| (b - a) as f64 / set.len() as f64);
+        if ordered {
+            row.ordered_bytes_per_row = page;
+        } else {
+            row.random_bytes_per_row = page;
+        }
+        for &k in &set {
+            if read(k)? != Some(changed(k, round)) && bad.is_none() {
+                bad = Some(format!("key {k} lost its change of round {round}"));
+            }
+        }
+    }
+    Ok(bad)
 }
 
 /// What a writer thread saw: start of each commit, and its latency.
@@ -378,29 +415,17 @@ pub fn sqlite(
         }
         conn.execute_batch("COMMIT").map_err(e)
     };
-    let mut bad = None;
-    for (round, ordered) in [(1u64, false), (2, true)] {
-        let set = change_set(&mut rng, keys, keys / 100, ordered);
-        let io0 = write_bytes();
-        for chunk in set.chunks(CHANGE_ROWS_PER_TXN) {
-            update(conn, chunk, round)?;
-        }
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(e)?;
-        let io1 = write_bytes();
-        let page = io0.zip(io1).map(|(a, b)| (b - a) as f64 / set.len() as f64);
-        if ordered {
-            row.ordered_bytes_per_row = page;
-        } else {
-            row.random_bytes_per_row = page;
-        }
-        let mut get = conn.prepare_cached("SELECT n FROM counters WHERE id = ?1").map_err(e)?;
-        for k in &set {
-            let v: i64 = get.query_row([*k as i64], |r| r.get(0)).map_err(e)?;
-            if v as u64 != changed(*k, round) && bad.is_none() {
-                bad = Some(format!("key {k} lost its change of round {round}"));
-            }
-        }
-    }
+    let bad = change_rounds(
+        &mut rng,
+        keys,
+        row,
+        |chunk, round| update(conn, chunk, round),
+        || conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(e),
+        |k| {
+            let mut get = conn.prepare_cached("SELECT n FROM counters WHERE id = ?1").map_err(e)?;
+            get.query_row([k as i64], |r| r.get::<_, i64>(0)).map(|v| Some(v as u64)).map_err(e)
+        },
+    )?;
     // Commit latency during a checkpoint: automatic checkpoints off on both connections.
     conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(e)?;
     let set = change_set(&mut rng, keys, keys / 20, false);
