@@ -151,6 +151,20 @@ impl BaseReader for StoreBase {
         self.with_root(read_ts, |root| Ok(root.get(&k)?.map(|v| v.into_owned())))
     }
 
+    fn get_with(
+        &self,
+        table: TableId,
+        key: &[u8],
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> std::result::Result<(), String> {
+        let k = base_key(table, key);
+        self.with_root(read_ts, |root| {
+            f(root.get(&k)?.as_deref());
+            Ok(())
+        })
+    }
+
     fn range(
         &self,
         range: &KeyRange,

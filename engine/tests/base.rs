@@ -26,8 +26,14 @@ fn agrees(db: &Database, t: &Table, model: &Model) {
     for (k, v) in model.iter().step_by(13) {
         assert_eq!(snap.get(t, k).unwrap().as_ref(), Some(v));
     }
+    for (k, v) in model.iter().skip(5).step_by(13) {
+        let borrowed = snap.get_with(t, k, |v| v.map(<[u8]>::to_vec)).unwrap();
+        assert_eq!(borrowed.as_ref(), Some(v), "the borrowed point read agrees");
+    }
     for absent in [key(u32::MAX), key(1_000_000 + 7), vec![]] {
         assert_eq!(snap.get(t, &absent).unwrap(), model.get(&absent).cloned());
+        let borrowed = snap.get_with(t, &absent, |v| v.map(<[u8]>::to_vec)).unwrap();
+        assert_eq!(borrowed, model.get(&absent).cloned());
     }
     let all: Vec<_> = snap.range::<&[u8]>(t, ..).unwrap().map(Result::unwrap).collect();
     let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

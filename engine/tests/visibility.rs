@@ -46,8 +46,10 @@ fn reads_own_writes_and_hides_them_from_others() {
         let other = db.begin_read().unwrap();
         assert_eq!(other.get(&t, b"a").unwrap(), None, "uncommitted writes are invisible");
         txn.put(&t, b"a", b"2").unwrap();
+        assert!(txn.get_with(&t, b"a", |v| v == Some(&b"2"[..])).unwrap(), "own write");
         assert!(txn.delete(&t, b"a").unwrap());
         assert_eq!(txn.get(&t, b"a").unwrap(), None);
+        assert!(txn.get_with(&t, b"a", |v| v.is_none()).unwrap(), "own delete");
         txn.put(&t, b"a", b"3").unwrap();
         let ts = txn.commit().unwrap();
         assert!(ts > other.read_ts());
@@ -68,7 +70,9 @@ fn delete_and_reinsert_are_versioned() {
         db.transaction(|txn| txn.insert(&t, b"k", b"second")).unwrap();
         db.collect_garbage();
         assert_eq!(s1.get(&t, b"k").unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(s1.get_with(&t, b"k", |v| v.map(<[u8]>::len)).unwrap(), Some(5));
         assert_eq!(s2.get(&t, b"k").unwrap(), None);
+        assert_eq!(s2.get_with(&t, b"k", |v| v.map(<[u8]>::len)).unwrap(), None, "deleted");
         let now = db.begin_read().unwrap();
         assert_eq!(now.get(&t, b"k").unwrap().as_deref(), Some(&b"second"[..]));
     }

@@ -28,6 +28,19 @@ pub trait BaseReader: Send + Sync + fmt::Debug {
         read_ts: Timestamp,
     ) -> Result<Option<Vec<u8>>, String>;
 
+    /// Calls `f` once with the value of `key` in that checkpoint, borrowed where the base can
+    /// lend it (valid for the call only). By default a copy, through `get`.
+    fn get_with(
+        &self,
+        table: TableId,
+        key: &[u8],
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), String> {
+        f(self.get(table, key, read_ts)?.as_deref());
+        Ok(())
+    }
+
     /// Appends to `out` at most `max_rows` rows of `range` from that checkpoint, in key order
     /// (`reverse`: descending).
     fn range(

@@ -17,7 +17,7 @@ use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::KeyRange;
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, Lookup, SealRule, SeenKey, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, Visible, StoreKind, VersionStore};
 use crate::sync::{Mutex, RwLock, StdArc};
 use crate::writeset::Write;
 use std::collections::{HashMap, VecDeque};
@@ -80,14 +80,16 @@ impl VersionStore for BaselineStore {
         StoreKind::Baseline
     }
 
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
-        let Some(chain) = self.chain(key) else { return Lookup::Unknown };
-        let row = chain.read();
-        match visible(&row.versions, read_ts.0) {
-            Some(BVersion { payload: Some(p), .. }) => Lookup::Row(p.to_vec()),
-            Some(BVersion { payload: None, .. }) => Lookup::Deleted,
-            None => Lookup::Unknown,
-        }
+    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>)) {
+        let Some(chain) = self.chain(key) else { return f(Visible::Unknown) };
+        // Copied out so that `f` runs with the chain's lock released (it may call back into
+        // the store); short values are inline, so the copy allocates nothing.
+        let seen = visible(&chain.read().versions, read_ts.0).map(|v| v.payload.clone());
+        f(match &seen {
+            Some(Some(p)) => Visible::Row(p),
+            Some(None) => Visible::Deleted,
+            None => Visible::Unknown,
+        })
     }
 
     /// Collects and sorts the whole range in one batch (this store has no ordered index: the

@@ -33,7 +33,7 @@ use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::{KeyRange, ReadSet, RANGE_BATCH_KEYS_MAX};
 use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, Lookup, SealRule, SeenKey, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, Visible, StoreKind, VersionStore};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::writeset::Write;
 use std::collections::VecDeque;
@@ -311,14 +311,14 @@ impl VersionStore for LockFreeStore {
         StoreKind::LockFree
     }
 
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
+    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>)) {
         let guard = epoch::pin();
-        let Some(chain) = self.index.get(key, &guard) else { return Lookup::Unknown };
-        match chain.read(read_ts.0, &guard) {
-            ReadOutcome::Found(Some(payload)) => Lookup::Row(payload.to_vec()),
-            ReadOutcome::Found(None) => Lookup::Deleted,
-            ReadOutcome::Absent => Lookup::Unknown,
-        }
+        let Some(chain) = self.index.get(key, &guard) else { return f(Visible::Unknown) };
+        f(match chain.read(read_ts.0, &guard) {
+            ReadOutcome::Found(Some(payload)) => Visible::Row(payload),
+            ReadOutcome::Found(None) => Visible::Deleted,
+            ReadOutcome::Absent => Visible::Unknown,
+        })
     }
 
     fn range_batch(
@@ -427,6 +427,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::state::TxnId;
     use crate::stats::Stats;
+    use crate::store::Lookup;
 
     fn writes(keys: &[&[u8]]) -> Vec<Write> {
         keys.iter()

@@ -85,7 +85,8 @@ impl CommitCtx<'_> {
     }
 }
 
-/// What the chains say about a key at a snapshot.
+/// What the chains say about a key at a snapshot, copied out (tests compare it).
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// A row: the visible version's value.
@@ -94,6 +95,28 @@ pub(crate) enum Lookup {
     Deleted,
     /// No version is visible (no chain, a sealed one, or only newer versions): the row is as
     /// the base holds it (none, without a base).
+    Unknown,
+}
+
+#[cfg(test)]
+impl Lookup {
+    fn of(seen: Visible<'_>) -> Self {
+        match seen {
+            Visible::Row(v) => Lookup::Row(v.to_vec()),
+            Visible::Deleted => Lookup::Deleted,
+            Visible::Unknown => Lookup::Unknown,
+        }
+    }
+}
+
+/// `Lookup` with the value borrowed from its version, for the duration of a `read_with` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Visible<'a> {
+    /// A row: the visible version's value.
+    Row(&'a [u8]),
+    /// The visible version is a delete.
+    Deleted,
+    /// No version is visible: the row is as the base holds it.
     Unknown,
 }
 
@@ -128,8 +151,17 @@ pub struct GcReport {
 pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     fn kind(&self) -> StoreKind;
 
-    /// What a snapshot at `read_ts` sees of `key` in the chains.
-    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup;
+    /// What a snapshot at `read_ts` sees of `key` in the chains, copied out.
+    #[cfg(test)]
+    fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
+        let mut out = Lookup::Unknown;
+        self.read_with(key, read_ts, &mut |seen| out = Lookup::of(seen));
+        out
+    }
+
+    /// Calls `f` once with what a snapshot at `read_ts` sees of `key` in the chains, the value
+    /// borrowed from its version (valid for the call only).
+    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>));
 
     /// Appends to `out` the keys of `range` a snapshot at `read_ts` sees a version of (rows and
     /// deletes), in key order (`reverse`: descending), stopping once it appended `max_rows` or

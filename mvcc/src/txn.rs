@@ -21,7 +21,7 @@ use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
 use crate::state::TxnId;
 use crate::stats::bump;
-use crate::store::{CommitCtx, Lookup};
+use crate::store::{CommitCtx, Visible};
 use crate::sync::{Arc, Mutex};
 use crate::writeset::WriteSet;
 use crate::Core;
@@ -169,26 +169,48 @@ impl Txn {
     /// The value of `key` in this txn's view (own writes first, then the chains, then the
     /// base if the core has one). Fails only if the base cannot be read (`MvccError::Base`).
     pub fn get(&self, table: TableId, key: &[u8]) -> Result<Option<Vec<u8>>, MvccError> {
+        self.get_with(table, key, |v| v.map(<[u8]>::to_vec))
+    }
+
+    /// Calls `f` with the value of `key` in this txn's view, borrowed: no copy and no
+    /// allocation (`get` copies it out). `f` runs while the read holds its epoch pin (and on
+    /// the baseline store after the chain's lock is released), so keep it short: memory retired
+    /// meanwhile waits for it. Fails only if the base cannot be read (`MvccError::Base`); `f`
+    /// then is not called.
+    pub fn get_with<R>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, MvccError> {
         let probe: (TableId, &[u8]) = (table, key);
         let view: &dyn KeyView = &probe;
         if !self.writes.is_empty() {
             if let Some(own) = self.writes.get(view) {
-                return Ok(own.as_ref().map(|b| b.to_vec()));
+                return Ok(f(own.as_deref()));
             }
         }
         if let Some(reads) = &self.reads {
             reads.lock().keys.push((table, Bytes::new(key)));
         }
-        match self.core.store.read(view, self.read_ts) {
-            Lookup::Row(v) => Ok(Some(v)),
-            Lookup::Deleted => Ok(None),
-            Lookup::Unknown => match &self.core.base {
-                None => Ok(None),
-                Some(base) => {
-                    base.get(table, key, self.read_ts).map_err(|reason| MvccError::Base { reason })
-                }
-            },
+        // `read_with` and `get_with` take `FnMut` (they are object-safe); each calls it once.
+        let mut once = Some(f);
+        let mut out = None;
+        let mut unknown = false;
+        self.core.store.read_with(view, self.read_ts, &mut |seen| match seen {
+            Visible::Row(v) => out = once.take().map(|f| f(Some(v))),
+            Visible::Deleted => out = once.take().map(|f| f(None)),
+            Visible::Unknown => unknown = true,
+        });
+        if unknown {
+            match &self.core.base {
+                None => out = once.take().map(|f| f(None)),
+                Some(base) => base
+                    .get_with(table, key, self.read_ts, &mut |v| out = once.take().map(|f| f(v)))
+                    .map_err(|reason| MvccError::Base { reason })?,
+            }
         }
+        out.ok_or_else(|| MvccError::Base { reason: "the base returned no answer".to_string() })
     }
 
     /// Makes the commit fail with a retryable `SerializationFailure` if another txn commits a

@@ -102,7 +102,7 @@ impl Engine for StrataEngine {
         self.db
             .transaction(|txn| {
                 runs += 1;
-                match txn.get(&self.table, key)?.map_or(Ok(0), |v| decode(&v)) {
+                match txn.get_with(&self.table, key, |v| v.map_or(Ok(0), decode))? {
                     Ok(v) => txn.put(&self.table, key, (v + 1).to_le_bytes()),
                     Err(e) => {
                         bad_value = Some(e);
@@ -194,10 +194,8 @@ impl Engine for StrataEngine {
 
     fn read(&self, key: u64) -> Result<Option<u64>, String> {
         let snap = self.db.begin_read().map_err(|e| e.to_string())?;
-        snap.get(&self.table, key.to_be_bytes())
+        snap.get_with(&self.table, key.to_be_bytes(), |v| v.map(decode).transpose())
             .map_err(|e| e.to_string())?
-            .map(|v| decode(&v))
-            .transpose()
     }
 
     fn write(&self, key: u64, value: u64) -> Result<u64, String> {
@@ -217,11 +215,10 @@ impl Engine for StrataEngine {
         self.db
             .transaction(|txn| {
                 runs += 1;
-                let get = |txn: &strata::Txn, k: u64| -> strata::Result<Option<Vec<u8>>> {
-                    txn.get(&self.table, k.to_be_bytes())
+                let get = |txn: &strata::Txn, k: u64| {
+                    txn.get_with(&self.table, k.to_be_bytes(), |v| v.map(decode))
                 };
-                let (a, b) = (get(txn, from)?, get(txn, to)?);
-                match (a.as_deref().map(decode), b.as_deref().map(decode)) {
+                match (get(txn, from)?, get(txn, to)?) {
                     (Some(Ok(a)), Some(Ok(b))) => {
                         txn.put(
                             &self.table,
