@@ -143,6 +143,11 @@ pub struct BenchArgs {
     /// Durability suite: commits written before the recovery measurements.
     #[arg(long, default_value_t = 1_000_000)]
     pub recovery_commits: u64,
+    /// Counters suite: count, per committed txn, the writes to shared cache lines and how many
+    /// found the line last written by another thread (a transfer between cores). Needs a build
+    /// with `--features line-count`, whose throughput is not comparable (docs/benchmarks.md).
+    #[arg(long)]
+    pub lines: bool,
     /// Durability suite: the parts to run (raw, sync, file-io, buffered, recovery).
     #[arg(long, value_delimiter = ',', default_value = "raw,sync,file-io,buffered,recovery")]
     pub sections: Vec<String>,
@@ -171,6 +176,7 @@ impl Default for BenchArgs {
             file_io: FileIoArg::Mmap,
             sync_threads: vec![1, 2, 4, 8, 16, 64],
             recovery_commits: 1_000_000,
+            lines: false,
             sections: durability::SECTIONS.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -216,6 +222,18 @@ pub struct Row {
     /// percentile. A starving txn shows here before it gives up.
     pub attempts_max: u64,
     pub attempts_p999: u64,
+    /// `--lines`: per committed txn, per write site, the instrumented writes and the transfers
+    /// among them (writes that found the line last written by another thread).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineTally>>,
+}
+
+/// One write site's counts per committed txn (`--lines`).
+#[derive(Serialize, Debug, Clone)]
+pub struct LineTally {
+    pub site: String,
+    pub writes_per_txn: f64,
+    pub transfers_per_txn: f64,
 }
 
 /// The process's resident set size from `/proc/self/status` (`None` where there is none).
@@ -486,6 +504,11 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
         };
         return run(&quick);
     }
+    if args.lines && !strata::lines::ENABLED {
+        return Err("--lines needs a build with the line-count feature: cargo run --release \
+             -p strata-cli --features line-count -- bench --lines ..."
+            .into());
+    }
     if args.duration <= 0.0 || !args.duration.is_finite() {
         return Err(format!("--duration must be positive, got {}", args.duration));
     }
@@ -717,6 +740,8 @@ impl Run<'_> {
             },
             _ => None,
         };
+        // Drops what the preload and earlier runs counted (the workers flush theirs on exit).
+        let _ = strata::lines::take();
         let results = run_one(
             self.engine,
             self.threads,
@@ -726,6 +751,7 @@ impl Run<'_> {
             seed,
             self.first_insert,
         );
+        let tallies = strata::lines::take();
         let (retained_versions, reclaim_ms) = match reader {
             None => (None, None),
             Some(guard) => {
@@ -791,6 +817,17 @@ impl Run<'_> {
             attempts_max: attempts.max(),
             attempts_p999: attempts.value_at_quantile(0.999),
             gate: gate(self.engine.as_ref(), self.spec, *committed_total, error),
+            lines: (strata::lines::ENABLED && commits > 0).then(|| {
+                let per = |n: u64| n as f64 / commits as f64;
+                tallies
+                    .iter()
+                    .map(|(site, w, x)| LineTally {
+                        site: site.name().to_string(),
+                        writes_per_txn: per(*w),
+                        transfers_per_txn: per(*x),
+                    })
+                    .collect()
+            }),
         })
     }
 }

@@ -44,6 +44,8 @@ pub use db::{Database, FileIo, Options, Table, LOCK_FILE, TABLE_NAME_BYTES_MAX};
 pub use durable::{CheckpointReport, DurabilityStats, LogDamage, RecoveryReport};
 pub use error::{Error, ErrorKind, Result};
 pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
+/// Cache-line transfer counts per write site (`--features line-count`; `strata bench --lines`).
+pub use strata_mvcc::lines;
 pub use strata_mvcc::{
     GcReport, Isolation, MvccStats as Stats, Row, StoreKind, TableId, Timestamp, TxnId,
     KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX,

@@ -148,7 +148,9 @@ mod benches {
                 let mut txn = db.begin(TxnMode::ReadWrite).expect("begin");
                 let k = key();
                 let n = txn
-                    .get_with(T, &k, |v| v.map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap())))
+                    .get_with(T, &k, |v| {
+                        v.map_or(0, |v| u64::from_le_bytes(v.try_into().expect("8 bytes")))
+                    })
                     .expect("get");
                 txn.write(T, &k, Some(&(n + 1).to_le_bytes())).expect("write");
                 black_box(txn.commit().expect("commit"))

@@ -17,7 +17,7 @@ use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::KeyRange;
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, Visible, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::{Mutex, RwLock, StdArc};
 use crate::writeset::Write;
 use std::collections::{HashMap, VecDeque};
@@ -56,7 +56,12 @@ impl BaselineStore {
     }
 
     fn chain(&self, key: &dyn KeyView) -> Option<BChain> {
-        self.rows.lock().get(key).cloned()
+        crate::lines::write(crate::lines::Site::ShardLock, &self.rows);
+        let chain = self.rows.lock().get(key).cloned();
+        if let Some(c) = &chain {
+            crate::lines::write(crate::lines::Site::RowLock, StdArc::as_ptr(c));
+        }
+        chain
     }
 }
 
@@ -84,6 +89,7 @@ impl VersionStore for BaselineStore {
         let Some(chain) = self.chain(key) else { return f(Visible::Unknown) };
         // Copied out so that `f` runs with the chain's lock released (it may call back into
         // the store); short values are inline, so the copy allocates nothing.
+        crate::lines::write(crate::lines::Site::RowLock, StdArc::as_ptr(&chain));
         let seen = visible(&chain.read().versions, read_ts.0).map(|v| v.payload.clone());
         f(match &seen {
             Some(Some(p)) => Visible::Row(p),
@@ -146,9 +152,14 @@ impl VersionStore for BaselineStore {
             order.sort_by(|a, b| a.0.cmp(b.0));
         }
         let chains: Vec<BChain> = {
+            crate::lines::write(crate::lines::Site::ShardLock, &self.rows);
             let mut rows = self.rows.lock();
             order.iter().map(|(k, _)| rows.entry((*k).clone()).or_default().clone()).collect()
         };
+        for c in &chains {
+            // The clone above and the lock below (the unlock writes the word again).
+            crate::lines::write(crate::lines::Site::RowLock, StdArc::as_ptr(c));
+        }
         // Each locked row with whether we write it.
         let mut locked: Vec<_> =
             chains.iter().zip(&order).map(|(c, (_, write))| (c.write(), *write)).collect();

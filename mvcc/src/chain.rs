@@ -29,7 +29,7 @@
 //! `INSTALL_WAIT_ACTIVE_MAX`, then reports a conflict.
 
 use crate::bytes::Bytes;
-use crate::state::{TxnState, TxnStatus};
+use crate::state::{TxnId, TxnState, TxnStatus};
 use crate::store::SealRule;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering, SpinWait};
@@ -70,6 +70,10 @@ pub(crate) struct Version {
     /// `None` is a tombstone (delete).
     payload: Option<Bytes>,
     next: Atomic<Version>,
+    /// The state word of a txn that wrote this version and no other (`pending_alone`):
+    /// `writer` then points here, so the word lives exactly as long as the version — no
+    /// allocation and no deferred free of its own. Unused (and never read) otherwise.
+    alone: TxnState,
 }
 
 impl fmt::Debug for Version {
@@ -82,6 +86,11 @@ impl fmt::Debug for Version {
     }
 }
 
+/// The `alone` field of a version whose state word lives elsewhere (or nowhere).
+fn unused() -> TxnState {
+    TxnState::new(TxnId(0))
+}
+
 /// How one version looks from a snapshot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Seen {
@@ -91,6 +100,13 @@ pub(crate) enum Seen {
     Pending,
     /// Its writer aborted: garbage that must be skipped.
     Aborted,
+}
+
+#[cfg(feature = "line-count")]
+impl Drop for Version {
+    fn drop(&mut self) {
+        crate::lines::write(crate::lines::Site::Version, self);
+    }
 }
 
 #[cfg(all(loom, crossbeam_loom))]
@@ -115,12 +131,35 @@ impl Version {
     /// collector after the last `publish`/unlink of its txn).
     pub(crate) unsafe fn pending(writer: *const TxnState, payload: Option<Bytes>) -> Self {
         debug_assert!(!writer.is_null());
-        Version { begin: AtomicU64::new(0), writer, payload, next: Atomic::null() }
+        Version { begin: AtomicU64::new(0), writer, payload, next: Atomic::null(), alone: unused() }
+    }
+
+    /// A boxed pending version of txn `id` that writes this one version only: its state word
+    /// is the version's own `alone` field (its address is the box's, stable until the version is
+    /// freed, which the epoch collector defers past every reader that could see `begin == 0`).
+    pub(crate) fn pending_alone(id: TxnId, payload: Option<Bytes>) -> Owned<Version> {
+        let mut owned = Version {
+            begin: AtomicU64::new(0),
+            writer: std::ptr::null(),
+            payload,
+            next: Atomic::null(),
+            alone: TxnState::new(id),
+        }
+        .boxed();
+        owned.writer = &owned.alone;
+        owned
+    }
+
+    /// The state word of a `pending_alone` version.
+    pub(crate) fn own_state(&self) -> &TxnState {
+        debug_assert!(std::ptr::eq(self.writer, &self.alone), "not a pending_alone version");
+        &self.alone
     }
 
     /// Boxes a version for installation.
     pub(crate) fn boxed(self) -> Owned<Version> {
         let owned = Owned::new(self);
+        crate::lines::write(crate::lines::Site::Version, &*owned);
         #[cfg(all(loom, crossbeam_loom))]
         crate::sync::freed::unmark(&*owned as *const Version as usize);
         owned
@@ -156,6 +195,7 @@ impl Version {
             writer: std::ptr::null(),
             payload,
             next: Atomic::null(),
+            alone: unused(),
         }
     }
 
@@ -170,6 +210,7 @@ impl Version {
             !crate::sync::DEBUG_LOADS || self.begin.load(Ordering::Relaxed) == 0,
             "version published twice"
         );
+        crate::lines::write(crate::lines::Site::VersionStamp, &self.begin);
         self.begin.store(ts, Ordering::Release);
     }
 
@@ -534,6 +575,7 @@ impl Chain {
             };
             // Relaxed: published by the Release CAS below.
             version.next.store(next, Ordering::Relaxed);
+            crate::lines::write(crate::lines::Site::ChainLink, &self.head);
             // Release on success: pairs with the Acquire head loads in `read`/`install`.
             // Acquire on failure: the next iteration dereferences the new head.
             match self.head.compare_exchange(
@@ -568,6 +610,7 @@ impl Chain {
         );
         // Acquire: `next` was published by our own install CAS (same thread), kept for clarity.
         let next = v.next.load(Ordering::Acquire, guard);
+        crate::lines::write(crate::lines::Site::ChainLink, &self.head);
         // Release/Acquire: same pairing as `install`.
         let unlinked = self
             .head
@@ -606,6 +649,7 @@ impl Chain {
                     }
                     // AcqRel: Acquire to read the tail we take over, Release so a racing GC that
                     // swaps the same link sees null (only one of us gets the tail).
+                    crate::lines::write(crate::lines::Site::ChainLink, &v.next);
                     let tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
                     return retire_list(tail, guard);
                 }
@@ -647,6 +691,7 @@ impl Chain {
         if !sealable {
             return None;
         }
+        crate::lines::write(crate::lines::Site::ChainLink, &self.head);
         // AcqRel: Release so installers that see the tag see a settled chain; Acquire to own it.
         self.head
             .compare_exchange(

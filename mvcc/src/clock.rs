@@ -82,6 +82,7 @@ impl Clock {
         };
         #[cfg(not(any(loom, shuttle)))]
         let ordering = Ordering::AcqRel;
+        crate::lines::write(crate::lines::Site::Clock, &self.now);
         let prev = self.now.fetch_add(1, ordering);
         debug_assert!(prev < u64::MAX >> 3, "clock overflowed the 61-bit timestamp space");
         Timestamp(prev + 1)

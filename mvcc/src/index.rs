@@ -143,6 +143,11 @@ mod imp {
 
         /// The chain of `key`, if it has one. The shard's read lock is held for the lookup only.
         pub(crate) fn get<'g>(&self, key: &dyn KeyView, _guard: &'g Guard) -> Option<ChainRef<'g>> {
+            #[cfg(feature = "line-count")]
+            crate::lines::write(
+                crate::lines::Site::ShardLock,
+                &*self.map.shards()[self.map.determine_map(key)],
+            );
             let ptr = *self.map.get(key)?;
             // SAFETY: read from the map while `guard` is pinned: the chain's owner leaves the
             // directory (under this shard's write lock, so after our read) before it is destroyed,

@@ -40,6 +40,7 @@ pub mod kernel;
 mod baseline;
 mod chain;
 mod index;
+pub mod lines;
 mod lockfree;
 mod stats;
 mod sync;
@@ -150,6 +151,7 @@ impl Core {
     /// increment off any shared cache line.
     pub(crate) fn enter_commit(&self) -> Result<CommitTicket<'_>, MvccError> {
         let stripe = self.stats.local();
+        crate::lines::write(crate::lines::Site::Stats, &stripe.in_flight);
         stripe.in_flight.fetch_add(1, Ordering::SeqCst);
         let ticket = CommitTicket { counter: &stripe.in_flight };
         let shut = self.shut.load(Ordering::SeqCst);
@@ -195,6 +197,7 @@ pub(crate) struct CommitTicket<'a> {
 
 impl Drop for CommitTicket<'_> {
     fn drop(&mut self) {
+        crate::lines::write(crate::lines::Site::Stats, self.counter);
         // Release: the commit's effects happen before `close` (whose SeqCst sum reads this)
         // returns.
         self.counter.fetch_sub(1, Ordering::Release);
@@ -329,6 +332,7 @@ impl Mvcc {
             .registry
             .begin(&self.core.clock)
             .map_err(|_| MvccError::TooManySnapshots { max: registry::SNAPSHOT_SLOTS_MAX })?;
+        crate::lines::write(crate::lines::Site::CoreRef, Arc::as_ptr(&self.core));
         Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode, isolation))
     }
 

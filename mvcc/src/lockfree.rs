@@ -33,7 +33,7 @@ use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::{KeyRange, ReadSet, RANGE_BATCH_KEYS_MAX};
 use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
-use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, Visible, StoreKind, VersionStore};
+use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
 use crate::writeset::Write;
 use std::collections::VecDeque;
@@ -183,24 +183,48 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     mut writes: Vec<Write>,
 ) -> Result<Timestamp, MvccError> {
     let guard = epoch::pin();
-    // The state word every pending version points to. Retired (not freed) at the end, once
-    // every version is published or unlinked: see `Version::pending`'s contract.
-    let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
-    // SAFETY: just allocated, retired only at the end of this function.
-    let st = unsafe { state.deref() };
+    // The state word every pending version points to. A txn that writes one key keeps it in
+    // that key's version (`Version::pending_alone`): no allocation, nothing to retire. Otherwise
+    // it is allocated here and retired (not freed) at the end, once every version is published
+    // or unlinked: see `Version::pending`'s contract.
+    let (state, mut st) = match writes.len() {
+        1 => (None, None),
+        _ => {
+            let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
+            crate::lines::write(crate::lines::Site::StateAlloc, state.as_raw());
+            // SAFETY: just allocated, retired only at the end of this function.
+            (Some(state), Some(unsafe { state.deref() }))
+        }
+    };
     let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
     for (key, payload) in writes.iter_mut() {
-        // SAFETY: `state` outlives the version as `pending` requires: it is retired through
-        // the epoch collector below, after the version is published or unlinked.
-        let version = unsafe { Version::pending(st, payload.take()) }.boxed();
+        let version = match st {
+            // SAFETY: `state` outlives the version as `pending` requires: it is retired
+            // through the epoch collector below, after the version is published or unlinked.
+            Some(st) => unsafe { Version::pending(st, payload.take()) }.boxed(),
+            None => Version::pending_alone(ctx.txn, payload.take()),
+        };
         match install_waiting(source, ctx, key, version, &guard) {
-            Ok(v) => installed.push((key, v)),
+            Ok(v) => {
+                // SAFETY: installed under `guard`, which is still pinned: the version (and the
+                // state word inside it) stays allocated while we use it.
+                st = st.or_else(|| Some(unsafe { v.deref() }.own_state()));
+                installed.push((key, v));
+            }
             Err(e) => {
-                abort(source, state, st, &installed, ctx.stats, &guard);
+                // A lone write that failed to install left nothing behind (its version and
+                // state word were dropped unpublished).
+                if let Some(st) = st {
+                    abort(source, state, st, &installed, ctx.stats, &guard);
+                }
                 return Err(e);
             }
         }
     }
+    let Some(st) = st else {
+        debug_assert!(false, "a commit with writes installed at least one");
+        return Err(ctx.conflict(&writes[0].0, None));
+    };
     let stripe = ctx.stats.local();
     bump(&stripe.versions_installed, installed.len() as u64);
 
@@ -249,9 +273,11 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         // SAFETY: installed by us under `guard`, which is still pinned.
         unsafe { v.deref() }.publish(ts.0);
     }
-    // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
-    // `begin == 0` earlier is pinned, so the deferred free waits for it.
-    unsafe { guard.defer_destroy(state) };
+    if let Some(state) = state {
+        // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
+        // `begin == 0` earlier is pinned, so the deferred free waits for it.
+        unsafe { guard.defer_destroy(state) };
+    }
     let mut reclaimed = 0;
     for (_, v) in &installed {
         reclaimed += Chain::truncate_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
@@ -289,10 +315,11 @@ fn install_waiting<'g, S: ChainSource>(
 
 /// Undoes a failed commit (a conflict, or a failed serializable validation): marks it aborted
 /// (readers skip its versions from now on), unlinks the versions it installed, and retires its
-/// state word `state` (`st` is the same word, dereferenced).
+/// state word `state` if it has one of its own (`st` is that word, dereferenced, or the word
+/// inside a lone version, which goes with the version).
 fn abort<S: ChainSource>(
     source: &S,
-    state: Shared<'_, TxnState>,
+    state: Option<Shared<'_, TxnState>>,
     st: &TxnState,
     installed: &[(&StoredKey, Shared<'_, Version>)],
     stats: &crate::stats::Stats,
@@ -301,9 +328,12 @@ fn abort<S: ChainSource>(
     st.set(TxnStatus::Aborted);
     let reclaimed = installed.iter().filter(|(k, v)| source.unlink_aborted(k, *v, guard)).count();
     bump(&stats.local().versions_reclaimed, reclaimed as u64);
-    // SAFETY: every version pointing at `state` is now unlinked (by us, or by the installer
-    // that replaced it); readers that saw one are pinned, so the deferred free waits for them.
-    unsafe { guard.defer_destroy(state) };
+    if let Some(state) = state {
+        // SAFETY: every version pointing at `state` is now unlinked (by us, or by the installer
+        // that replaced it); readers that saw one are pinned, so the deferred free waits for
+        // them.
+        unsafe { guard.defer_destroy(state) };
+    }
 }
 
 impl VersionStore for LockFreeStore {

@@ -131,6 +131,7 @@ impl SnapshotRegistry {
             !crate::sync::DEBUG_LOADS || slot.slot().load(Ordering::Relaxed) != FREE,
             "slot released twice"
         );
+        crate::lines::write(crate::lines::Site::Registry, slot.slot());
         slot.slot().store(FREE, Ordering::Release);
         SLOT_HINT.with(|h| h.set(slot.global));
     }
@@ -191,6 +192,7 @@ impl SnapshotRegistry {
                 // SAFETY: `block_at` returns a live block (blocks freed only in Drop).
                 let b = unsafe { &*block };
                 let index = global % SLOTS_PER_BLOCK;
+                crate::lines::write(crate::lines::Site::Registry, &*b.slots[index]);
                 // Relaxed: the SeqCst fence that follows in `begin` orders this store.
                 if b.slots[index]
                     .compare_exchange(FREE, value, Ordering::Relaxed, Ordering::Relaxed)

@@ -125,6 +125,7 @@ impl TxnState {
             status,
             self.id
         );
+        crate::lines::write(crate::lines::Site::StateWord, &self.word);
         self.word.store(status.encode(), Ordering::Release);
     }
 }

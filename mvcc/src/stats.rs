@@ -31,6 +31,7 @@ pub(crate) struct Stripe {
 
 /// Adds to one counter of the caller's stripe. Relaxed: counters order nothing.
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    crate::lines::write(crate::lines::Site::Stats, counter);
     counter.fetch_add(n, Ordering::Relaxed);
 }
 

@@ -44,6 +44,76 @@ pub(crate) mod unmodelled {
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 }
 
+/// The tally behind `lines.rs` (`--features line-count`): std statics, never modelled.
+#[cfg(feature = "line-count")]
+pub(crate) mod line_tally {
+    #![allow(clippy::disallowed_types)]
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    use crate::lines::Site;
+
+    /// Line → the last thread that wrote it (sharded to keep the instrumentation itself from
+    /// serializing the run).
+    static LAST: std::sync::LazyLock<dashmap::DashMap<usize, u32>> =
+        std::sync::LazyLock::new(dashmap::DashMap::new);
+    static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
+    /// Tallies of threads that exited (or flushed), per site: (writes, transfers).
+    static DONE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+    struct Local {
+        id: u32,
+        tally: Vec<(u64, u64)>,
+    }
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            flush_into(&mut self.tally);
+        }
+    }
+
+    fn flush_into(tally: &mut [(u64, u64)]) {
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if done.len() < Site::ALL.len() {
+            done.resize(Site::ALL.len(), (0, 0));
+        }
+        for (d, t) in done.iter_mut().zip(tally.iter_mut()) {
+            d.0 += t.0;
+            d.1 += t.1;
+            *t = (0, 0);
+        }
+    }
+
+    thread_local! {
+        static LOCAL: RefCell<Local> = RefCell::new(Local {
+            id: NEXT_THREAD.fetch_add(1, Ordering::Relaxed),
+            tally: vec![(0, 0); Site::ALL.len()],
+        });
+    }
+
+    pub(crate) fn write(site: Site, addr: usize) {
+        let _ = LOCAL.try_with(|local| {
+            let mut local = local.borrow_mut();
+            let me = local.id;
+            let previous = LAST.insert(addr >> 6, me);
+            let t = &mut local.tally[site as usize];
+            t.0 += 1;
+            if previous.is_some_and(|p| p != me) {
+                t.1 += 1;
+            }
+        });
+    }
+
+    pub(crate) fn take() -> Vec<(u64, u64)> {
+        let _ = LOCAL.try_with(|local| flush_into(&mut local.borrow_mut().tally));
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        let out = std::mem::take(&mut *done);
+        LAST.clear();
+        out
+    }
+}
+
 /// Use-after-free detection for the reclamation model (`--cfg loom --cfg crossbeam_loom`): loom
 /// cannot see accesses to freed plain memory, so a dropped version records its address here and
 /// every version access checks it (an allocation at a reused address clears the mark).

@@ -425,6 +425,7 @@ impl Txn {
 
 impl Drop for Txn {
     fn drop(&mut self) {
+        crate::lines::write(crate::lines::Site::CoreRef, Arc::as_ptr(&self.core));
         self.abandon();
     }
 }

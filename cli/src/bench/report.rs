@@ -9,7 +9,8 @@ pub(super) fn write_csv(path: Option<&Path>, rows: &[Row]) -> Result<(), String>
     // One column per `Row` field, in declaration order, named as the JSON keys are.
     let mut out = csv::Writer::from_path(path).map_err(failed)?;
     for r in rows {
-        out.serialize(r).map_err(failed)?;
+        // The per-site counts are nested: JSON only.
+        out.serialize(Row { lines: None, ..r.clone() }).map_err(failed)?;
     }
     out.flush().map_err(|e| format!("writing {}: {e}", path.display()))?;
     println!("wrote {}", path.display());
@@ -90,5 +91,39 @@ pub(super) fn print_table(rows: &[Row]) {
         cells.push(Cell::new(&r.gate));
         grid.add_row(cells);
     }
+    println!("{grid}");
+    print_lines(rows);
+}
+
+/// `--lines`: per committed txn, the transfers (and, in brackets, all instrumented writes) at
+/// each write site that any row wrote to, and the total.
+fn print_lines(rows: &[Row]) {
+    let counted: Vec<(&Row, &Vec<LineTally>)> =
+        rows.iter().filter_map(|r| r.lines.as_ref().map(|l| (r, l))).collect();
+    let Some((_, first)) = counted.first() else { return };
+    let used: Vec<usize> = (0..first.len())
+        .filter(|&i| counted.iter().any(|(_, l)| l.get(i).is_some_and(|t| t.writes_per_txn > 0.0)))
+        .collect();
+    let mut grid = Grid::new();
+    grid.load_preset(UTF8_BORDERS_ONLY);
+    let mut header = vec!["engine".to_string(), "workload".to_string(), "threads".to_string()];
+    header.extend(used.iter().map(|&i| first[i].site.clone()));
+    header.push("total".to_string());
+    grid.set_header(header);
+    let right = |text: String| Cell::new(text).set_alignment(CellAlignment::Right);
+    for (r, l) in &counted {
+        let mut cells =
+            vec![Cell::new(&r.engine), Cell::new(&r.workload), right(r.threads.to_string())];
+        let (mut w, mut x) = (0.0, 0.0);
+        for &i in &used {
+            let t = &l[i];
+            w += t.writes_per_txn;
+            x += t.transfers_per_txn;
+            cells.push(right(format!("{:.2} ({:.2})", t.transfers_per_txn, t.writes_per_txn)));
+        }
+        cells.push(right(format!("{x:.2} ({w:.2})")));
+        grid.add_row(cells);
+    }
+    println!("cache-line transfers per committed txn (all instrumented writes in brackets):");
     println!("{grid}");
 }
