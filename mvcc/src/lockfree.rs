@@ -191,9 +191,10 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         1 => (None, None),
         _ => {
             let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
-            crate::lines::write(crate::lines::Site::StateAlloc, state.as_raw());
             // SAFETY: just allocated, retired only at the end of this function.
-            (Some(state), Some(unsafe { state.deref() }))
+            let st = unsafe { state.deref() };
+            crate::lines::write(crate::lines::Site::StateAlloc, st);
+            (Some(state), Some(st))
         }
     };
     let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());

@@ -86,7 +86,7 @@ impl CommitCtx<'_> {
 }
 
 /// What the chains say about a key at a snapshot, copied out (tests compare it).
-#[cfg(test)]
+#[cfg(all(test, not(any(loom, shuttle))))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// A row: the visible version's value.
@@ -98,7 +98,7 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(any(loom, shuttle))))]
 impl Lookup {
     fn of(seen: Visible<'_>) -> Self {
         match seen {
@@ -152,7 +152,7 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     fn kind(&self) -> StoreKind;
 
     /// What a snapshot at `read_ts` sees of `key` in the chains, copied out.
-    #[cfg(test)]
+    #[cfg(all(test, not(any(loom, shuttle))))]
     fn read(&self, key: &dyn KeyView, read_ts: Timestamp) -> Lookup {
         let mut out = Lookup::Unknown;
         self.read_with(key, read_ts, &mut |seen| out = Lookup::of(seen));
