@@ -13,9 +13,11 @@
 //!
 //! Invariants: a state only moves forward — `Active → Committing(lb) → Committed(ts)` with
 //! `lb <= ts`, or `Active → Aborted`; a serializable txn goes `Committing(lb) → Validating(ts)`
-//! (its timestamp is known, its read set is being checked) `→ Committed(ts)` or `→ Aborted`. A state word is owned by an `Arc` that every pending version
-//! of its txn holds, so it outlives every version that points at it and is never reused for
-//! another txn (reuse would resurrect aborted versions — INVARIANTS §3 hazards).
+//! (its timestamp is known, its read set is being checked) `→ Committed(ts)` or `→ Aborted`. A state word outlives every version that points at it and is
+//! never reused for another txn (reuse would resurrect aborted versions — INVARIANTS §3
+//! hazards): it is either its own allocation, retired through the epoch collector once every
+//! version of its txn is published or unlinked, or — for a txn that wrote one key — a field of
+//! that key's version, freed with it (docs/UNSAFE.md §3).
 //!
 //! Concurrency: only the owning txn stores; anyone loads. Stores are Release and loads Acquire:
 //! strictly the clock's release sequence already publishes `Committing` (INVARIANTS §3), but once a
