@@ -2,7 +2,7 @@
 //! otherwise): evidence for many cores from a machine with two (issue #15).
 //!
 //! Each instrumented write — an atomic store or read-modify-write, a lock acquisition, an
-//! allocation or free of a version — calls [`write`] with its site and address. A global map
+//! allocation or free of a version — calls [`write()`] with its site and address. A global map
 //! remembers, per 64-byte line, the thread that wrote it last; a write that finds the line last
 //! written by *another* thread is a **transfer**: on real hardware that core must first take the
 //! line from the other core's cache (an invalidation and a miss, 50–150 ns across cores,
