@@ -24,10 +24,10 @@ use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use strata_mvcc::{Mvcc, StoreKind, TableId, Timestamp, TxnMode};
+use strata_mvcc::{MergeOp, Mvcc, StoreKind, TableId, Timestamp, TxnMode, WriteOp};
 use strata_wal::{
     create_segment, read_checkpoint, remove_segments_before, scan_log, AppendFrom, Log, LogEnd,
-    LogError, LogOptions, LogScan, RecordKind, Storage, SEGMENT_HEADER_BYTES,
+    LogError, LogOptions, LogScan, RecordKind, Storage, WalOp, SEGMENT_HEADER_BYTES,
 };
 
 /// The catalog's own table: `id (u32 BE) -> name`, plus `NEXT_TABLE_KEY -> next id (u32 LE)`.
@@ -403,7 +403,8 @@ pub(crate) fn recover_scanned(
             let mvcc = match &checkpoint {
                 Some(c) if !c.rows.is_empty() => {
                     let mvcc = Mvcc::new(store, Timestamp(c.ts - 1));
-                    let rows = c.rows.iter().map(|(t, k, v)| (TableId(*t), &k[..], Some(&v[..])));
+                    let rows =
+                        c.rows.iter().map(|(t, k, v)| (TableId(*t), &k[..], WriteOp::Put(&v[..])));
                     let ts = mvcc
                         .apply(rows)
                         .map_err(|e| corrupt(format!("loading the checkpoint: {e}")))?;
@@ -440,11 +441,23 @@ pub(crate) fn recover_scanned(
             }
             break;
         }
-        let writes = strata_wal::decode_commit(&r.payload)
-            .map_err(|e| corrupt(format!("record {} in segment {}: {e}", r.ts, r.seq)))?;
-        let ts = mvcc
-            .apply(writes.iter().map(|(t, k, v)| (TableId(*t), &k[..], v.as_deref())))
-            .map_err(|e| corrupt(format!("replaying {}: {e}", r.ts)))?;
+        let in_record = |e: String| corrupt(format!("record {} in segment {}: {e}", r.ts, r.seq));
+        let writes =
+            strata_wal::decode_commit_ops(&r.payload).map_err(|e| in_record(e.to_string()))?;
+        let ops = writes
+            .iter()
+            .map(|(t, k, op)| {
+                let op = match op {
+                    WalOp::Put(v) => WriteOp::Put(v),
+                    WalOp::Delete => WriteOp::Delete,
+                    WalOp::Merge(m) => WriteOp::Merge(
+                        MergeOp::decode(m).ok_or_else(|| in_record("an unknown merge".into()))?,
+                    ),
+                };
+                Ok((TableId(*t), &k[..], op))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ts = mvcc.apply(ops).map_err(|e| corrupt(format!("replaying {}: {e}", r.ts)))?;
         if ts.0 != r.ts {
             return Err(corrupt(format!("record {} replayed at {ts}", r.ts)));
         }
@@ -718,12 +731,12 @@ mod tests {
     fn a_catalog_row_with_the_last_table_id_is_corrupt_not_a_panic() {
         let mvcc = Mvcc::new(StoreKind::LockFree, Timestamp::ZERO);
         let key = u32::MAX.to_be_bytes();
-        mvcc.apply([(SYSTEM_TABLE, &key[..], Some(&b"evil"[..]))]).expect("apply");
+        mvcc.apply([(SYSTEM_TABLE, &key[..], WriteOp::Put(b"evil"))]).expect("apply");
         let err = read_catalog(&mvcc).expect_err("refused");
         assert!(matches!(err, Error::Corrupt { .. }), "{err}");
         let fine = 7u32.to_be_bytes();
         let mvcc = Mvcc::new(StoreKind::LockFree, Timestamp::ZERO);
-        mvcc.apply([(SYSTEM_TABLE, &fine[..], Some(&b"ok"[..]))]).expect("apply");
+        mvcc.apply([(SYSTEM_TABLE, &fine[..], WriteOp::Put(b"ok"))]).expect("apply");
         let (tables, next) = read_catalog(&mvcc).expect("read");
         assert_eq!((tables.get("ok").copied(), next), (Some(TableId(7)), 8));
     }

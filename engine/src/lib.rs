@@ -47,8 +47,8 @@ pub use retry::{RetryPolicy, TXN_ATTEMPTS_MAX};
 /// Cache-line transfer counts per write site (`--features line-count`; `strata bench --lines`).
 pub use strata_mvcc::lines;
 pub use strata_mvcc::{
-    GcReport, Isolation, MvccStats as Stats, Row, StoreKind, TableId, Timestamp, TxnId,
-    KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX,
+    GcReport, Isolation, MergeError, MergeOp, MvccStats as Stats, Row, StoreKind, TableId,
+    Timestamp, TxnId, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX,
 };
 pub use strata_wal::{CrashMode, Durability, Faults, FaultyStorage, FileStorage, Storage};
 pub use txn::{Snapshot, Txn};

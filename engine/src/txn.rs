@@ -15,9 +15,13 @@ use crate::error::{Error, Result};
 use crate::sync::Arc;
 use std::fmt;
 use std::ops::{Bound, ControlFlow, Deref, RangeBounds};
-use strata_mvcc::{Isolation, KeyRange, MvccError, Row, TableId, Timestamp, TxnId};
+use strata_mvcc::merge::MERGE_OP_BYTES;
+use strata_mvcc::{
+    Isolation, KeyRange, MergeOp, MvccError, Row, TableId, Timestamp, TxnId, WriteOp,
+};
 use strata_wal::{
-    commit_write_bytes, CommitBuilder, Durability, RecordKind, RECORD_PAYLOAD_BYTES_MAX,
+    commit_merge_bytes, commit_write_bytes, CommitBuilder, Durability, RecordKind,
+    RECORD_PAYLOAD_BYTES_MAX,
 };
 
 /// A read-only snapshot. Never conflicts, never blocks anyone.
@@ -346,10 +350,21 @@ impl Txn {
         if let Some(reason) = d.log.failure() {
             return Err(MvccError::Stopped { reason }.into());
         }
-        let bytes = inner.writes().map(|(_, k, v)| commit_write_bytes(k, v)).sum();
+        let bytes = inner
+            .writes()
+            .map(|(_, k, op)| match op {
+                WriteOp::Put(v) => commit_write_bytes(k, Some(v)),
+                WriteOp::Delete => commit_write_bytes(k, None),
+                WriteOp::Merge(_) => commit_merge_bytes(k, &[0; MERGE_OP_BYTES]),
+            })
+            .sum();
         let mut record = CommitBuilder::with_capacity(bytes);
-        for (table, key, value) in inner.writes() {
-            record.push(table.0, key, value);
+        for (table, key, op) in inner.writes() {
+            match op {
+                WriteOp::Put(v) => record.push(table.0, key, Some(v)),
+                WriteOp::Delete => record.push(table.0, key, None),
+                WriteOp::Merge(m) => record.push_merge(table.0, key, &m.to_bytes()),
+            }
         }
         if record.payload_len() > RECORD_PAYLOAD_BYTES_MAX {
             return Err(Error::TxnTooLarge {
@@ -385,14 +400,40 @@ impl Txn {
         self.view.inner.rollback();
     }
 
+    /// Adds `delta` to the integer at `key` (8 bytes, little-endian; an absent key counts as
+    /// 0) as a merge: `merge(table, key, MergeOp::Add(delta))`. Concurrent adds to one key all
+    /// commit; `get` reads the total back (8 bytes, little-endian).
+    pub fn add(&mut self, table: &Table, key: impl AsRef<[u8]>, delta: i64) -> Result<()> {
+        self.merge(table, key, MergeOp::Add(delta))
+    }
+
+    /// Buffers a merge: at commit, `op` applies to the newest committed value of `key`, not to
+    /// this txn's snapshot, so txns that merge into one key concurrently all commit (in some
+    /// order), while a merge still conflicts with a concurrent put or delete of the key (first
+    /// committer wins). A serializable txn is not validated for it (it reads nothing). Reads
+    /// in this txn see the merge applied to the snapshot's value. A value the operator does
+    /// not take (an `Add` on a value that is not 8 bytes, an overflow) fails with
+    /// `ErrorKind::InvalidInput`, at commit if it is met there; nothing of the txn is then
+    /// visible. See `strata_mvcc::Txn::merge` for a merge over this txn's own writes.
+    pub fn merge(&mut self, table: &Table, key: impl AsRef<[u8]>, op: MergeOp) -> Result<()> {
+        self.touch(table)?;
+        Ok(self.view.inner.merge(table.id, key.as_ref(), op)?)
+    }
+
     fn write(&mut self, table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.touch(table)?;
+        self.write_raw(table.id, key, value)
+    }
+
+    /// Checks `table` is live and remembers its name for errors at commit.
+    fn touch(&mut self, table: &Table) -> Result<()> {
         table.check_live()?;
         if self.tables.last().is_none_or(|(id, _)| *id != table.id)
             && !self.tables.iter().any(|(id, _)| *id == table.id)
         {
             self.tables.push((table.id, table.name.clone()));
         }
-        self.write_raw(table.id, key, value)
+        Ok(())
     }
 
     /// A write by table id (the catalog's system table).

@@ -19,7 +19,7 @@ use crate::range::KeyRange;
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::{Mutex, RwLock, StdArc};
-use crate::writeset::Write;
+use crate::writeset::{Op, Write};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
@@ -27,6 +27,8 @@ use std::fmt;
 struct BVersion {
     ts: u64,
     payload: Option<Bytes>,
+    /// Written by a merge: a later merge may commit over it without a conflict.
+    merge: bool,
 }
 
 /// A row's versions, oldest first. `removed` is set (under the write lock) when GC drops the
@@ -144,9 +146,10 @@ impl VersionStore for BaselineStore {
             .map(|(table, key)| StoredKey::new(*table, key.as_slice()))
             .filter(|g| !writes.iter().any(|(k, _)| k == g))
             .collect();
-        // (key, whether we write it)
-        let mut order: Vec<(&StoredKey, bool)> = writes.iter().map(|(k, _)| (k, true)).collect();
-        order.extend(guards.iter().map(|g| (g, false)));
+        // (key, what we write to it, if anything)
+        let mut order: Vec<(&StoredKey, Option<&Op>)> =
+            writes.iter().map(|(k, op)| (k, Some(op))).collect();
+        order.extend(guards.iter().map(|g| (g, None)));
         // One key order over writes and guards: no two committers deadlock.
         if !guards.is_empty() {
             order.sort_by(|a, b| a.0.cmp(b.0));
@@ -162,27 +165,45 @@ impl VersionStore for BaselineStore {
         }
         // Each locked row with whether we write it.
         let mut locked: Vec<_> =
-            chains.iter().zip(&order).map(|(c, (_, write))| (c.write(), *write)).collect();
+            chains.iter().zip(&order).map(|(c, (_, op))| (c.write(), op.is_some())).collect();
         if locked.iter().any(|(row, _)| row.removed) {
             // GC dropped a dead row between our lookup and our lock (rare): look up again.
             drop(locked);
             return self.commit(ctx, writes);
         }
-        for ((row, _), (key, _)) in locked.iter().zip(&order) {
-            if let Some(newest) = row.versions.last() {
-                if newest.ts > ctx.read_ts.0 {
-                    return Err(ctx.conflict(key, Some(newest.ts)));
-                }
+        // The value of each merge, in the write set's order.
+        let mut merged = Vec::new();
+        for ((row, _), (key, op)) in locked.iter().zip(&order) {
+            // A merge commits over merges that committed after its snapshot, not over a put
+            // or a delete; anything else conflicts with every commit after its snapshot.
+            let merge = match op {
+                Some(Op::Merge(m)) => Some(*m),
+                _ => None,
+            };
+            let after = row.versions.iter().rev().take_while(|v| v.ts > ctx.read_ts.0);
+            if let Some(v) = after.filter(|v| merge.is_none() || !v.merge).next() {
+                return Err(ctx.conflict(key, Some(v.ts)));
+            }
+            if let Some(m) = merge {
+                merged.push(match row.versions.last() {
+                    Some(newest) => ctx.merged(key, m, newest.payload.as_deref())?,
+                    None => ctx.merged_into_base(key, m)?,
+                });
             }
         }
         let ts = ctx.clock.advance();
         let mut reclaimed = 0;
         let installed = writes.len() as u64;
         // The written rows come in the write set's own (sorted) order.
-        let mut payloads = writes.into_iter().map(|(_, p)| p);
+        let mut ops = writes.into_iter().map(|(_, op)| op);
+        let mut merged = merged.into_iter();
         for (row, _) in locked.iter_mut().filter(|(_, write)| *write) {
-            let payload = payloads.next().expect("one payload per written key");
-            row.versions.push(BVersion { ts: ts.0, payload });
+            let (payload, merge) = match ops.next().expect("one op per written key") {
+                Op::Put(v) => (Some(v), false),
+                Op::Delete => (None, false),
+                Op::Merge(_) => (Some(merged.next().expect("one value per merge")), true),
+            };
+            row.versions.push(BVersion { ts: ts.0, payload, merge });
             reclaimed += truncate(&mut row.versions, ctx.watermark.0);
         }
         drop(locked);

@@ -52,6 +52,12 @@ pub enum Canary {
     /// it against its snapshot: a txn whose snapshot predates that version's commit overwrites
     /// it (a lost update). The bug of docs/design/lost-update-2026-11.md, put back.
     AbortedHeadUnchecked = 12,
+    /// A merge links over any version committed after its snapshot, a put or delete included,
+    /// instead of only over merges: a merge and a concurrent put both commit.
+    MergeOverPut = 13,
+    /// A merge applies its operator to the version its snapshot sees instead of the newest
+    /// committed one: concurrent merges overwrite each other (a lost increment).
+    MergeOnSnapshot = 14,
 }
 
 #[cfg(any(loom, shuttle))]

@@ -29,6 +29,7 @@
 //! `INSTALL_WAIT_ACTIVE_MAX`, then reports a conflict.
 
 use crate::bytes::Bytes;
+use crate::error::MvccError;
 use crate::state::{TxnId, TxnState, TxnStatus};
 use crate::store::SealRule;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
@@ -37,6 +38,10 @@ use std::fmt;
 
 /// Tag bit on `Chain::head` marking a sealed chain (invariant 5).
 const SEALED: usize = 1;
+
+/// Tag bit on `Version::writer` marking a version a merge wrote (`merge.rs`). The state word is
+/// 8-aligned, so the bit is free; every dereference masks it off (`writer_ptr`).
+const MERGE_TAG: usize = 1;
 
 /// Versions inline GC (on the commit path) inspects before giving up and leaving the chain to
 /// the background pass. Unbounded, a commit would walk every version newer than the watermark:
@@ -61,7 +66,7 @@ pub(crate) struct Version {
     /// Release store in `publish`, Acquire load in `commit_status`.
     begin: AtomicU64,
     /// The writing txn's state word, for versions created pending; null for versions created
-    /// already committed (`begin != 0` from the start). Not reference-counted: the committer
+    /// already committed (`begin != 0` from the start); its low bit is `MERGE_TAG`. Not reference-counted: the committer
     /// retires the state word through the epoch collector only after every version of its txn
     /// has `begin != 0` (published) or is unlinked (aborted), so any reader that can still see
     /// `begin == 0` is pinned from before that retirement and finds the state allocated. (A
@@ -82,6 +87,7 @@ impl fmt::Debug for Version {
             .field("begin", &self.begin.load(Ordering::Relaxed))
             .field("pending", &!self.writer.is_null())
             .field("tombstone", &self.payload.is_none())
+            .field("merge", &self.is_merge())
             .finish()
     }
 }
@@ -152,8 +158,40 @@ impl Version {
 
     /// The state word of a `pending_alone` version.
     pub(crate) fn own_state(&self) -> &TxnState {
-        debug_assert!(std::ptr::eq(self.writer, &self.alone), "not a pending_alone version");
+        debug_assert!(std::ptr::eq(self.writer_ptr(), &self.alone), "not a pending_alone version");
         &self.alone
+    }
+
+    /// Marks a version not yet installed as a merge's: its payload is computed at install
+    /// (`Chain::install_merge`), and merges may link over it after it commits.
+    pub(crate) fn set_merge(&mut self) {
+        self.writer = self.writer.map_addr(|a| a | MERGE_TAG);
+    }
+
+    /// Whether a merge wrote this version.
+    pub(crate) fn is_merge(&self) -> bool {
+        self.writer.addr() & MERGE_TAG != 0
+    }
+
+    /// `writer` without the merge tag.
+    fn writer_ptr(&self) -> *const TxnState {
+        self.writer.map_addr(|a| a & !MERGE_TAG)
+    }
+
+    /// Where the writer stands, without waiting (`None`: running or publishing). For an
+    /// installing merge, which waits for a pending merge below it rather than judge it.
+    fn settled(&self) -> Option<Seen> {
+        self.check_alive();
+        // Acquire: pairs with the Release in `publish`.
+        let begin = self.begin.load(Ordering::Acquire);
+        if begin != 0 {
+            return Some(Seen::Committed(begin));
+        }
+        match self.writer().map(TxnState::status) {
+            Some(TxnStatus::Committed { ts }) => Some(Seen::Committed(ts)),
+            Some(TxnStatus::Aborted) | None => Some(Seen::Aborted),
+            Some(_) => None,
+        }
     }
 
     /// Boxes a version for installation.
@@ -183,7 +221,7 @@ impl Version {
     fn writer(&self) -> Option<&TxnState> {
         // SAFETY: `pending`'s contract: the state outlives every reader that can observe
         // `begin == 0`, and callers only ask after observing `begin == 0` under a guard.
-        unsafe { self.writer.as_ref() }
+        unsafe { self.writer_ptr().as_ref() }
     }
 
     /// A version committed at `ts` from birth (tests; recovery will use it).
@@ -361,6 +399,19 @@ pub(crate) enum InstallError<'g> {
     /// The head's writer is still `Active` (installing its other keys): the caller may wait for
     /// it with no lock held (`ActiveWait`) and retry; the version comes back.
     Active { version: Owned<Version>, head: Shared<'g, Version> },
+    /// A merge met a pending merge at the head: the caller waits, with no lock held, until
+    /// that writer commits or aborts (`Chain::until_settled`) and retries; merges never
+    /// conflict with each other. The version comes back.
+    Settling { version: Owned<Version>, head: Shared<'g, Version> },
+    /// A merge could not compute its value (`MvccError::Merge`, or the base could not be read).
+    Failed(MvccError),
+}
+
+/// What an installing merge needs besides its version: its operator applied to a value in the
+/// chain, and to the key's row in the base (for a chain with no version).
+pub(crate) struct Merging<'a> {
+    pub(crate) on_value: &'a dyn Fn(Option<&[u8]>) -> Result<Bytes, MvccError>,
+    pub(crate) on_base: &'a dyn Fn() -> Result<Bytes, MvccError>,
 }
 
 /// What a snapshot read found.
@@ -478,8 +529,8 @@ impl Chain {
             // `writer` pointer of a version meaningful to compare (a published version's state
             // word may be freed and its address reused).
             // Acquire: pairs with the Release in `publish`.
-            let own_version =
-                version.begin.load(Ordering::Acquire) == 0 && std::ptr::eq(version.writer, own);
+            let own_version = version.begin.load(Ordering::Acquire) == 0
+                && std::ptr::eq(version.writer_ptr(), own);
             if !own_version {
                 match version.seen_by(commit_ts - 1) {
                     Seen::Committed(ts) if ts <= read_ts => return Ok(()),
@@ -596,6 +647,119 @@ impl Chain {
                 }
                 Err(err) => version = err.new,
             }
+        }
+    }
+
+    /// Installs a merge's `version` (`Version::set_merge`) as the new head, its payload the merge
+    /// applied to the newest committed version below it (`merge.rs`). First committer wins
+    /// against puts and deletes: every version committed after the snapshot `read_ts` that it
+    /// links over must be a merge, else a conflict. A pending merge at the head is waited for
+    /// (`InstallError::Settling`), never judged by a snapshot, so the chain keeps invariants 1
+    /// and 2 and every version holds a whole value. A pending put or delete is judged as
+    /// `install` judges it. An aborted head is replaced as `install` replaces it.
+    pub(crate) fn install_merge<'g>(
+        &self,
+        mut version: Owned<Version>,
+        read_ts: u64,
+        merging: &Merging<'_>,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, InstallError<'g>> {
+        debug_assert!(version.is_merge());
+        loop {
+            // Acquire: pairs with the Release CAS of the previous installer.
+            let head = self.head.load(Ordering::Acquire, guard);
+            if head.tag() == SEALED {
+                return Err(InstallError::Sealed(version));
+            }
+            // `top`: the newest committed version (null: none), whose value we merge into and
+            // which we link over (below an aborted head we replace).
+            // SAFETY: loaded under `guard` (see `read`).
+            let (top, replaces_aborted) = match unsafe { head.as_ref() } {
+                None => (head, false),
+                Some(h) => match h.settled() {
+                    // Acquire: `h.next` was published by the CAS that installed `h`.
+                    Some(Seen::Aborted) => (h.next.load(Ordering::Acquire, guard), true),
+                    Some(_) => (head, false),
+                    None if h.is_merge() => return Err(InstallError::Settling { version, head }),
+                    None if !ActiveWait::skipped() && h.writer_active() => {
+                        return Err(InstallError::Active { version, head });
+                    }
+                    None => {
+                        // A put or delete publishing: judged by the snapshot as `install` does.
+                        Chain::admits_over(h.seen_by(read_ts), read_ts)?;
+                        (head, false)
+                    }
+                },
+            };
+            // First committer wins against puts and deletes committed after the snapshot.
+            let mut cur = top;
+            #[cfg(any(loom, shuttle))]
+            let mut visible = Shared::null();
+            // SAFETY: loaded under `guard` (see `read`); below the head all are committed.
+            while let Some(v) = unsafe { cur.as_ref() } {
+                match v.committed_ts() {
+                    Some(ts) if ts <= read_ts => {
+                        #[cfg(any(loom, shuttle))]
+                        {
+                            visible = cur;
+                        }
+                        break;
+                    }
+                    Some(_) if v.is_merge() => {}
+                    #[cfg(any(loom, shuttle))]
+                    Some(_) if crate::canary::active(crate::canary::Canary::MergeOverPut) => {}
+                    committed_ts => return Err(InstallError::Conflict { committed_ts }),
+                }
+                // Acquire: pairs with the Release CAS that published `next`'s target.
+                cur = v.next.load(Ordering::Acquire, guard);
+            }
+            // The broken variant: merge into what the snapshot saw, not the newest value.
+            #[cfg(any(loom, shuttle))]
+            let source = match crate::canary::active(crate::canary::Canary::MergeOnSnapshot) {
+                true => visible,
+                false => top,
+            };
+            #[cfg(not(any(loom, shuttle)))]
+            let source = top;
+            // SAFETY: loaded under `guard`.
+            let value = match unsafe { source.as_ref() } {
+                Some(v) => (merging.on_value)(v.payload()),
+                None => (merging.on_base)(),
+            };
+            version.payload = Some(value.map_err(InstallError::Failed)?);
+            // Relaxed: published by the Release CAS below.
+            version.next.store(top, Ordering::Relaxed);
+            crate::lines::write(crate::lines::Site::ChainLink, &self.head);
+            // Release on success: pairs with the Acquire head loads in `read`/`install`.
+            // Acquire on failure: the next iteration dereferences the new head.
+            match self.head.compare_exchange(
+                head,
+                version,
+                Ordering::Release,
+                Ordering::Acquire,
+                guard,
+            ) {
+                Ok(installed) => {
+                    if replaces_aborted {
+                        // SAFETY: as in `install`: our CAS removed the only link to the aborted
+                        // head (nothing is linked below an uncommitted version); retired once.
+                        unsafe { guard.defer_destroy(head) };
+                    }
+                    return Ok(installed);
+                }
+                Err(err) => version = err.new,
+            }
+        }
+    }
+
+    /// Waits, with no lock held, until `head`'s writer has committed or aborted (an installing
+    /// merge that met a pending merge: `InstallError::Settling`). That writer is installing
+    /// keys after this one in the canonical key order, or publishing, so the wait cannot
+    /// deadlock; it lasts until that writer runs again, as a reader's wait on a publisher does.
+    pub(crate) fn until_settled(head: &Version) {
+        let mut wait = SpinWait::default();
+        while head.settled().is_none() {
+            wait.wait();
         }
     }
 

@@ -73,6 +73,11 @@ pub enum MvccError {
 
     #[error("{txn} wrote more than {max} keys")]
     TxnTooLarge { txn: TxnId, max: usize },
+    /// A merge (`Txn::merge`) could not be applied to the value it met: at commit, to the
+    /// newest committed value of its key (nothing of the txn became visible), or when the txn
+    /// read its own merge. Not retryable: the value or the operand must change.
+    #[error("merge into {table} key {key_prefix:02x?} failed: {reason}")]
+    Merge { txn: TxnId, table: TableId, key_prefix: Vec<u8>, reason: crate::merge::MergeError },
 }
 
 impl MvccError {

@@ -8,16 +8,17 @@
 //! the store's own `commit_protocol` and the reads are `Chain::read`: the same code, not a copy.
 
 use crate::bytes::Bytes;
-use crate::chain::{Chain, InstallError, ReadOutcome, Version};
+use crate::chain::{Chain, Merging, ReadOutcome, Version};
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
-use crate::lockfree::{commit_protocol, ChainSource, InstallFail};
+use crate::lockfree::{commit_protocol, install_on, ChainSource, InstallFail};
 use crate::range::{KeyRange, ReadSet};
 use crate::state::{TxnId, TxnState};
 use crate::stats::Stats;
 use crate::store::CommitCtx;
 use crate::sync::epoch::{self, Guard, Owned, Shared};
+use crate::writeset::Op;
 use std::ops::Bound;
 
 /// A clock and a fixed set of chains (keys are `0..n` as one-byte keys).
@@ -39,17 +40,13 @@ impl ChainSource for Kernel {
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         version: Owned<Version>,
+        merge: Option<&Merging<'_>>,
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
-        match self.chains[usize::from(key.bytes()[0])].install(version, ctx.read_ts.0, guard) {
-            Ok(v) => Ok(v),
-            Err(InstallError::Conflict { committed_ts }) => {
-                Err(InstallFail::Error(ctx.conflict(key, committed_ts)))
-            }
-            Err(InstallError::Active { version, head }) => {
-                Err(InstallFail::Active { version, head })
-            }
-            Err(InstallError::Sealed(_)) => unreachable!("kernel chains are never sealed"),
+        let chain = &self.chains[usize::from(key.bytes()[0])];
+        match install_on(chain, ctx, key, version, merge, guard) {
+            Err(InstallFail::Sealed(_)) => unreachable!("kernel chains are never sealed"),
+            result => result,
         }
     }
 
@@ -139,7 +136,7 @@ impl Kernel {
     ) -> Result<u64, MvccError> {
         let mut writes: Vec<_> = keys
             .iter()
-            .map(|k| (StoredKey::new(TableId(0), &[*k]), Some(Bytes::new(value))))
+            .map(|k| (StoredKey::new(TableId(0), &[*k]), Op::Put(Bytes::new(value))))
             .collect();
         writes.sort_by(|a, b| a.0.cmp(&b.0));
         let ctx = CommitCtx {
@@ -149,6 +146,7 @@ impl Kernel {
             watermark: Timestamp::ZERO,
             stats: &self.stats,
             reads,
+            base: None,
         };
         commit_protocol(self, &ctx, writes).map(|ts| ts.0)
     }

@@ -21,6 +21,7 @@ pub mod base;
 pub mod clock;
 pub mod error;
 pub mod key;
+pub mod merge;
 pub mod range;
 pub mod state;
 pub mod store;
@@ -49,14 +50,14 @@ pub use base::{BaseReader, RowVisitor};
 pub use clock::{Clock, Timestamp};
 pub use error::MvccError;
 pub use key::TableId;
+pub use merge::{MergeError, MergeOp};
 pub use range::{KeyRange, RangeIter, Row};
 pub use registry::{SLOTS_PER_BLOCK, SNAPSHOT_SLOTS_MAX};
 pub use state::TxnId;
 pub use store::{GcReport, StoreKind};
 pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTES_MAX};
-pub use writeset::WRITESET_SMALL_MAX;
+pub use writeset::{WriteOp, WRITESET_SMALL_MAX};
 
-use crate::bytes::Bytes;
 use crate::key::KeyView;
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
@@ -370,17 +371,19 @@ impl Mvcc {
         self.core.shut.load(Ordering::Relaxed) & SHUT_STOPPED != 0
     }
 
-    /// Commits `writes` (`None` deletes; later duplicates win; none at all: an empty commit) as
-    /// one txn outside the usual limits, at the next timestamp. For recovery, which replays the log and checkpoint
-    /// single-threaded before any txn runs, so it cannot conflict.
+    /// Commits `writes` (later duplicates win; none at all: an empty commit) as one txn outside
+    /// the usual limits, at the next timestamp. For recovery, which replays the log and
+    /// checkpoint single-threaded before any txn runs, so it cannot conflict; a merge applies to
+    /// the newest value, as it did when it first committed. Fails only if a merge does not
+    /// apply, or the base cannot be read for it.
     pub fn apply<'a>(
         &self,
-        writes: impl IntoIterator<Item = (TableId, &'a [u8], Option<&'a [u8]>)>,
+        writes: impl IntoIterator<Item = (TableId, &'a [u8], WriteOp<'a>)>,
     ) -> Result<Timestamp, MvccError> {
         let mut set = WriteSet::default();
-        for (table, key, value) in writes {
+        for (table, key, op) in writes {
             let probe: (TableId, &[u8]) = (table, key);
-            set.put(&probe, value.map(Bytes::new));
+            set.put(&probe, op.into());
         }
         if set.is_empty() {
             // An empty commit still owns its timestamp (a serializable txn that failed
@@ -394,6 +397,7 @@ impl Mvcc {
             watermark: self.core.cached_watermark(),
             stats: &self.core.stats,
             reads: None,
+            base: self.core.base.as_deref(),
         };
         let writes = set.into_sorted_vec();
         bump(&self.core.stats.local().commits, 1);

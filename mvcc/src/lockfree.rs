@@ -20,12 +20,19 @@
 //!
 //! On conflict: `state = Aborted` (readers skip the versions at once), then unlink them.
 //!
+//! A merge (`merge.rs`) installs in step 1 like a put, except that it may link over versions
+//! committed after `read_ts` as long as all of them are merges, waits (without bound, no lock
+//! held) for a pending merge at the head instead of judging it, and takes as its value its
+//! operator applied to the newest committed version (`Chain::install_merge`).
+//!
 //! Serializable txns (docs/design/isolation.md) insert one step between 2 and 3: after taking `ts`
 //! the state becomes `Validating(ts)`, and every key the txn read — and every key now in each
 //! range it scanned — must have no version committed in `(read_ts, ts)`. If one has, the txn
 //! aborts as on a conflict (`SerializationFailure`); `ts` is used up.
 
-use crate::chain::{ActiveWait, Chain, InstallError, ReadOutcome, Version, INLINE_GC_STEPS_MAX};
+use crate::chain::{
+    ActiveWait, Chain, InstallError, Merging, ReadOutcome, Version, INLINE_GC_STEPS_MAX,
+};
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::index::Index;
@@ -35,7 +42,7 @@ use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
-use crate::writeset::Write;
+use crate::writeset::{Op, Write};
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::ControlFlow;
@@ -69,22 +76,18 @@ impl ChainSource for LockFreeStore {
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         mut version: Owned<Version>,
+        merge: Option<&Merging<'_>>,
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
         loop {
             let chain = self.index.get_or_create(key, guard);
-            match chain.install(version, ctx.read_ts.0, guard) {
+            match install_on(chain, ctx, key, version, merge, guard) {
                 Ok(installed) => return Ok(installed),
-                Err(InstallError::Conflict { committed_ts }) => {
-                    return Err(InstallFail::Error(ctx.conflict(key, committed_ts)))
-                }
-                Err(InstallError::Active { version, head }) => {
-                    return Err(InstallFail::Active { version, head })
-                }
-                Err(InstallError::Sealed(v)) => {
+                Err(InstallFail::Sealed(v)) => {
                     version = v;
                     self.index.remove_if_sealed(key, guard);
                 }
+                Err(fail) => return Err(fail),
             }
         }
     }
@@ -146,18 +149,47 @@ pub(crate) enum InstallFail<'g> {
     /// The head's writer is still `Active`: wait for it with no lock held, then retry with the
     /// version that came back.
     Active { version: Owned<Version>, head: Shared<'g, Version> },
+    /// A merge met a pending merge: wait until it settles (`Chain::until_settled`), then retry.
+    Settling { version: Owned<Version>, head: Shared<'g, Version> },
+    /// The chain was sealed: install on a fresh one (never leaves `ChainSource::install`).
+    Sealed(Owned<Version>),
+}
+
+/// `Chain::install`, or `install_merge` for a merge, with its error as the protocol sees it.
+pub(crate) fn install_on<'g>(
+    chain: &Chain,
+    ctx: &CommitCtx<'_>,
+    key: &StoredKey,
+    version: Owned<Version>,
+    merge: Option<&Merging<'_>>,
+    guard: &'g Guard,
+) -> Result<Shared<'g, Version>, InstallFail<'g>> {
+    let result = match merge {
+        None => chain.install(version, ctx.read_ts.0, guard),
+        Some(m) => chain.install_merge(version, ctx.read_ts.0, m, guard),
+    };
+    result.map_err(|e| match e {
+        InstallError::Conflict { committed_ts } => {
+            InstallFail::Error(ctx.conflict(key, committed_ts))
+        }
+        InstallError::Failed(e) => InstallFail::Error(e),
+        InstallError::Active { version, head } => InstallFail::Active { version, head },
+        InstallError::Settling { version, head } => InstallFail::Settling { version, head },
+        InstallError::Sealed(v) => InstallFail::Sealed(v),
+    })
 }
 
 /// Where the commit protocol finds chains: the store's index, or (in the complete schedule
 /// search under `cfg(shuttle)`) a fixed array of chains. The protocol itself is one function.
 pub(crate) trait ChainSource {
-    /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts`. Holds no
-    /// lock when it returns.
+    /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts` (a merge's
+    /// with `merge`). Holds no lock when it returns. Never returns `InstallFail::Sealed`.
     fn install<'g>(
         &self,
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         version: Owned<Version>,
+        merge: Option<&Merging<'_>>,
         guard: &'g Guard,
     ) -> Result<Shared<'g, Version>, InstallFail<'g>>;
 
@@ -198,14 +230,29 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         }
     };
     let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
-    for (key, payload) in writes.iter_mut() {
-        let version = match st {
+    for (key, op) in writes.iter_mut() {
+        let (payload, merge) = match std::mem::replace(op, Op::Delete) {
+            Op::Put(value) => (Some(value), None),
+            Op::Delete => (None, None),
+            Op::Merge(m) => (None, Some(m)),
+        };
+        let mut version = match st {
             // SAFETY: `state` outlives the version as `pending` requires: it is retired
             // through the epoch collector below, after the version is published or unlinked.
-            Some(st) => unsafe { Version::pending(st, payload.take()) }.boxed(),
-            None => Version::pending_alone(ctx.txn, payload.take()),
+            Some(st) => unsafe { Version::pending(st, payload) }.boxed(),
+            None => Version::pending_alone(ctx.txn, payload),
         };
-        match install_waiting(source, ctx, key, version, &guard) {
+        let result = match merge {
+            None => install_waiting(source, ctx, key, version, None, &guard),
+            Some(m) => {
+                version.set_merge();
+                let on_value = |v: Option<&[u8]>| ctx.merged(key, m, v);
+                let on_base = || ctx.merged_into_base(key, m);
+                let merging = Merging { on_value: &on_value, on_base: &on_base };
+                install_waiting(source, ctx, key, version, Some(&merging), &guard)
+            }
+        };
+        match result {
             Ok(v) => {
                 // SAFETY: installed under `guard`, which is still pinned: the version (and the
                 // state word inside it) stays allocated while we use it.
@@ -291,18 +338,29 @@ pub(crate) fn commit_protocol<S: ChainSource>(
 
 /// `ChainSource::install`, waiting (bounded, no lock held: `ActiveWait`) on a head whose
 /// writer is still installing and retrying once it has moved on. Past the bound, a conflict.
+/// A merge waits for a pending merge without bound (`Chain::until_settled`).
 fn install_waiting<'g, S: ChainSource>(
     source: &S,
     ctx: &CommitCtx<'_>,
     key: &StoredKey,
     mut version: Owned<Version>,
+    merge: Option<&Merging<'_>>,
     guard: &'g Guard,
 ) -> Result<Shared<'g, Version>, MvccError> {
     let mut wait = ActiveWait::new();
     loop {
-        match source.install(ctx, key, version, guard) {
+        match source.install(ctx, key, version, merge, guard) {
             Ok(v) => return Ok(v),
             Err(InstallFail::Error(e)) => return Err(e),
+            Err(InstallFail::Settling { version: back, head }) => {
+                // SAFETY: `head` was loaded under `guard`, which is still pinned.
+                Chain::until_settled(unsafe { head.deref() });
+                version = back;
+            }
+            Err(InstallFail::Sealed(_)) => {
+                debug_assert!(false, "ChainSource::install retries sealed chains itself");
+                return Err(ctx.conflict(key, None));
+            }
             Err(InstallFail::Active { version: back, head }) => {
                 // SAFETY: `head` was loaded under `guard`, which is still pinned.
                 if !wait.until_resolved(unsafe { head.deref() }) {
@@ -462,7 +520,7 @@ mod tests {
 
     fn writes(keys: &[&[u8]]) -> Vec<Write> {
         keys.iter()
-            .map(|k| (StoredKey::new(TableId(1), k), Some(crate::bytes::Bytes::new(b"v"))))
+            .map(|k| (StoredKey::new(TableId(1), k), Op::Put(crate::bytes::Bytes::new(b"v"))))
             .collect()
     }
 
@@ -522,6 +580,7 @@ mod tests {
                 watermark: Timestamp::ZERO,
                 stats: &stats,
                 reads: None,
+                base: None,
             };
             store.commit(&ctx, writes(keys))
         };

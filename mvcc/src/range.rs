@@ -217,6 +217,8 @@ pub struct RangeIter {
     batch: usize,
     /// The txn's own writes inside the range, in scan order (`None`: deleted).
     own: std::iter::Peekable<std::vec::IntoIter<OwnWrite>>,
+    /// An error to yield before anything else (the txn's own merge could not be applied).
+    failed: Option<MvccError>,
 }
 
 impl fmt::Debug for RangeIter {
@@ -250,7 +252,26 @@ impl RangeIter {
             exhausted,
             batch: RANGE_FIRST_BATCH_ROWS,
             own: own.into_iter().peekable(),
+            failed: None,
         }
+    }
+
+    /// An iterator that yields `error` and ends.
+    pub(crate) fn failed(pin: Arc<SnapshotPin>, read_ts: Timestamp, error: MvccError) -> Self {
+        let mut it = RangeIter::new(
+            pin,
+            read_ts,
+            KeyRange::new(
+                crate::key::TableId(0),
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Excluded(&[]),
+            ),
+            false,
+            Vec::new(),
+        );
+        it.exhausted = true;
+        it.failed = Some(error);
+        it
     }
 
     /// The snapshot this iterator reads.
@@ -322,6 +343,9 @@ impl Iterator for RangeIter {
     type Item = Result<Row, MvccError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            return Some(Err(e));
+        }
         loop {
             if let Err(e) = self.refill() {
                 self.exhausted = true;

@@ -7,9 +7,12 @@
 //!   Arc<RwLock<Vec<Version>>>>>`, with the same visibility and conflict rules, kept for
 //!   side-by-side benchmarks and as a second implementation for the model-based tests.
 
+use crate::base::BaseReader;
+use crate::bytes::Bytes;
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
 use crate::key::{KeyView, StoredKey, TableId};
+use crate::merge::MergeOp;
 use crate::range::{KeyRange, ReadSet};
 use crate::state::TxnId;
 use crate::stats::Stats;
@@ -49,6 +52,9 @@ pub(crate) struct CommitCtx<'a> {
     /// A serializable txn's reads, validated after it takes its timestamp; `None` for snapshot
     /// isolation.
     pub(crate) reads: Option<&'a ReadSet>,
+    /// The base under the chains: a merge into a key with no version in its chain applies to
+    /// the base's row.
+    pub(crate) base: Option<&'a dyn BaseReader>,
 }
 
 fn key_prefix(bytes: &[u8]) -> Vec<u8> {
@@ -64,6 +70,39 @@ impl CommitCtx<'_> {
             key_prefix: key_prefix(key.bytes()),
             committed_ts: committed_ts.map(Timestamp),
         }
+    }
+
+    /// `op` applied to `value` (`None`: absent or deleted), the newest committed value of `key`.
+    pub(crate) fn merged(
+        &self,
+        key: &StoredKey,
+        op: MergeOp,
+        value: Option<&[u8]>,
+    ) -> Result<Bytes, MvccError> {
+        op.apply(value).map_err(|reason| MvccError::Merge {
+            txn: self.txn,
+            table: key.table(),
+            key_prefix: key_prefix(key.bytes()),
+            reason,
+        })
+    }
+
+    /// `op` applied to the base's row of `key` (a key with no version in the chains: the base
+    /// holds its newest committed value, as a read at `read_ts` finds it).
+    pub(crate) fn merged_into_base(
+        &self,
+        key: &StoredKey,
+        op: MergeOp,
+    ) -> Result<Bytes, MvccError> {
+        let Some(base) = self.base else { return self.merged(key, op, None) };
+        let mut out = None;
+        base.get_with(key.table(), key.bytes(), self.read_ts, &mut |v| {
+            out = Some(self.merged(key, op, v))
+        })
+        .map_err(|reason| MvccError::Base { reason })?;
+        out.unwrap_or_else(|| {
+            Err(MvccError::Base { reason: "the base returned no answer".to_string() })
+        })
     }
 
     /// Serializable validation failed on `key`: another txn committed it at `committed_ts`,

@@ -17,13 +17,14 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, TableId};
+use crate::merge::{MergeError, MergeOp};
 use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
 use crate::state::TxnId;
 use crate::stats::bump;
 use crate::store::{CommitCtx, Visible};
 use crate::sync::{Arc, Mutex};
-use crate::writeset::WriteSet;
+use crate::writeset::{Op, WriteOp, WriteSet};
 use crate::Core;
 use std::fmt;
 use std::ops::ControlFlow;
@@ -160,10 +161,17 @@ impl Txn {
         self.core.check_open()
     }
 
-    /// The buffered writes in key order: `(table, key, value or None for a delete)`. The
-    /// engine encodes them into its log record before `commit`.
-    pub fn writes(&self) -> impl Iterator<Item = (TableId, &[u8], Option<&[u8]>)> + '_ {
-        self.writes.iter().map(|(k, v)| (k.table(), k.bytes(), v.as_deref()))
+    /// The buffered writes in key order. The engine encodes them into its log record before
+    /// `commit` (a merge as its operator: replay applies it again, in commit order).
+    pub fn writes(&self) -> impl Iterator<Item = (TableId, &[u8], WriteOp<'_>)> + '_ {
+        self.writes.iter().map(|(k, op)| {
+            let op = match op {
+                Op::Put(v) => WriteOp::Put(v.as_slice()),
+                Op::Delete => WriteOp::Delete,
+                Op::Merge(m) => WriteOp::Merge(*m),
+            };
+            (k.table(), k.bytes(), op)
+        })
     }
 
     /// The value of `key` in this txn's view (own writes first, then the chains, then the
@@ -186,10 +194,46 @@ impl Txn {
         let probe: (TableId, &[u8]) = (table, key);
         let view: &dyn KeyView = &probe;
         if !self.writes.is_empty() {
-            if let Some(own) = self.writes.get(view) {
-                return Ok(f(own.as_deref()));
+            match self.writes.get(view) {
+                None => {}
+                Some(Op::Put(v)) => return Ok(f(Some(v.as_slice()))),
+                Some(Op::Delete) => return Ok(f(None)),
+                Some(Op::Merge(m)) => {
+                    let m = *m;
+                    let merged =
+                        self.snapshot_with(table, key, |v| self.merged(table, key, m, v))?;
+                    return Ok(f(Some(merged?.as_slice())));
+                }
             }
         }
+        self.snapshot_with(table, key, f)
+    }
+
+    /// `op` applied to `value`, as this txn's own view of a key it merged into shows it.
+    fn merged(
+        &self,
+        table: TableId,
+        key: &[u8],
+        op: MergeOp,
+        value: Option<&[u8]>,
+    ) -> Result<Bytes, MvccError> {
+        op.apply(value).map_err(|reason| self.merge_error(table, key, reason))
+    }
+
+    fn merge_error(&self, table: TableId, key: &[u8], reason: MergeError) -> MvccError {
+        let key_prefix = key[..key.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec();
+        MvccError::Merge { txn: self.id, table, key_prefix, reason }
+    }
+
+    /// `get_with` past the txn's own writes: the snapshot's value (chains, then base).
+    fn snapshot_with<R>(
+        &self,
+        table: TableId,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, MvccError> {
+        let probe: (TableId, &[u8]) = (table, key);
+        let view: &dyn KeyView = &probe;
         if let Some(reads) = &self.reads {
             reads.lock().keys.push((table, Bytes::new(key)));
         }
@@ -233,6 +277,50 @@ impl Txn {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), MvccError> {
+        self.check_write(table, key)?;
+        if let Some(v) = value {
+            if v.len() > VALUE_BYTES_MAX {
+                return Err(MvccError::ValueTooLarge { len: v.len(), max: VALUE_BYTES_MAX });
+            }
+        }
+        self.writes.put(&(table, key), Op::of(value));
+        Ok(())
+    }
+
+    /// Buffers a merge (`merge.rs`): at commit, `op` is applied to the newest committed value
+    /// of `key` — not to this txn's snapshot — so concurrent merges into one key all commit,
+    /// in some order, while a merge still conflicts (first committer wins) with a concurrent
+    /// put or delete of the key. Records no read: a serializable txn is not validated for it.
+    ///
+    /// Over this txn's own put or delete of `key`, the merge is applied at once (the key is
+    /// then a plain write). Over its own merge, the two combine into one when they can (same
+    /// operator and field); otherwise the key becomes a put of the value this txn sees, which
+    /// conflicts as a put does. Fails with `MvccError::Merge` if it is applied now and the
+    /// value does not take it (or two deltas overflow combined); a merge that meets such a
+    /// value at commit fails the commit with that error, and nothing of the txn is visible.
+    pub fn merge(&mut self, table: TableId, key: &[u8], op: MergeOp) -> Result<(), MvccError> {
+        self.check_write(table, key)?;
+        let probe: (TableId, &[u8]) = (table, key);
+        let write = match self.writes.get(&probe) {
+            None => Op::Merge(op),
+            Some(Op::Put(v)) => Op::Put(self.merged(table, key, op, Some(v.as_slice()))?),
+            Some(Op::Delete) => Op::Put(self.merged(table, key, op, None)?),
+            Some(Op::Merge(prev)) => match prev.then(op) {
+                Some(Ok(both)) => Op::Merge(both),
+                Some(Err(reason)) => return Err(self.merge_error(table, key, reason)),
+                None => {
+                    let seen = self.get(table, key)?;
+                    Op::Put(self.merged(table, key, op, seen.as_deref())?)
+                }
+            },
+        };
+        self.writes.put(&probe, write);
+        Ok(())
+    }
+
+    /// What every buffered write checks: a read-write txn, an open database, the key's size
+    /// and the txn's write limit.
+    fn check_write(&self, table: TableId, key: &[u8]) -> Result<(), MvccError> {
         if self.mode == TxnMode::ReadOnly {
             return Err(MvccError::ReadOnly { txn: self.id });
         }
@@ -240,17 +328,10 @@ impl Txn {
         if key.len() > KEY_BYTES_MAX {
             return Err(MvccError::KeyTooLarge { len: key.len(), max: KEY_BYTES_MAX });
         }
-        if let Some(v) = value {
-            if v.len() > VALUE_BYTES_MAX {
-                return Err(MvccError::ValueTooLarge { len: v.len(), max: VALUE_BYTES_MAX });
-            }
-        }
         let probe: (TableId, &[u8]) = (table, key);
-        let view: &dyn KeyView = &probe;
-        if self.writes.len() >= TXN_WRITES_MAX && self.writes.get(view).is_none() {
+        if self.writes.len() >= TXN_WRITES_MAX && self.writes.get(&probe).is_none() {
             return Err(MvccError::TxnTooLarge { txn: self.id, max: TXN_WRITES_MAX });
         }
-        self.writes.put(view, value.map(Bytes::new));
         Ok(())
     }
 
@@ -304,20 +385,32 @@ impl Txn {
         reverse: bool,
         mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<(), MvccError> {
-        let own = self.own_writes_in(&range);
+        let own = self.own_writes_in(&range)?;
         crate::range::visit(&self.core, self.read_ts, range, reverse, own, &mut f)
     }
 
     /// Records `range` in a serializable read set; returns the txn's writes inside it (in key
-    /// order, `None`: a delete).
-    fn own_writes_in(&self, range: &KeyRange) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    /// order, `None`: a delete), a merge as the value this txn sees. Fails if a merge does not
+    /// apply to the snapshot's value, or the base cannot be read for it.
+    #[allow(clippy::type_complexity)]
+    fn own_writes_in(
+        &self,
+        range: &KeyRange,
+    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, MvccError> {
         if let Some(reads) = &self.reads {
             reads.lock().ranges.push(range.clone());
         }
         self.writes
             .iter()
             .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
-            .map(|(k, v)| (k.bytes().to_vec(), v.as_ref().map(|b| b.to_vec())))
+            .map(|(k, op)| {
+                let value = match op {
+                    Op::Put(v) => Some(v.to_vec()),
+                    Op::Delete => None,
+                    Op::Merge(_) => self.get(k.table(), k.bytes())?,
+                };
+                Ok((k.bytes().to_vec(), value))
+            })
             .collect()
     }
 
@@ -329,7 +422,10 @@ impl Txn {
     ) -> RangeIter {
         let own = self.own_writes_in(&range);
         let pin = pin.unwrap_or_else(|| Arc::new(SnapshotPin::new(self.core.clone(), None)));
-        RangeIter::new(pin, self.read_ts, range, reverse, own)
+        match own {
+            Ok(own) => RangeIter::new(pin, self.read_ts, range, reverse, own),
+            Err(e) => RangeIter::failed(pin, self.read_ts, e),
+        }
     }
 
     /// Commits: validates first-committer-wins and publishes every write at one instant.
@@ -378,8 +474,9 @@ impl Txn {
             watermark: core.cached_watermark(),
             stats: &core.stats,
             reads: reads.as_ref(),
+            base: core.base.as_deref(),
         };
-        let tombstones = writes.iter().filter(|(_, v)| v.is_none()).count() as u64;
+        let tombstones = writes.iter().filter(|(_, op)| *op == Op::Delete).count() as u64;
         let result = core.store.commit(&ctx, writes);
         // The snapshot is no longer needed once our versions are published or unlinked.
         self.end();

@@ -9,18 +9,65 @@
 
 use crate::bytes::Bytes;
 use crate::key::{KeyView, StoredKey};
+use crate::merge::MergeOp;
 use std::collections::BTreeMap;
 
 /// Keys kept in the sorted-`Vec` form before an out-of-order key switches it to a `BTreeMap`.
 pub const WRITESET_SMALL_MAX: usize = 64;
 
-/// One buffered write: `None` deletes.
-pub(crate) type Write = (StoredKey, Option<Bytes>);
+/// What a txn does to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Sets the value.
+    Put(Bytes),
+    /// Deletes the row.
+    Delete,
+    /// Applies a merge to the newest committed value when the commit installs it (`merge.rs`).
+    Merge(MergeOp),
+}
+
+impl Op {
+    /// A put of `Some`, a delete of `None`.
+    pub(crate) fn of(value: Option<&[u8]>) -> Op {
+        value.map_or(Op::Delete, |v| Op::Put(Bytes::new(v)))
+    }
+}
+
+/// One buffered write.
+pub(crate) type Write = (StoredKey, Op);
+
+/// A write as a txn's owner hands it over or reads it back (`Txn::writes`, `Mvcc::apply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOp<'a> {
+    /// Sets the value.
+    Put(&'a [u8]),
+    /// Deletes the row.
+    Delete,
+    /// A merge, applied at commit to the newest committed value (`Txn::merge`).
+    Merge(MergeOp),
+}
+
+impl<'a> From<Option<&'a [u8]>> for WriteOp<'a> {
+    /// `Some` puts, `None` deletes.
+    fn from(value: Option<&'a [u8]>) -> Self {
+        value.map_or(WriteOp::Delete, WriteOp::Put)
+    }
+}
+
+impl From<WriteOp<'_>> for Op {
+    fn from(op: WriteOp<'_>) -> Op {
+        match op {
+            WriteOp::Put(v) => Op::Put(Bytes::new(v)),
+            WriteOp::Delete => Op::Delete,
+            WriteOp::Merge(m) => Op::Merge(m),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) enum WriteSet {
     Small(Vec<Write>),
-    Large(BTreeMap<StoredKey, Option<Bytes>>),
+    Large(BTreeMap<StoredKey, Op>),
 }
 
 impl Default for WriteSet {
@@ -41,8 +88,8 @@ impl WriteSet {
         self.len() == 0
     }
 
-    /// The buffered write of `key`, if any (`Some(None)` is a buffered delete).
-    pub(crate) fn get(&self, key: &dyn KeyView) -> Option<&Option<Bytes>> {
+    /// The buffered write of `key`, if any.
+    pub(crate) fn get(&self, key: &dyn KeyView) -> Option<&Op> {
         match self {
             WriteSet::Small(v) => {
                 v.binary_search_by(|(k, _)| k.as_view().cmp(key)).ok().map(|i| &v[i].1)
@@ -52,7 +99,7 @@ impl WriteSet {
     }
 
     /// Buffers a write, replacing an earlier one to the same key. Returns whether the key is new.
-    pub(crate) fn put(&mut self, key: &dyn KeyView, value: Option<Bytes>) -> bool {
+    pub(crate) fn put(&mut self, key: &dyn KeyView, value: Op) -> bool {
         match self {
             WriteSet::Small(v) => {
                 // Fast path for keys written in ascending order (bulk loads).
@@ -92,7 +139,7 @@ impl WriteSet {
     }
 
     /// The writes in key order.
-    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&StoredKey, &Option<Bytes>)> + '_> {
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&StoredKey, &Op)> + '_> {
         match self {
             WriteSet::Small(v) => Box::new(v.iter().map(|(k, b)| (k, b))),
             WriteSet::Large(m) => Box::new(m.iter()),
@@ -125,7 +172,7 @@ mod tests {
         for i in 0..500u64 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let key = (x >> 56).to_be_bytes();
-            let val = (i % 7 != 0).then(|| Bytes::new(&i.to_le_bytes()));
+            let val = if i % 7 != 0 { Op::Put(Bytes::new(&i.to_le_bytes())) } else { Op::Delete };
             let probe: (TableId, &[u8]) = (TableId(1), &key);
             ws.put(&probe, val.clone());
             expect.insert(key.to_vec(), val);
@@ -148,19 +195,19 @@ mod tests {
         let n = WRITESET_SMALL_MAX as u64 * 4;
         for i in 0..n {
             let key = (i * 2).to_be_bytes();
-            assert!(ws.put(&(TableId(1), &key[..]), Some(Bytes::new(&key))));
+            assert!(ws.put(&(TableId(1), &key[..]), Op::Put(Bytes::new(&key))));
         }
         assert!(matches!(ws, WriteSet::Small(_)), "an ascending load needs no tree");
         // A rewrite of a present key keeps the form; a key between two present ones does not.
-        assert!(!ws.put(&(TableId(1), &6u64.to_be_bytes()[..]), None));
+        assert!(!ws.put(&(TableId(1), &6u64.to_be_bytes()[..]), Op::Delete));
         assert!(matches!(ws, WriteSet::Small(_)));
-        assert!(ws.put(&(TableId(1), &7u64.to_be_bytes()[..]), None));
+        assert!(ws.put(&(TableId(1), &7u64.to_be_bytes()[..]), Op::Delete));
         assert!(matches!(ws, WriteSet::Large(_)));
         assert_eq!(ws.len() as u64, n + 1);
-        assert_eq!(ws.get(&(TableId(1), &6u64.to_be_bytes()[..])), Some(&None));
+        assert_eq!(ws.get(&(TableId(1), &6u64.to_be_bytes()[..])), Some(&Op::Delete));
         assert_eq!(
             ws.get(&(TableId(1), &8u64.to_be_bytes()[..])),
-            Some(&Some(Bytes::new(&8u64.to_be_bytes())))
+            Some(&Op::Put(Bytes::new(&8u64.to_be_bytes())))
         );
         let sorted = ws.into_sorted_vec();
         assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));

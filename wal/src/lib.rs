@@ -26,8 +26,9 @@ pub use log::{
 };
 pub use mmap::{MmapStorage, ReadMap, SyncMethod};
 pub use record::{
-    commit_write_bytes, decode_commit, encode, encode_commit, scan, seal, seal_claiming,
-    CodecError, CommitBuilder, RecordKind, RecordRef, WalWrite, DURABLE_LAG_MAX, FORMAT_VERSION,
-    FORMAT_VERSION_1, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+    commit_merge_bytes, commit_write_bytes, decode_commit, decode_commit_ops, encode,
+    encode_commit, scan, seal, seal_claiming, CodecError, CommitBuilder, RecordKind, RecordRef,
+    WalOp, WalWrite, DURABLE_LAG_MAX, FORMAT_VERSION, FORMAT_VERSION_1, RECORD_HEADER_BYTES,
+    RECORD_PAYLOAD_BYTES_MAX,
 };
 pub use storage::{CrashMode, Faults, FaultyStorage, FileStorage, Storage, StorageFile};

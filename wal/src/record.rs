@@ -263,9 +263,25 @@ pub fn scan(buf: &[u8]) -> (Vec<RecordRef<'_>>, Option<CodecError>) {
 /// One write of a commit record: `(table id, key, value or None for a delete)`.
 pub type WalWrite = (u32, Vec<u8>, Option<Vec<u8>>);
 
+/// What one write of a commit record does to its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalOp {
+    /// Sets the value.
+    Put(Vec<u8>),
+    /// Deletes the row.
+    Delete,
+    /// A merge: the operator's bytes, which the log does not interpret (the MVCC layer's
+    /// `MergeOp::encode`). Replay applies it to the value recovered so far.
+    Merge(Vec<u8>),
+}
+
+const TAG_DELETE: u8 = 0;
+const TAG_PUT: u8 = 1;
+const TAG_MERGE: u8 = 2;
+
 /// Encodes a commit's writes as a record payload:
-/// `count u32, then per write: table u32, key_len u32, key, tag u8 (0 delete, 1 put),
-/// [value_len u32, value]` (all little-endian).
+/// `count u32, then per write: table u32, key_len u32, key, tag u8 (0 delete, 1 put, 2 merge),
+/// [len u32, value or merge operator]` (all little-endian).
 pub fn encode_commit(writes: &[WalWrite]) -> Vec<u8> {
     let mut b = CommitBuilder::new();
     for (table, key, value) in writes {
@@ -303,16 +319,26 @@ impl CommitBuilder {
 
     /// Adds one write (`None` deletes).
     pub fn push(&mut self, table: u32, key: &[u8], value: Option<&[u8]>) {
+        match value {
+            None => self.push_entry(table, key, TAG_DELETE, None),
+            Some(v) => self.push_entry(table, key, TAG_PUT, Some(v)),
+        }
+    }
+
+    /// Adds one merge: `operator` is its encoding (`commit_merge_bytes` counts it). A record
+    /// with merges holds commits only, never checkpoint rows (`decode_commit` refuses them).
+    pub fn push_merge(&mut self, table: u32, key: &[u8], operator: &[u8]) {
+        self.push_entry(table, key, TAG_MERGE, Some(operator));
+    }
+
+    fn push_entry(&mut self, table: u32, key: &[u8], tag: u8, body: Option<&[u8]>) {
         self.buf.extend_from_slice(&table.to_le_bytes());
         self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(key);
-        match value {
-            None => self.buf.push(0),
-            Some(v) => {
-                self.buf.push(1);
-                self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                self.buf.extend_from_slice(v);
-            }
+        self.buf.push(tag);
+        if let Some(v) = body {
+            self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(v);
         }
         self.count += 1;
         let at = RECORD_HEADER_BYTES;
@@ -355,8 +381,28 @@ pub fn commit_write_bytes(key: &[u8], value: Option<&[u8]>) -> usize {
     4 + 4 + key.len() + 1 + value.map_or(0, |v| 4 + v.len())
 }
 
-/// Decodes a commit payload; never panics on bad bytes.
+/// The bytes one merge takes in a commit payload.
+pub fn commit_merge_bytes(key: &[u8], operator: &[u8]) -> usize {
+    commit_write_bytes(key, Some(operator))
+}
+
+/// Decodes a payload of rows (a checkpoint's, or a commit without merges); a merge in it is an
+/// error. Never panics on bad bytes.
 pub fn decode_commit(payload: &[u8]) -> Result<Vec<WalWrite>, CodecError> {
+    decode_commit_ops(payload)?
+        .into_iter()
+        .map(|(table, key, op)| match op {
+            WalOp::Put(v) => Ok((table, key, Some(v))),
+            WalOp::Delete => Ok((table, key, None)),
+            WalOp::Merge(_) => {
+                Err(CodecError::Corrupt { offset: 0, reason: "a merge where only rows belong" })
+            }
+        })
+        .collect()
+}
+
+/// Decodes a commit payload, merges included; never panics on bad bytes.
+pub fn decode_commit_ops(payload: &[u8]) -> Result<Vec<(u32, Vec<u8>, WalOp)>, CodecError> {
     let bad = |reason| CodecError::Corrupt { offset: 0, reason };
     let mut at = 0usize;
     let mut take = |n: usize| -> Result<&[u8], CodecError> {
@@ -377,10 +423,15 @@ pub fn decode_commit(payload: &[u8]) -> Result<Vec<WalWrite>, CodecError> {
         let key_len = u32_at(take(4)?) as usize;
         let key = take(key_len)?.to_vec();
         let value = match take(1)?[0] {
-            0 => None,
-            1 => {
+            TAG_DELETE => WalOp::Delete,
+            tag @ (TAG_PUT | TAG_MERGE) => {
                 let len = u32_at(take(4)?) as usize;
-                Some(take(len)?.to_vec())
+                let body = take(len)?.to_vec();
+                if tag == TAG_PUT {
+                    WalOp::Put(body)
+                } else {
+                    WalOp::Merge(body)
+                }
             }
             _ => return Err(bad("unknown write tag")),
         };
