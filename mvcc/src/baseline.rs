@@ -180,8 +180,8 @@ impl VersionStore for BaselineStore {
                 Some(Op::Merge(m)) => Some(*m),
                 _ => None,
             };
-            let after = row.versions.iter().rev().take_while(|v| v.ts > ctx.read_ts.0);
-            if let Some(v) = after.filter(|v| merge.is_none() || !v.merge).next() {
+            let mut after = row.versions.iter().rev().take_while(|v| v.ts > ctx.read_ts.0);
+            if let Some(v) = after.find(|v| merge.is_none() || !v.merge) {
                 return Err(ctx.conflict(key, Some(v.ts)));
             }
             if let Some(m) = merge {

@@ -410,9 +410,12 @@ pub(crate) enum InstallError<'g> {
 /// What an installing merge needs besides its version: its operator applied to a value in the
 /// chain, and to the key's row in the base (for a chain with no version).
 pub(crate) struct Merging<'a> {
-    pub(crate) on_value: &'a dyn Fn(Option<&[u8]>) -> Result<Bytes, MvccError>,
+    pub(crate) on_value: &'a MergeFn<'a>,
     pub(crate) on_base: &'a dyn Fn() -> Result<Bytes, MvccError>,
 }
+
+/// A merge's operator applied to a value (`None`: absent or deleted).
+pub(crate) type MergeFn<'a> = dyn Fn(Option<&[u8]>) -> Result<Bytes, MvccError> + 'a;
 
 /// What a snapshot read found.
 #[derive(Debug, PartialEq, Eq)]

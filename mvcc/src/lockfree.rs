@@ -81,7 +81,10 @@ impl ChainSource for LockFreeStore {
     ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
         loop {
             let chain = self.index.get_or_create(key, guard);
-            match install_on(chain, ctx, key, version, merge, guard) {
+            // Under loom the index lends a guard that derefs to the chain, not a reference.
+            #[allow(clippy::needless_borrow)]
+            let result = install_on(&chain, ctx, key, version, merge, guard);
+            match result {
                 Ok(installed) => return Ok(installed),
                 Err(InstallFail::Sealed(v)) => {
                     version = v;

@@ -173,3 +173,19 @@ fn loom_aborted_head() {
 fn loom_aborted_head_canaries() {
     expect_caught("aborted_head", 3, Canary::AbortedHeadUnchecked, aborted_head);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model 8: merges (scenarios.rs). Two merges into one key and a put of it, from one snapshot:
+// the merges never conflict with each other, each conflicts with the put, and no merge is lost.
+// Preemption bound 2.
+
+#[test]
+fn loom_merges_and_a_put() {
+    assert!(explore("merges_and_a_put", 2, merges_and_a_put) > 1);
+}
+
+#[test]
+fn loom_merges_and_a_put_canaries() {
+    expect_caught("merges_and_a_put", 2, Canary::MergeOverPut, merges_and_a_put);
+    expect_caught("merges_and_a_put", 2, Canary::MergeOnSnapshot, merges_and_a_put);
+}

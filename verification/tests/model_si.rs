@@ -1,5 +1,6 @@
 //! Model-based test: random interleavings of up to four txns on one thread — begin (read-write
-//! or read-only), get, put, insert, delete, scan, commit, rollback, drop, full GC, checkpoint —
+//! or read-only), get, put, insert, delete, merge (an integer add), scan, commit, rollback, drop,
+//! full GC, checkpoint —
 //! run against the reference model (`strata_verification::model`) and against the engine on both
 //! stores, in memory and on a (simulated) disk, comparing every result. On disk, a checkpoint
 //! writes the base file and GC then drops the chains it covers, so rows live in the base, in
@@ -37,6 +38,12 @@ enum Op {
         slot: usize,
         key: Key,
     },
+    /// A merge: add `delta` to the key's integer.
+    Add {
+        slot: usize,
+        key: Key,
+        delta: i8,
+    },
     Scan {
         slot: usize,
     },
@@ -60,9 +67,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (slot.clone(), any::<bool>()).prop_map(|(slot, r)| Op::Begin { slot, read_only: r && slot % 2 == 1 }),
         4 => (slot.clone(), key.clone()).prop_map(|(slot, key)| Op::Get { slot, key }),
-        4 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Put { slot, key, value }),
-        1 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Insert { slot, key, value }),
-        2 => (slot.clone(), key).prop_map(|(slot, key)| Op::Delete { slot, key }),
+        4 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Put { slot, key, value: value.into() }),
+        1 => (slot.clone(), key.clone(), any::<u8>()).prop_map(|(slot, key, value)| Op::Insert { slot, key, value: value.into() }),
+        2 => (slot.clone(), key.clone()).prop_map(|(slot, key)| Op::Delete { slot, key }),
+        4 => (slot.clone(), key, any::<i8>()).prop_map(|(slot, key, delta)| Op::Add { slot, key, delta }),
         1 => slot.clone().prop_map(|slot| Op::Scan { slot }),
         3 => slot.clone().prop_map(|slot| Op::Commit { slot }),
         1 => slot.clone().prop_map(|slot| Op::Rollback { slot }),
@@ -77,13 +85,18 @@ enum Handle {
     Ro(strata::Snapshot),
 }
 
+/// Values are stored as 8-byte integers (what a merge adds to).
+fn value(v: &[u8]) -> Value {
+    Value::from_le_bytes(v.try_into().expect("an 8-byte value"))
+}
+
 impl Handle {
     fn get(&self, t: &Table, key: Key) -> Option<Value> {
         let v = match self {
             Handle::Rw(x) => x.get(t, [key]).unwrap(),
             Handle::Ro(x) => x.get(t, [key]).unwrap(),
         };
-        v.map(|v| v[0])
+        v.map(|v| value(&v))
     }
 
     fn scan(&self, t: &Table) -> Vec<(Key, Value)> {
@@ -91,7 +104,7 @@ impl Handle {
             Handle::Rw(x) => x.scan(t).unwrap(),
             Handle::Ro(x) => x.scan(t).unwrap(),
         };
-        rows.into_iter().map(|(k, v)| (k[0], v[0])).collect()
+        rows.into_iter().map(|(k, v)| (k[0], value(&v))).collect()
     }
 
     /// The same view through the borrowed-row scan (`range_with`, `range_rev_with`), forward
@@ -103,7 +116,7 @@ impl Handle {
         };
         let mut out = Vec::new();
         let f = |k: &[u8], v: &[u8]| {
-            out.push((k[0], v[0]));
+            out.push((k[0], value(v)));
             if out.len() >= limit {
                 std::ops::ControlFlow::Break(())
             } else {
@@ -172,9 +185,9 @@ fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError>
                     let insert = matches!(op, Op::Insert { .. });
                     let exists = model.get(m, key).is_some();
                     let r = if insert {
-                        h.insert(&t, [key], [value])
+                        h.insert(&t, [key], value.to_le_bytes())
                     } else {
-                        h.put(&t, [key], [value])
+                        h.put(&t, [key], value.to_le_bytes())
                     };
                     if insert && exists {
                         prop_assert_eq!(
@@ -185,7 +198,7 @@ fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError>
                         );
                     } else {
                         r.unwrap();
-                        m.writes.insert(key, Some(value));
+                        m.write(key, Some(value));
                     }
                 }
             }
@@ -193,7 +206,13 @@ fn run(store: StoreKind, on_disk: bool, ops: &[Op]) -> Result<(), TestCaseError>
                 if let Some((Handle::Rw(h), m)) = &mut open[slot] {
                     let existed = h.delete(&t, [key]).unwrap();
                     prop_assert_eq!(existed, model.get(m, key).is_some(), "{}", ctx());
-                    m.writes.insert(key, None);
+                    m.write(key, None);
+                }
+            }
+            Op::Add { slot, key, delta } => {
+                if let Some((Handle::Rw(h), m)) = &mut open[slot] {
+                    h.add(&t, [key], delta.into()).unwrap();
+                    model.add(m, key, delta.into());
                 }
             }
             Op::Commit { slot } => {

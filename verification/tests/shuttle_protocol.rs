@@ -139,6 +139,13 @@ fn pct_aborted_head() {
 }
 
 #[test]
+fn pct_merges_and_a_put() {
+    assert!(pct("merges_and_a_put", merges_and_a_put) > 1);
+    expect_caught("merges_and_a_put", Canary::MergeOverPut, pct, merges_and_a_put);
+    expect_caught("merges_and_a_put", Canary::MergeOnSnapshot, pct, merges_and_a_put);
+}
+
+#[test]
 fn pct_phantom() {
     assert!(pct("phantom", phantom) > 1);
     expect_caught("phantom", Canary::SkipValidation, pct, phantom);

@@ -3,7 +3,7 @@
 //! whichever checker's spawn the including test file provides.
 
 use super::thread;
-use strata_mvcc::{Mvcc, MvccError, StoreKind, TableId, Timestamp, TxnMode};
+use strata_mvcc::{MergeOp, Mvcc, MvccError, StoreKind, TableId, Timestamp, TxnMode};
 
 /// Every invariant failure of a model starts with this. A canary counts as caught only when the
 /// checker's failure carries it (`invariant_fired`): a branch-limit, deadlock or setup panic is a
@@ -269,4 +269,46 @@ pub fn aborted_head() {
     );
     let now = db.begin(TxnMode::ReadOnly).unwrap().get(T, b"a").unwrap();
     invariant_eq!(now.as_deref(), Some(&b"w"[..]), "W's write must survive");
+}
+
+// Model 8: merges (mvcc/src/merge.rs). Two txns add 1 and 10 to one key while a third puts 100,
+// all from one snapshot. The merges never conflict with each other; each conflicts with the put
+// (first committer wins): either the put commits and both merges fail, or the put fails and
+// both merges commit, the second applied to the first's result (0 + 1 + 10). Preemption bound 2.
+
+pub fn merges_and_a_put() {
+    let db = db();
+    put(&db, b"k", &0i64.to_le_bytes());
+    let mut m1 = db.begin(TxnMode::ReadWrite).unwrap();
+    let mut m2 = db.begin(TxnMode::ReadWrite).unwrap();
+    let mut p = db.begin(TxnMode::ReadWrite).unwrap();
+    m1.merge(T, b"k", MergeOp::Add(1)).unwrap();
+    m2.merge(T, b"k", MergeOp::Add(10)).unwrap();
+    p.write(T, b"k", Some(&100i64.to_le_bytes())).unwrap();
+    let one = thread::spawn(move || m1.commit());
+    let two = thread::spawn(move || m2.commit());
+    let put_result = p.commit();
+    let (r1, r2) = (one.join().unwrap(), two.join().unwrap());
+    let int = |v: Option<Vec<u8>>| v.map(|b| i64::from_le_bytes(b.try_into().unwrap()));
+    let now = int(db.begin(TxnMode::ReadOnly).unwrap().get(T, b"k").unwrap());
+    match &put_result {
+        Ok(_) => {
+            for r in [&r1, &r2] {
+                invariant!(
+                    matches!(r, Err(MvccError::Conflict { .. })),
+                    "a merge committed beside a concurrent put: {r:?}"
+                );
+            }
+            invariant_eq!(now, Some(100), "the put's value stands");
+        }
+        Err(e) => {
+            invariant!(matches!(e, MvccError::Conflict { .. }), "{e}");
+            let (Ok(t1), Ok(t2)) = (&r1, &r2) else {
+                FIRED.store(true, std::sync::atomic::Ordering::SeqCst);
+                panic!("{INVARIANT}: merges conflicted with each other: {r1:?} / {r2:?}");
+            };
+            invariant!(t1 != t2, "two commits at one timestamp: {t1:?}");
+            invariant_eq!(now, Some(11), "a merge was lost");
+        }
+    }
 }
