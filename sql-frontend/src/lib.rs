@@ -9,13 +9,21 @@
 //! let mut b = a.connect()?; // a sibling connection, e.g. for another thread
 //! a.execute("BEGIN CONCURRENT", &[])?;
 //! b.execute("BEGIN CONCURRENT", &[])?;
+//! // An increment of a row found by its key runs as a merge: both commit.
 //! a.execute("UPDATE counters SET n = n + 1 WHERE id = ?", &[Value::from(1)])?;
 //! b.execute("UPDATE counters SET n = n + 1 WHERE id = ?", &[Value::from(1)])?;
 //! a.execute("COMMIT", &[])?;
-//! let err = b.execute("COMMIT", &[]).unwrap_err(); // first committer wins
+//! b.execute("COMMIT", &[])?;
+//! // Any other write of the row conflicts with a concurrent one: first committer wins.
+//! a.execute("BEGIN CONCURRENT", &[])?;
+//! b.execute("BEGIN CONCURRENT", &[])?;
+//! a.execute("UPDATE counters SET n = n * 2 WHERE id = 2", &[])?;
+//! b.execute("UPDATE counters SET n = 7 WHERE id = 2", &[])?;
+//! a.execute("COMMIT", &[])?;
+//! let err = b.execute("COMMIT", &[]).unwrap_err();
 //! assert!(err.is_retryable());
 //! let rows = a.query("SELECT id, n FROM counters ORDER BY id", &[])?;
-//! assert_eq!(rows.rows, vec![vec![Value::from(1), Value::from(1)], vec![Value::from(2), Value::from(0)]]);
+//! assert_eq!(rows.rows, vec![vec![Value::from(1), Value::from(2)], vec![Value::from(2), Value::from(0)]]);
 //! # Ok::<(), strata_sql::Error>(())
 //! ```
 //!

@@ -251,6 +251,21 @@ pub fn encode_row(values: &[Value], out: &mut Vec<u8>) {
     }
 }
 
+/// Where the 8 bytes of the INTEGER at `index` start in `encode_row(values)`; `None` if that
+/// value is not an INTEGER. (A merge adds to the stored row in place there.)
+pub fn integer_offset(values: &[Value], index: usize) -> Option<usize> {
+    if !matches!(values.get(index)?, Value::Integer(_)) {
+        return None;
+    }
+    let width = |v: &Value| match v {
+        Value::Null => 1,
+        Value::Integer(_) | Value::Real(_) => 1 + 8,
+        Value::Text(s) => 1 + 4 + s.len(),
+        Value::Blob(b) => 1 + 4 + b.len(),
+    };
+    Some(values[..index].iter().map(width).sum::<usize>() + 1)
+}
+
 /// Decodes a row of `columns` values; never panics on bad bytes.
 pub fn decode_row(bytes: &[u8], columns: usize) -> Result<Vec<Value>> {
     let values = decode_values(bytes)?;

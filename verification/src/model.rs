@@ -101,7 +101,8 @@ impl SiModel {
         }
         // A put or delete loses to any commit after the snapshot; an add only to a put or delete.
         let conflicts = |(k, w): (&Key, &ModelWrite)| {
-            let after = self.versions.get(k).into_iter().flatten().filter(|(t, ..)| *t > txn.read_ts);
+            let after =
+                self.versions.get(k).into_iter().flatten().filter(|(t, ..)| *t > txn.read_ts);
             let mut after = after.filter(|(.., merge)| !matches!(w, ModelWrite::Add(_)) || !*merge);
             after.next().is_some()
         };

@@ -18,12 +18,14 @@ use crate::expr::{
     Params, Scope,
 };
 use crate::schema::{self, Column, ColumnType, TableSchema};
-use crate::value::{decode_row, encode_key, encode_row, key_rowid, rowid_key, Value};
+use crate::value::{
+    decode_row, encode_key, encode_row, integer_offset, key_rowid, rowid_key, Value,
+};
 use sqlparser::ast::{self as sql};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use strata::{Snapshot, Table, Txn};
+use strata::{MergeOp, Snapshot, Table, Txn};
 
 /// What a statement needs from its connection: the catalog and data tables, and rowids.
 pub trait Env {

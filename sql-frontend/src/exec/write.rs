@@ -38,6 +38,69 @@ pub(super) fn unique_violation(schema: &TableSchema) -> Error {
     Error::constraint(format!("UNIQUE constraint failed: {}", cols.join(", ")))
 }
 
+/// Whether an UPDATE can run as merges, and if so, per matched row, the merge to make:
+/// `(rowid, offset of the field in the stored row, delta)`. It can when it sets one INTEGER
+/// column (not a key) to itself plus or minus a constant that is an INTEGER, finds its rows by
+/// rowid or PRIMARY KEY equality alone (so it reads nothing else of the row), every matched row
+/// holds an INTEGER there, and the txn is not serializable (its read of the row would be
+/// validated). Such an update does not conflict with a concurrent one of the same form: each
+/// applies to the newest committed row when its txn commits (docs/adr/0014-merge.md). A
+/// result that overflows on the snapshot's row fails here, as the plain update would; one that
+/// overflows only on the newest row fails the commit (`ErrorKind::InvalidInput`).
+fn merged_update(
+    txn: &Txn,
+    source: &Source,
+    assignments: &[(usize, Expr)],
+    params: &[Value],
+    matches: &[(i64, Vec<Value>)],
+) -> Result<Option<Vec<(i64, u32, i64)>>> {
+    let schema = &source.schema;
+    let [(col, e)] = assignments else { return Ok(None) };
+    let point = |f: &Expr| match f {
+        Expr::Binary(BinOp::Eq, l, r) => {
+            let key = |x: &Expr| is_rowid_col(x, schema) || is_key_col(x, schema);
+            (key(l) && is_constant(r)) || (key(r) && is_constant(l))
+        }
+        _ => false,
+    };
+    let this = |x: &Expr| matches!(x, Expr::Column(c) if c == col);
+    let (sign, delta) = match e {
+        Expr::Binary(BinOp::Add, l, r) if this(l) && is_constant(r) => (1, r),
+        Expr::Binary(BinOp::Add, l, r) if this(r) && is_constant(l) => (1, l),
+        Expr::Binary(BinOp::Sub, l, r) if this(l) && is_constant(r) => (-1, r),
+        _ => return Ok(None),
+    };
+    let eligible = txn.isolation() == strata::Isolation::Snapshot
+        && schema.columns[*col].ty == ColumnType::Integer
+        && Some(*col) != schema.rowid_column
+        && !schema.primary_key.contains(col)
+        && source.filter.as_ref().is_some_and(point);
+    if !eligible {
+        return Ok(None);
+    }
+    let delta = match eval(delta, &Ctx::params(params))? {
+        Value::Integer(d) if sign == 1 => d,
+        Value::Integer(d) => match d.checked_neg() {
+            Some(d) => d,
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let mut adds = Vec::with_capacity(matches.len());
+    for (rowid, row) in matches {
+        let (Some(offset), Value::Integer(old)) = (integer_offset(row, *col), &row[*col]) else {
+            return Ok(None);
+        };
+        if old.checked_add(delta).is_none() {
+            let op = if sign == 1 { "addition" } else { "subtraction" };
+            return Err(Error::range(format!("integer overflow in {op}")));
+        }
+        let Ok(offset) = u32::try_from(offset) else { return Ok(None) };
+        adds.push((*rowid, offset, delta));
+    }
+    Ok(Some(adds))
+}
+
 /// Runs a writing statement; returns the rows it changed.
 /// Every statement that writes a table's rows makes the txn's commit depend on the table's
 /// schema row: a `DROP TABLE` or `CREATE TABLE` of that name committed after the txn's snapshot
@@ -141,6 +204,13 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
             let matches = rows_of(txn, env, source, params)?;
+            if let Some(adds) = merged_update(txn, source, assignments, params, &matches)? {
+                for (rowid, offset, delta) in adds {
+                    let op = MergeOp::AddAt { offset, delta };
+                    txn.merge(&table, rowid_key(rowid), op)?;
+                }
+                return Ok(matches.len() as u64);
+            }
             let keys = key_table_of(env, schema)?;
             let n = schema.columns.len();
             for (rowid, row) in &matches {
