@@ -78,9 +78,11 @@ const LATENCY_NS_MAX: u64 = 60_000_000_000;
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Engines, comma-separated: strata, strata-serializable (the same at Isolation::Serializable),
-    /// baseline, map (the plain-DashMap limit), strata-sql (through SQL, prepared statements),
-    /// sqlite (rusqlite: WAL, BEGIN IMMEDIATE), sqlrite (SQLRite's MVCC: BEGIN CONCURRENT),
-    /// turso (Turso's MVCC; needs `--features turso`).
+    /// strata-merge (increments as merges, `Txn::add`), baseline, baseline-merge, map (the
+    /// plain-DashMap limit), strata-sql (through SQL, prepared statements; `SET n = n + 1` runs
+    /// as a merge), strata-sql-rmw (increments as SELECT then UPDATE), sqlite (rusqlite: WAL,
+    /// BEGIN IMMEDIATE), sqlrite (SQLRite's MVCC: BEGIN CONCURRENT), turso (Turso's MVCC; needs
+    /// `--features turso`).
     #[arg(
         long,
         value_delimiter = ',',

@@ -36,6 +36,8 @@ impl Worker for Shared {
 pub(super) struct StrataEngine {
     db: Database,
     table: Table,
+    /// Increments are merges (`Txn::add`) instead of read-modify-write txns.
+    merge: bool,
 }
 
 /// Where an on-disk engine lives and how it commits.
@@ -86,7 +88,7 @@ impl StrataEngine {
             start = end;
         }
         db.collect_garbage();
-        Ok(StrataEngine { db, table })
+        Ok(StrataEngine { db, table, merge: false })
     }
 }
 
@@ -99,6 +101,16 @@ impl Engine for StrataEngine {
         let mut runs = 0u64;
         let mut bad_value = None;
         let key = key.to_be_bytes();
+        if self.merge {
+            return self
+                .db
+                .transaction(|txn| {
+                    runs += 1;
+                    txn.add(&self.table, key, 1)
+                })
+                .map(|()| runs - 1)
+                .map_err(|e| e.to_string());
+        }
         self.db
             .transaction(|txn| {
                 runs += 1;
@@ -323,7 +335,16 @@ pub(super) fn make_engine(
             };
             Box::new(StrataEngine::new(StoreKind::LockFree, isolation, keys, initial, disk)?)
         }
-        "strata-sql" => Box::new(sql::StrataSql::new(keys, initial, disk)?),
+        "strata-merge" | "baseline-merge" => {
+            let store =
+                if name == "strata-merge" { StoreKind::LockFree } else { StoreKind::Baseline };
+            let mut engine = StrataEngine::new(store, Isolation::Snapshot, keys, initial, disk)?;
+            engine.merge = true;
+            Box::new(engine)
+        }
+        "strata-sql" | "strata-sql-rmw" => {
+            Box::new(sql::StrataSql::new(keys, initial, disk, name == "strata-sql-rmw")?)
+        }
         "sqlite" => Box::new(sql::Sqlite::new(keys, initial, disk)?),
         "sqlrite" => {
             if disk.is_some() {
@@ -360,7 +381,8 @@ pub(super) fn make_engine(
         }
         other => {
             return Err(format!(
-                "unknown engine {other:?} (strata, strata-serializable, baseline, map, strata-sql, sqlite, sqlrite, turso)"
+                "unknown engine {other:?} (strata, strata-serializable, strata-merge, baseline, \
+                 baseline-merge, map, strata-sql, strata-sql-rmw, sqlite, sqlrite, turso)"
             ))
         }
     })

@@ -4,7 +4,10 @@
 //! transfer two `UPDATE`s in one txn, a total `SELECT SUM(n)`):
 //!
 //! - `strata-sql`: `BEGIN CONCURRENT`, a conflict (at an UPDATE or the COMMIT) rolled back and
-//!   retried;
+//!   retried. Its `SET n = n + ?` updates run as merges (they find the row by key and read
+//!   nothing else of it), so increments never conflict;
+//! - `strata-sql-rmw`: the same, but an increment is the read-modify-write form, `SELECT n`
+//!   then `UPDATE counters SET n = <n + 1>`, in one txn: what the merge replaces;
 //! - `sqlite`: the same with `BEGIN IMMEDIATE`, in WAL mode with `busy_timeout` (a writer waits
 //!   for the lock instead of failing), `synchronous` matched to Strata's durability (OFF for in
 //!   memory, which for SQLite is a file in the temporary directory whose pages stay in the page
@@ -101,10 +104,12 @@ pub mod literal {
 
 pub struct StrataSql {
     root: Mutex<Connection>,
+    /// Increments read, then write the new value (`strata-sql-rmw`).
+    rmw: bool,
 }
 
 impl StrataSql {
-    pub fn new(keys: u64, initial: u64, disk: Option<&Disk>) -> Result<Self, String> {
+    pub fn new(keys: u64, initial: u64, disk: Option<&Disk>, rmw: bool) -> Result<Self, String> {
         let e = |e: strata_sql::Error| e.to_string();
         let db = open_database(StoreKind::LockFree, strata::Isolation::Snapshot, disk)?;
         let mut root = Connection::from_database(db).map_err(e)?;
@@ -113,12 +118,13 @@ impl StrataSql {
             root.execute(&stmt, &[]).map_err(e)?;
         }
         root.database().collect_garbage();
-        Ok(StrataSql { root: Mutex::new(root) })
+        Ok(StrataSql { root: Mutex::new(root), rmw })
     }
 }
 
 struct StrataSqlWorker {
     conn: Connection,
+    rmw: bool,
     begin: strata_sql::Statement,
     update: strata_sql::Statement,
     commit: strata_sql::Statement,
@@ -178,8 +184,36 @@ impl StrataSqlWorker {
     }
 }
 
+impl StrataSqlWorker {
+    /// The read-modify-write increment: read `n`, write `n + 1`, commit; retried on conflict.
+    fn read_then_write(&mut self, key: u64) -> Result<u64, String> {
+        let (read, write) = (self.read.clone(), self.write.clone());
+        let mut aborts = 0;
+        loop {
+            self.begin.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
+            let n = self.one_integer(&read, &[int(key)])?.unwrap_or(0);
+            let done = write
+                .execute(&mut self.conn, &[int(key), int(n + 1)])
+                .and_then(|_| self.commit.execute(&mut self.conn, &[]));
+            match done {
+                Ok(_) => return Ok(aborts),
+                Err(e) if e.is_retryable() => {
+                    aborts += 1;
+                    if self.conn.in_transaction() {
+                        self.rollback.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
+                    }
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
 impl Worker for StrataSqlWorker {
     fn increment(&mut self, key: u64) -> Result<u64, String> {
+        if self.rmw {
+            return self.read_then_write(key);
+        }
         let update = self.update.clone();
         self.txn(&[(&update, &[int(key)])])
     }
@@ -257,6 +291,7 @@ impl Engine for StrataSql {
             let (scan, insert) = (prep(SCAN)?, prep(INSERT)?);
             Ok(Box::new(StrataSqlWorker {
                 conn,
+                rmw: self.rmw,
                 begin,
                 update,
                 commit,
