@@ -101,7 +101,7 @@ fn threads_incrementing_never_conflict() {
         .map(|_| {
             let mut conn = c.connect().unwrap();
             std::thread::spawn(move || {
-                let mut stmt = conn.prepare("UPDATE c SET n = n + 1 WHERE id = ?").unwrap();
+                let stmt = conn.prepare("UPDATE c SET n = n + 1 WHERE id = ?").unwrap();
                 for i in 0..per_thread {
                     conn.execute("BEGIN CONCURRENT", &[]).unwrap();
                     stmt.execute(&mut conn, &[Value::from(1 + i % 2 * 2)]).unwrap();

@@ -328,11 +328,8 @@ pub(super) fn make_engine(
     let (keys, initial) = (spec.keys, spec.initial);
     Ok(match name {
         "strata" | "strata-serializable" => {
-            let isolation = if name == "strata" {
-                Isolation::Snapshot
-            } else {
-                Isolation::Serializable
-            };
+            let isolation =
+                if name == "strata" { Isolation::Snapshot } else { Isolation::Serializable };
             Box::new(StrataEngine::new(StoreKind::LockFree, isolation, keys, initial, disk)?)
         }
         "strata-merge" | "baseline-merge" => {
