@@ -23,6 +23,16 @@
 //!         Ok(new)
 //!     })?;
 //!     assert_eq!(balance, 105);
+//!     // A merge: an add applied at commit to the newest value, so concurrent adds to one key
+//!     // all commit (no conflict, no retry); a put or delete of the key still conflicts with it.
+//!     let hits = db.create_table("hits")?;
+//!     std::thread::scope(|s| {
+//!         for _ in 0..4 {
+//!             s.spawn(|| db.transaction(|txn| txn.add(&hits, b"home", 1)).expect("no conflict"));
+//!         }
+//!     });
+//!     let total = db.begin_read()?.get(&hits, b"home")?.expect("counted");
+//!     assert_eq!(i64::from_le_bytes(total.try_into().expect("8 bytes")), 4);
 //!     Ok(())
 //! }
 //! ```

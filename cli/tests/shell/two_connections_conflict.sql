@@ -1,8 +1,9 @@
--- Two connections update the same row inside BEGIN CONCURRENT: first committer wins.
+-- Two connections update the same row inside BEGIN CONCURRENT: first committer wins. (Two
+-- increments of one row, `SET bal = bal + ?`, would both commit: they run as merges.)
 CREATE TABLE acc (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL);
 INSERT INTO acc VALUES (1, 100), (2, 100);
 BEGIN CONCURRENT;
-UPDATE acc SET bal = bal - 30 WHERE id = 1;
+UPDATE acc SET bal = 70 WHERE id = 1;
 .spawn
 BEGIN CONCURRENT;
 -- B's snapshot is from its BEGIN: A's write is invisible.
