@@ -34,6 +34,7 @@ use crate::state::{TxnId, TxnState, TxnStatus};
 use crate::store::SealRule;
 use crate::sync::epoch::{self, Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering, SpinWait};
+use std::cell::Cell;
 use std::fmt;
 
 /// Tag bit on `Chain::head` marking a sealed chain (invariant 5).
@@ -412,6 +413,23 @@ pub(crate) enum InstallError<'g> {
 pub(crate) struct Merging<'a> {
     pub(crate) on_value: &'a MergeFn<'a>,
     pub(crate) on_base: &'a dyn Fn() -> Result<Bytes, MvccError>,
+    /// The newest version an earlier attempt of this install found to be a merge with every
+    /// version below it, down to the snapshot, a merge too (null: none yet). A retry checks only
+    /// what was linked above it since. Without this, every retry walked all the merges committed
+    /// since the snapshot: a txn whose snapshot had aged walked longer, so lost every race for
+    /// the head, so aged further (measured: txns starved for seconds, and their snapshots held
+    /// back GC). Compared by address only; the installer stays pinned across its retries, so the
+    /// version cannot be freed and its address reused meanwhile.
+    pub(crate) verified: Cell<*const Version>,
+}
+
+impl<'a> Merging<'a> {
+    pub(crate) fn new(
+        on_value: &'a MergeFn<'a>,
+        on_base: &'a dyn Fn() -> Result<Bytes, MvccError>,
+    ) -> Self {
+        Merging { on_value, on_base, verified: Cell::new(std::ptr::null()) }
+    }
 }
 
 /// A merge's operator applied to a value (`None`: absent or deleted).
@@ -694,12 +712,21 @@ impl Chain {
                     }
                 },
             };
-            // First committer wins against puts and deletes committed after the snapshot.
+            // First committer wins against puts and deletes committed after the snapshot: every
+            // version down to the snapshot must be a merge's (down to `verified`: checked before).
             let mut cur = top;
             #[cfg(any(loom, shuttle))]
             let mut visible = Shared::null();
             // SAFETY: loaded under `guard` (see `read`); below the head all are committed.
             while let Some(v) = unsafe { cur.as_ref() } {
+                #[cfg(any(loom, shuttle))]
+                let checked = std::ptr::eq(v, merging.verified.get())
+                    && !crate::canary::active(crate::canary::Canary::MergeOnSnapshot);
+                #[cfg(not(any(loom, shuttle)))]
+                let checked = std::ptr::eq(v, merging.verified.get());
+                if checked {
+                    break;
+                }
                 match v.committed_ts() {
                     Some(ts) if ts <= read_ts => {
                         #[cfg(any(loom, shuttle))]
@@ -716,6 +743,7 @@ impl Chain {
                 // Acquire: pairs with the Release CAS that published `next`'s target.
                 cur = v.next.load(Ordering::Acquire, guard);
             }
+            merging.verified.set(top.as_raw());
             // The broken variant: merge into what the snapshot saw, not the newest value.
             #[cfg(any(loom, shuttle))]
             let source = match crate::canary::active(crate::canary::Canary::MergeOnSnapshot) {

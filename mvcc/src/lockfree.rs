@@ -251,7 +251,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
                 version.set_merge();
                 let on_value = |v: Option<&[u8]>| ctx.merged(key, m, v);
                 let on_base = || ctx.merged_into_base(key, m);
-                let merging = Merging { on_value: &on_value, on_base: &on_base };
+                let merging = Merging::new(&on_value, &on_base);
                 install_waiting(source, ctx, key, version, Some(&merging), &guard)
             }
         };
