@@ -177,6 +177,11 @@ impl<'g, T> Shared<'g, T> {
         self.data & tag_mask::<T>()
     }
 
+    /// The pointer without its tag (for comparing addresses).
+    pub(crate) fn as_raw(&self) -> *const T {
+        (self.data & !tag_mask::<T>()) as *const T
+    }
+
     pub(crate) fn with_tag(&self, tag: usize) -> Self {
         Shared {
             data: (self.data & !tag_mask::<T>()) | (tag & tag_mask::<T>()),
