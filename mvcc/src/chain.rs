@@ -828,30 +828,41 @@ impl Chain {
         steps_max: usize,
         guard: &'g Guard,
     ) -> u64 {
+        Chain::cut_below(start, watermark, steps_max, guard).retired
+    }
+
+    /// `truncate_below`, also saying how deep the cut was.
+    pub(crate) fn cut_below<'g>(
+        start: Shared<'g, Version>,
+        watermark: u64,
+        steps_max: usize,
+        guard: &'g Guard,
+    ) -> Cut {
         let mut cur = start.with_tag(0);
         let mut steps = 0;
         // SAFETY: loaded under `guard` (see `read`).
         while let Some(v) = unsafe { cur.as_ref() } {
             steps += 1;
             if steps > steps_max {
-                return 0;
+                return Cut { retired: 0, depth: None };
             }
             match v.committed_ts() {
                 Some(ts) if ts <= watermark => {
+                    let depth = Some(steps);
                     // Nothing below: skip the RMW (a full GC pass visits every chain).
                     if v.next.load(Ordering::Relaxed, guard).is_null() {
-                        return 0;
+                        return Cut { retired: 0, depth };
                     }
                     // AcqRel: Acquire to read the tail we take over, Release so a racing GC that
                     // swaps the same link sees null (only one of us gets the tail).
                     crate::lines::write(crate::lines::Site::ChainLink, &v.next);
                     let tail = v.next.swap(Shared::null(), Ordering::AcqRel, guard);
-                    return retire_list(tail, guard);
+                    return Cut { retired: retire_list(tail, guard), depth };
                 }
                 _ => cur = v.next.load(Ordering::Acquire, guard),
             }
         }
-        0
+        Cut { retired: 0, depth: Some(steps) }
     }
 
     /// GC: cuts old versions below the newest one every snapshot (all `>= watermark`) can see.
@@ -922,6 +933,15 @@ impl Chain {
         }
         n
     }
+}
+
+/// What `Chain::cut_below` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cut {
+    /// Versions retired.
+    pub(crate) retired: u64,
+    /// Versions inspected to find where to cut (or the end of the chain); `None`: it gave up.
+    pub(crate) depth: Option<usize>,
 }
 
 /// Retires a detached list: for each node, takes its `next` by swap (so a racing truncation of
