@@ -645,29 +645,41 @@ impl Chain {
                     }
                 },
             };
-            // Relaxed: published by the Release CAS below.
-            version.next.store(next, Ordering::Relaxed);
-            crate::lines::write(crate::lines::Site::ChainLink, &self.head);
-            // Release on success: pairs with the Acquire head loads in `read`/`install`.
-            // Acquire on failure: the next iteration dereferences the new head.
-            match self.head.compare_exchange(
-                head,
-                version,
-                Ordering::Release,
-                Ordering::Acquire,
-                guard,
-            ) {
-                Ok(installed) => {
-                    if replaces_aborted {
-                        // SAFETY: our CAS removed the only link to the aborted head (invariant 1:
-                        // nothing is ever linked below an uncommitted version), so we retire it
-                        // exactly once; readers that loaded it are pinned.
-                        unsafe { guard.defer_destroy(head) };
-                    }
-                    return Ok(installed);
-                }
-                Err(err) => version = err.new,
+            match self.link(head, version, next, replaces_aborted, guard) {
+                Ok(installed) => return Ok(installed),
+                Err(back) => version = back,
             }
+        }
+    }
+
+    /// Links `version` over `next` by a CAS of the head from `head` (an installer's last step),
+    /// retiring `head` if it is an aborted version being replaced. The version comes back if
+    /// the head moved.
+    fn link<'g>(
+        &self,
+        head: Shared<'g, Version>,
+        version: Owned<Version>,
+        next: Shared<'g, Version>,
+        replaces_aborted: bool,
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Version>, Owned<Version>> {
+        // Relaxed: published by the Release CAS below.
+        version.next.store(next, Ordering::Relaxed);
+        crate::lines::write(crate::lines::Site::ChainLink, &self.head);
+        // Release on success: pairs with the Acquire head loads in `read`/`install`.
+        // Acquire on failure: the installer's next attempt dereferences the new head.
+        match self.head.compare_exchange(head, version, Ordering::Release, Ordering::Acquire, guard)
+        {
+            Ok(installed) => {
+                if replaces_aborted {
+                    // SAFETY: our CAS removed the only link to the aborted head (invariant 1:
+                    // nothing is ever linked below an uncommitted version), so we retire it
+                    // exactly once; readers that loaded it are pinned.
+                    unsafe { guard.defer_destroy(head) };
+                }
+                Ok(installed)
+            }
+            Err(err) => Err(err.new),
         }
     }
 
@@ -758,27 +770,9 @@ impl Chain {
                 None => (merging.on_base)(),
             };
             version.payload = Some(value.map_err(InstallError::Failed)?);
-            // Relaxed: published by the Release CAS below.
-            version.next.store(top, Ordering::Relaxed);
-            crate::lines::write(crate::lines::Site::ChainLink, &self.head);
-            // Release on success: pairs with the Acquire head loads in `read`/`install`.
-            // Acquire on failure: the next iteration dereferences the new head.
-            match self.head.compare_exchange(
-                head,
-                version,
-                Ordering::Release,
-                Ordering::Acquire,
-                guard,
-            ) {
-                Ok(installed) => {
-                    if replaces_aborted {
-                        // SAFETY: as in `install`: our CAS removed the only link to the aborted
-                        // head (nothing is linked below an uncommitted version); retired once.
-                        unsafe { guard.defer_destroy(head) };
-                    }
-                    return Ok(installed);
-                }
-                Err(err) => version = err.new,
+            match self.link(head, version, top, replaces_aborted, guard) {
+                Ok(installed) => return Ok(installed),
+                Err(back) => version = back,
             }
         }
     }

@@ -57,7 +57,8 @@ pub(crate) struct CommitCtx<'a> {
     pub(crate) base: Option<&'a dyn BaseReader>,
 }
 
-fn key_prefix(bytes: &[u8]) -> Vec<u8> {
+/// The start of a key, kept in an error for context.
+pub(crate) fn key_prefix(bytes: &[u8]) -> Vec<u8> {
     bytes[..bytes.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec()
 }
 

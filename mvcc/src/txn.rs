@@ -221,8 +221,7 @@ impl Txn {
     }
 
     fn merge_error(&self, table: TableId, key: &[u8], reason: MergeError) -> MvccError {
-        let key_prefix = key[..key.len().min(crate::error::ERROR_KEY_PREFIX_BYTES)].to_vec();
-        MvccError::Merge { txn: self.id, table, key_prefix, reason }
+        MvccError::Merge { txn: self.id, table, key_prefix: crate::store::key_prefix(key), reason }
     }
 
     /// `get_with` past the txn's own writes: the snapshot's value (chains, then base).

@@ -146,17 +146,41 @@ impl StrataSqlWorker {
     /// `BEGIN CONCURRENT`, the statements with their parameters, `COMMIT`; retried on conflict.
     /// Returns the aborted attempts.
     fn txn(&mut self, steps: &[(&strata_sql::Statement, &[Value])]) -> Result<u64, String> {
+        self.retried(|w| {
+            for (stmt, params) in steps {
+                stmt.execute(&mut w.conn, params)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The read-modify-write increment: read `n`, write `n + 1`, commit; retried on conflict.
+    fn read_then_write(&mut self, key: u64) -> Result<u64, String> {
+        let (read, write) = (self.read.clone(), self.write.clone());
+        self.retried(|w| {
+            let rows = read.query(&mut w.conn, &[int(key)])?;
+            let n = match rows.rows.first().and_then(|r| r.first()) {
+                None | Some(Value::Null) => 0,
+                Some(Value::Integer(n)) => *n as u64,
+                Some(other) => {
+                    let message = format!("expected an integer, got {other:?}");
+                    return Err(strata_sql::Error::new(strata_sql::ErrorKind::Type, message));
+                }
+            };
+            write.execute(&mut w.conn, &[int(key), int(n + 1)]).map(drop)
+        })
+    }
+
+    /// `BEGIN CONCURRENT`, `body`, `COMMIT`; rolled back and run again while it fails with a
+    /// retryable error. Returns the aborted attempts.
+    fn retried(
+        &mut self,
+        mut body: impl FnMut(&mut Self) -> strata_sql::Result<()>,
+    ) -> Result<u64, String> {
         let mut aborts = 0;
         loop {
             self.begin.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
-            let mut done = Ok(0);
-            for (stmt, params) in steps {
-                done = stmt.execute(&mut self.conn, params);
-                if done.is_err() {
-                    break;
-                }
-            }
-            let done = done.and_then(|_| self.commit.execute(&mut self.conn, &[]));
+            let done = body(self).and_then(|()| self.commit.execute(&mut self.conn, &[]));
             match done {
                 Ok(_) => return Ok(aborts),
                 Err(e) if e.is_retryable() => {
@@ -180,31 +204,6 @@ impl StrataSqlWorker {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Integer(n)) => Ok(Some(*n as u64)),
             Some(other) => Err(format!("expected an integer, got {other:?}")),
-        }
-    }
-}
-
-impl StrataSqlWorker {
-    /// The read-modify-write increment: read `n`, write `n + 1`, commit; retried on conflict.
-    fn read_then_write(&mut self, key: u64) -> Result<u64, String> {
-        let (read, write) = (self.read.clone(), self.write.clone());
-        let mut aborts = 0;
-        loop {
-            self.begin.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
-            let n = self.one_integer(&read, &[int(key)])?.unwrap_or(0);
-            let done = write
-                .execute(&mut self.conn, &[int(key), int(n + 1)])
-                .and_then(|_| self.commit.execute(&mut self.conn, &[]));
-            match done {
-                Ok(_) => return Ok(aborts),
-                Err(e) if e.is_retryable() => {
-                    aborts += 1;
-                    if self.conn.in_transaction() {
-                        self.rollback.execute(&mut self.conn, &[]).map_err(|e| e.to_string())?;
-                    }
-                }
-                Err(e) => return Err(e.to_string()),
-            }
         }
     }
 }
