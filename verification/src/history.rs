@@ -460,19 +460,25 @@ pub fn record(db: &strata::Database, w: Workload) -> strata::Result<History> {
     Ok(history)
 }
 
+/// A recorder thread's random stream: `next(n)` is in `0..n`; one independent stream per
+/// (seed, thread), so a run is reproducible from its seed.
+pub(crate) fn thread_rng(seed: u64, thread: u64) -> impl FnMut(u64) -> u64 {
+    let mut rng = seed ^ (thread + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    }
+}
+
 fn run_thread(
     db: &strata::Database,
     table: &strata::Table,
     w: Workload,
     th: u64,
 ) -> strata::Result<Vec<TxnRecord>> {
-    let mut rng = w.seed ^ (th + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = thread_rng(w.seed, th);
     let mut out = Vec::with_capacity(w.txns_per_thread);
     for i in 0..w.txns_per_thread as u64 {
         let id = ((th + 1) << 40) | (i + 1);

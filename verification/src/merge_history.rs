@@ -265,13 +265,7 @@ fn run_thread(
     w: MergeWorkload,
     th: u64,
 ) -> strata::Result<Vec<MergeTxn>> {
-    let mut rng = w.seed ^ (th + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
+    let mut next = crate::history::thread_rng(w.seed, th);
     let int = |v: Option<Vec<u8>>| v.map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
     let mut out = Vec::with_capacity(w.txns_per_thread);
     for _ in 0..w.txns_per_thread {
