@@ -233,13 +233,14 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         }
     };
     let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
-    let merged = writes.iter().any(|(_, op)| matches!(op, Op::Merge(_)));
+    let mut merged = false; // whether any write is a merge (deep inline GC, below)
     for (key, op) in writes.iter_mut() {
         let (payload, merge) = match std::mem::replace(op, Op::Delete) {
             Op::Put(value) => (Some(value), None),
             Op::Delete => (None, None),
             Op::Merge(m) => (None, Some(m)),
         };
+        merged |= merge.is_some();
         let mut version = match st {
             // SAFETY: `state` outlives the version as `pending` requires: it is retired
             // through the epoch collector below, after the version is published or unlinked.
