@@ -99,6 +99,11 @@ pub struct BenchArgs {
     /// Seconds per (engine, workload, threads) run.
     #[arg(long, default_value_t = 1.0)]
     pub duration: f64,
+    /// Each thread runs this many ops and stops, instead of running for `--duration`: a fixed
+    /// amount of work, for instruction counts under callgrind (`scripts/instructions.sh`).
+    /// Throughput is then ops over the time the threads took. The counters suite only.
+    #[arg(long)]
+    pub ops: Option<u64>,
     /// Runs per configuration; the row reported is the median by throughput (a shared 2-core
     /// machine drifts by tens of percent between runs).
     #[arg(long, default_value_t = 1)]
@@ -164,6 +169,7 @@ impl Default for BenchArgs {
             workload: DEFAULT_WORKLOADS.split(',').map(String::from).collect(),
             threads: vec![1, 2, 4, 8, 16],
             duration: 1.0,
+            ops: None,
             repeat: 1,
             keys: None,
             zipf: 0.99,
@@ -406,11 +412,16 @@ fn run_one(
     threads: usize,
     spec: &Spec,
     zipf: Option<&Zipf>,
-    duration: Duration,
+    length: Length,
     seed: u64,
     first_insert: u64,
-) -> Vec<ThreadResult> {
+) -> (Vec<ThreadResult>, Duration) {
     let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let ops_max = match length {
+        Length::Time(_) => u64::MAX,
+        Length::Ops(n) => n,
+    };
     let opening_total = spec.keys.wrapping_mul(spec.initial);
     let handles: Vec<_> = (0..threads)
         .map(|th| {
@@ -434,7 +445,9 @@ fn run_one(
                 };
                 let mut t0 = Instant::now();
                 // Relaxed: a stop flag; the join orders everything that matters.
-                while !stop.load(Ordering::Relaxed) {
+                let mut done_ops = 0u64;
+                while done_ops < ops_max && !stop.load(Ordering::Relaxed) {
+                    done_ops += 1;
                     let op = ops.next();
                     let done = match op {
                         Op::Increment(k) => worker.increment(k).inspect(|_| result.increments += 1),
@@ -474,9 +487,11 @@ fn run_one(
             })
         })
         .collect();
-    std::thread::sleep(duration);
-    stop.store(true, Ordering::Relaxed);
-    handles
+    if let Length::Time(duration) = length {
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+    }
+    let results = handles
         .into_iter()
         .map(|h| {
             h.join().unwrap_or_else(|_| {
@@ -485,7 +500,21 @@ fn run_one(
                 r
             })
         })
-        .collect()
+        .collect();
+    let elapsed = match length {
+        Length::Time(duration) => duration,
+        Length::Ops(_) => started.elapsed(),
+    };
+    (results, elapsed)
+}
+
+/// How long each run of the throughput suite lasts.
+#[derive(Clone, Copy, Debug)]
+enum Length {
+    /// Every thread runs until the time is up (`--duration`).
+    Time(Duration),
+    /// Every thread runs this many ops (`--ops`).
+    Ops(u64),
 }
 
 /// The directory the durability suite uses when `--path` is not given.
@@ -514,11 +543,17 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
     if args.duration <= 0.0 || !args.duration.is_finite() {
         return Err(format!("--duration must be positive, got {}", args.duration));
     }
+    if args.ops == Some(0) {
+        return Err("--ops must be positive".into());
+    }
     if args.threads.is_empty() || args.threads.contains(&0) {
         return Err("--threads needs positive counts".into());
     }
     let duration = Duration::from_secs_f64(args.duration);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.ops.is_some() && args.suite != Suite::Counters {
+        return Err("--ops runs the counters suite only".into());
+    }
     if args.suite == Suite::Durability {
         return run_durability(args, duration, cores);
     }
@@ -531,9 +566,13 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
             format!("on disk in {} ({:?}, {:?})", p.display(), args.durability, args.file_io)
         }
     };
+    let per_run = match args.ops {
+        None => format!("{:.1}s per run", args.duration),
+        Some(n) => format!("{n} ops per thread per run"),
+    };
     println!(
-        "strata bench: {} core(s); {:.1}s per run; seed {}; {place}; threads beyond {cores} are oversubscribed",
-        cores, args.duration, args.seed
+        "strata bench: {cores} core(s); {per_run}; seed {}; {place}; threads beyond {cores} are oversubscribed",
+        args.seed
     );
     let mut rows = Vec::new();
     let total_runs = (args.workload.len() * args.engine.len() * args.threads.len()) as u64
@@ -602,7 +641,8 @@ pub fn run(args: &BenchArgs) -> Result<bool, String> {
                         first_insert: keys + run_no * INSERT_KEYS_PER_RUN,
                     };
                     progress.set_message(format!("{engine_name}/{workload}/{threads}t"));
-                    runs.push(run.measure(duration, args.seed, &mut committed_total)?);
+                    let length = args.ops.map_or(Length::Time(duration), Length::Ops);
+                    runs.push(run.measure(length, args.seed, &mut committed_total)?);
                     progress.inc(1);
                 }
                 let row = median(runs);
@@ -723,13 +763,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Runs once for `duration` and checks the gate against the cumulative committed count.
-    fn measure(
-        &self,
-        duration: Duration,
-        seed: u64,
-        committed_total: &mut u64,
-    ) -> Result<Row, String> {
+    /// Runs once and checks the gate against the cumulative committed count.
+    fn measure(&self, length: Length, seed: u64, committed_total: &mut u64) -> Result<Row, String> {
         let reader = match self.spec.mix {
             Mix::LongReader => match self.engine.hold_snapshot() {
                 Some(guard) => Some(guard?),
@@ -744,12 +779,12 @@ impl Run<'_> {
         };
         // Drops what the preload and earlier runs counted (the workers flush theirs on exit).
         let _ = strata::lines::take();
-        let results = run_one(
+        let (results, elapsed) = run_one(
             self.engine,
             self.threads,
             self.spec,
             self.zipf,
-            duration,
+            length,
             seed,
             self.first_insert,
         );
@@ -772,7 +807,7 @@ impl Run<'_> {
                 (retained, reclaim)
             }
         };
-        let elapsed = duration.as_secs_f64();
+        let elapsed = elapsed.as_secs_f64();
         let mut latency = Histogram::<u64>::new_with_bounds(1, LATENCY_NS_MAX, 2).expect("valid");
         let mut reads = latency.clone();
         let mut attempts =
@@ -926,6 +961,33 @@ mod tests {
             let svg = std::fs::read_to_string(plots.join(format!("{workload}.svg"))).unwrap();
             assert!(svg.starts_with("<svg") && svg.contains("strata"), "{workload}.svg");
         }
+    }
+
+    /// `--ops`: every thread stops after exactly that many ops, so a run commits threads × ops
+    /// (the fixed work `scripts/instructions.sh` counts under callgrind).
+    #[test]
+    fn ops_runs_a_fixed_number_of_ops_per_thread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("rows.json");
+        let args = BenchArgs {
+            engine: vec!["strata".into(), "map".into()],
+            workload: vec!["counters-hot".into()],
+            threads: vec![1, 3],
+            ops: Some(1_000),
+            json: Some(json.clone()),
+            ..BenchArgs::default()
+        };
+        assert!(run(&args).unwrap());
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(rows.len(), 4);
+        for r in &rows {
+            assert_eq!(r["commits"], 1_000 * r["threads"].as_u64().unwrap(), "{r}");
+            assert!(r["commits_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        let durability = BenchArgs { suite: Suite::Durability, ops: Some(10), ..args.clone() };
+        assert!(run(&durability).unwrap_err().contains("counters suite only"));
+        assert!(run(&BenchArgs { ops: Some(0), ..args }).unwrap_err().contains("positive"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `strata`: the command-line tool. `strata bench` runs workloads against Strata and its peers;
 //! `strata check DIR` verifies a database directory; `strata shell [DIR]` is the SQL shell.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+#[cfg(not(feature = "turso"))]
+mod alloc;
 mod bench;
 mod check;
 mod shell;
@@ -65,9 +67,9 @@ fn main() -> ExitCode {
 /// The allocator of the `strata` binary (not of the library: embedders choose their own).
 /// Versions are allocated by one thread and freed through the epoch collector by another;
 /// glibc's malloc serialises such cross-thread frees on the allocating arena's lock, mimalloc
-/// frees them lock-free. Every engine in `strata bench` runs under this same allocator. (With
-/// `--features turso` the `turso` crate installs the very same mimalloc allocator itself, and two
-/// `#[global_allocator]`s cannot coexist.)
+/// frees them lock-free (`alloc`: how it is called). Every engine in `strata bench` runs under
+/// this same allocator. (With `--features turso` the `turso` crate installs the `mimalloc`
+/// crate's allocator itself, and two `#[global_allocator]`s cannot coexist.)
 #[cfg(not(feature = "turso"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Mimalloc = alloc::Mimalloc;
