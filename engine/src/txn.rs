@@ -232,8 +232,39 @@ pub struct Txn {
     durable: Option<Arc<Durable>>,
     durability: Durability,
     /// The tables this txn wrote to, by id (errors name a table by its name, and the core
-    /// knows only ids). Short: pushed only when a write's table differs from the last one's.
-    tables: Vec<(TableId, Arc<str>)>,
+    /// knows only ids).
+    tables: Written,
+}
+
+/// The tables a txn wrote to, with their names. The first is held inline, so a txn that writes
+/// one table allocates nothing for it; later ones go to a vector.
+#[derive(Default)]
+struct Written {
+    first: Option<(TableId, Arc<str>)>,
+    rest: Vec<(TableId, Arc<str>)>,
+}
+
+impl Written {
+    fn add(&mut self, table: &Table) {
+        match &self.first {
+            None => self.first = Some((table.id, table.name.clone())),
+            Some((id, _)) if *id == table.id => {}
+            Some(_) => {
+                if !self.rest.iter().any(|(id, _)| *id == table.id) {
+                    self.rest.push((table.id, table.name.clone()));
+                }
+            }
+        }
+    }
+
+    /// The name of `table`, or its id as text if this txn did not write it.
+    fn name(&self, table: TableId) -> String {
+        self.first
+            .iter()
+            .chain(&self.rest)
+            .find(|(id, _)| *id == table)
+            .map_or_else(|| table.to_string(), |(_, name)| name.to_string())
+    }
 }
 
 impl fmt::Debug for Txn {
@@ -255,7 +286,7 @@ impl Txn {
         durable: Option<Arc<Durable>>,
         durability: Durability,
     ) -> Self {
-        Txn { view: Snapshot { inner }, durable, durability, tables: Vec::new() }
+        Txn { view: Snapshot { inner }, durable, durability, tables: Written::default() }
     }
 
     /// What `commit` waits for (default: the database's `Options::durability`). No effect in
@@ -330,12 +361,9 @@ impl Txn {
         let Txn { view, durable, durability, tables } = self;
         let named = |e: MvccError| -> Error {
             match e {
-                MvccError::TableDropped { table, .. } => Error::TableDropped {
-                    name: tables
-                        .iter()
-                        .find(|(id, _)| *id == table)
-                        .map_or_else(|| table.to_string(), |(_, name)| name.to_string()),
-                },
+                MvccError::TableDropped { table, .. } => {
+                    Error::TableDropped { name: tables.name(table) }
+                }
                 e => e.into(),
             }
         };
@@ -428,11 +456,7 @@ impl Txn {
     /// Checks `table` is live and remembers its name for errors at commit.
     fn touch(&mut self, table: &Table) -> Result<()> {
         table.check_live()?;
-        if self.tables.last().is_none_or(|(id, _)| *id != table.id)
-            && !self.tables.iter().any(|(id, _)| *id == table.id)
-        {
-            self.tables.push((table.id, table.name.clone()));
-        }
+        self.tables.add(table);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use crate::range::KeyRange;
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::{Mutex, RwLock, StdArc};
-use crate::writeset::{Op, Write};
+use crate::writeset::{Op, Writes};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
@@ -134,7 +134,7 @@ impl VersionStore for BaselineStore {
         false
     }
 
-    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Writes) -> Result<Timestamp, MvccError> {
         // Keys guarded by `Txn::validate_at_commit` (this store has no serializable mode, so
         // `reads` holds only those): locked like written keys, so no commit to them can land
         // between the check and our timestamp. A changed one is a plain conflict here (no

@@ -134,7 +134,7 @@ impl Kernel {
         read_ts: u64,
         reads: Option<&ReadSet>,
     ) -> Result<u64, MvccError> {
-        let mut writes: Vec<_> = keys
+        let mut writes: crate::writeset::Writes = keys
             .iter()
             .map(|k| (StoredKey::new(TableId(0), &[*k]), Op::Put(Bytes::new(value))))
             .collect();

@@ -42,7 +42,7 @@ use crate::state::{TxnState, TxnStatus};
 use crate::stats::bump;
 use crate::store::{CommitCtx, GcReport, SealRule, SeenKey, StoreKind, VersionStore, Visible};
 use crate::sync::epoch::{self, Guard, Owned, Shared};
-use crate::writeset::{Op, Write};
+use crate::writeset::{Op, Writes};
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::ControlFlow;
@@ -215,7 +215,7 @@ pub(crate) trait ChainSource {
 pub(crate) fn commit_protocol<S: ChainSource>(
     source: &S,
     ctx: &CommitCtx<'_>,
-    mut writes: Vec<Write>,
+    mut writes: Writes,
 ) -> Result<Timestamp, MvccError> {
     let guard = epoch::pin();
     // The state word every pending version points to. A txn that writes one key keeps it in
@@ -232,7 +232,9 @@ pub(crate) fn commit_protocol<S: ChainSource>(
             (Some(state), Some(st))
         }
     };
-    let mut installed: Vec<(&StoredKey, Shared<'_, Version>)> = Vec::with_capacity(writes.len());
+    // Inline for a one-key txn (no allocation), like its write set.
+    let mut installed: smallvec::SmallVec<[(&StoredKey, Shared<'_, Version>); 1]> =
+        smallvec::SmallVec::with_capacity(writes.len());
     let mut merged = false; // whether any write is a merge (deep inline GC, below)
     for (key, op) in writes.iter_mut() {
         let (payload, merge) = match std::mem::replace(op, Op::Delete) {
@@ -276,6 +278,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     }
     let Some(st) = st else {
         debug_assert!(false, "a commit with writes installed at least one");
+        drop(installed); // (empty) ends its borrow of `writes`
         return Err(ctx.conflict(&writes[0].0, None));
     };
     let stripe = ctx.stats.local();
@@ -498,7 +501,7 @@ impl VersionStore for LockFreeStore {
         true
     }
 
-    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError> {
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Writes) -> Result<Timestamp, MvccError> {
         commit_protocol(self, ctx, writes)
     }
 
@@ -577,7 +580,7 @@ mod tests {
     use crate::stats::Stats;
     use crate::store::Lookup;
 
-    fn writes(keys: &[&[u8]]) -> Vec<Write> {
+    fn writes(keys: &[&[u8]]) -> Writes {
         keys.iter()
             .map(|k| (StoredKey::new(TableId(1), k), Op::Put(crate::bytes::Bytes::new(b"v"))))
             .collect()

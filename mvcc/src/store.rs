@@ -16,7 +16,7 @@ use crate::merge::MergeOp;
 use crate::range::{KeyRange, ReadSet};
 use crate::state::TxnId;
 use crate::stats::Stats;
-use crate::writeset::Write;
+use crate::writeset::Writes;
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -221,7 +221,7 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
 
     /// Validates and publishes `writes` (sorted by key, no duplicates) atomically (first committer wins), returning the commit
     /// timestamp. On conflict none of the writes ever becomes visible.
-    fn commit(&self, ctx: &CommitCtx<'_>, writes: Vec<Write>) -> Result<Timestamp, MvccError>;
+    fn commit(&self, ctx: &CommitCtx<'_>, writes: Writes) -> Result<Timestamp, MvccError>;
 
     /// Reclaims versions no snapshot at or above `watermark` can see, removes the keys `seal`
     /// allows and the keys of `dropped` tables.

@@ -85,8 +85,10 @@ pub struct Txn {
     read_ts: Timestamp,
     mode: TxnMode,
     isolation: Isolation,
-    /// What a serializable read-write txn read (locked per read: reads take `&self`).
-    reads: Option<Mutex<ReadSet>>,
+    /// What a serializable read-write txn read (locked per read: reads take `&self`). Boxed:
+    /// a snapshot-isolation txn (the common case) carries one pointer, not the set, through
+    /// every move of the `Txn`.
+    reads: Option<Box<Mutex<ReadSet>>>,
     /// Keys validated at commit at any isolation level (`validate_at_commit`).
     guards: Vec<(TableId, Bytes)>,
     writes: WriteSet,
@@ -124,7 +126,7 @@ impl Txn {
             read_ts,
             mode,
             isolation,
-            reads: validates.then(|| Mutex::new(ReadSet::default())),
+            reads: validates.then(|| Box::new(Mutex::new(ReadSet::default()))),
             guards: Vec::new(),
             writes: WriteSet::default(),
             drops_at_begin,
@@ -459,7 +461,7 @@ impl Txn {
                 return Err(MvccError::TableDropped { txn: self.id, table });
             }
         }
-        let mut reads = self.reads.take().map(Mutex::into_inner);
+        let mut reads = self.reads.take().map(|r| r.into_inner());
         if !self.guards.is_empty() {
             reads.get_or_insert_with(ReadSet::default).keys.append(&mut self.guards);
         }

@@ -1,16 +1,18 @@
 //! A txn's buffered writes, in canonical key order (commit installs in this order, so two txns
 //! over the same keys never abort each other for the wrong reason).
 //!
-//! Small txns (the common case: a few keys) use one sorted `Vec` — one allocation, binary
-//! search, no tree nodes. A txn that writes its keys in ascending order (a bulk load) stays in
-//! the `Vec` however many keys it writes: each new key is appended. Only a key that would land
-//! in the middle of a `Vec` already holding `WRITESET_SMALL_MAX` keys moves the set to a
+//! Small txns (the common case: a few keys) use one sorted vector — binary search, no tree
+//! nodes, and its first write held inline, so a txn that writes one key allocates nothing for
+//! its write set (`Writes`). A txn that writes its keys in ascending order (a bulk load) stays
+//! in the vector however many keys it writes: each new key is appended. Only a key that would
+//! land in the middle of a vector already holding `WRITESET_SMALL_MAX` keys moves the set to a
 //! `BTreeMap`, so a large txn with keys in random order stays `O(n log n)`.
 
 use crate::bytes::Bytes;
 use crate::key::{KeyView, StoredKey};
 use crate::merge::MergeOp;
-use std::collections::BTreeMap;
+use smallvec::SmallVec;
+use std::collections::{btree_map, BTreeMap};
 
 /// Keys kept in the sorted-`Vec` form before an out-of-order key switches it to a `BTreeMap`.
 pub const WRITESET_SMALL_MAX: usize = 64;
@@ -35,6 +37,9 @@ impl Op {
 
 /// One buffered write.
 pub(crate) type Write = (StoredKey, Op);
+
+/// A txn's writes in key order, as its commit hands them to the store: the first one inline.
+pub(crate) type Writes = SmallVec<[Write; 1]>;
 
 /// A write as a txn's owner hands it over or reads it back (`Txn::writes`, `Mvcc::apply`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,13 +71,30 @@ impl From<WriteOp<'_>> for Op {
 
 #[derive(Debug)]
 pub(crate) enum WriteSet {
-    Small(Vec<Write>),
+    Small(Writes),
     Large(BTreeMap<StoredKey, Op>),
 }
 
 impl Default for WriteSet {
     fn default() -> Self {
-        WriteSet::Small(Vec::new())
+        WriteSet::Small(Writes::new())
+    }
+}
+
+/// `WriteSet::iter`: either form's iterator, without boxing it.
+pub(crate) enum Iter<'a> {
+    Small(std::slice::Iter<'a, Write>),
+    Large(btree_map::Iter<'a, StoredKey, Op>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a StoredKey, &'a Op);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Small(it) => it.next().map(|(k, op)| (k, op)),
+            Iter::Large(it) => it.next(),
+        }
     }
 }
 
@@ -139,15 +161,15 @@ impl WriteSet {
     }
 
     /// The writes in key order.
-    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&StoredKey, &Op)> + '_> {
+    pub(crate) fn iter(&self) -> Iter<'_> {
         match self {
-            WriteSet::Small(v) => Box::new(v.iter().map(|(k, b)| (k, b))),
-            WriteSet::Large(m) => Box::new(m.iter()),
+            WriteSet::Small(v) => Iter::Small(v.iter()),
+            WriteSet::Large(m) => Iter::Large(m.iter()),
         }
     }
 
     /// The writes in key order, as one vector (free for the small form).
-    pub(crate) fn into_sorted_vec(self) -> Vec<Write> {
+    pub(crate) fn into_sorted_vec(self) -> Writes {
         match self {
             WriteSet::Small(v) => v,
             WriteSet::Large(m) => m.into_iter().collect(),
