@@ -209,6 +209,20 @@ mod tests {
         assert!(sorted.windows(2).all(|w| w[0].0 < w[1].0));
     }
 
+    /// A one-key txn's write set holds its write inline (no allocation), also after the write
+    /// is replaced; a second key moves it to the heap, in order.
+    #[test]
+    fn one_write_is_held_inline() {
+        let mut ws = WriteSet::default();
+        assert!(ws.put(&(TableId(1), &b"k"[..]), Op::Put(Bytes::new(b"a"))));
+        assert!(!ws.put(&(TableId(1), &b"k"[..]), Op::Delete));
+        assert!(matches!(&ws, WriteSet::Small(v) if !v.spilled() && v.len() == 1));
+        assert!(ws.put(&(TableId(1), &b"a"[..]), Op::Delete));
+        assert!(matches!(&ws, WriteSet::Small(v) if v.spilled()));
+        let keys: Vec<&[u8]> = ws.iter().map(|(k, _)| k.bytes()).collect();
+        assert_eq!(keys, [&b"a"[..], &b"k"[..]]);
+    }
+
     /// Keys written in ascending order stay in the vector however many there are; the first
     /// key out of order past the small limit moves the set to the tree, in order.
     #[test]
