@@ -433,14 +433,17 @@ impl Txn {
     /// Returns the commit timestamp (for a txn that wrote nothing, its snapshot timestamp).
     /// On a conflict nothing this txn wrote ever becomes visible.
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
-        let core = self.core.clone();
+        // Borrowed, not cloned: a clone and its drop are two more writes to the `Arc` count,
+        // a line every txn of every thread writes. `self` lives to the end of this call, and
+        // the fields used beside `core` below are disjoint from it.
+        let core: &Core = &self.core;
         let stats = core.stats.local();
         if let Err(e) = core.check_open() {
-            self.abandon();
+            abandon(core, &mut self.pin, &mut self.writes, self.mode);
             return Err(e);
         }
         if self.writes.is_empty() {
-            self.end();
+            end(core, &mut self.pin);
             bump(&stats.commits, 1);
             return Ok(self.read_ts);
         }
@@ -448,7 +451,7 @@ impl Txn {
         let _admitted = match core.enter_commit() {
             Ok(ticket) => ticket,
             Err(e) => {
-                self.abandon();
+                abandon(core, &mut self.pin, &mut self.writes, self.mode);
                 return Err(e);
             }
         };
@@ -456,7 +459,7 @@ impl Txn {
         if core.table_drops() != self.drops_at_begin {
             if let Some(table) = writes.iter().map(|(k, _)| k.table()).find(|t| core.is_dropped(*t))
             {
-                self.end();
+                end(core, &mut self.pin);
                 bump(&stats.rollbacks, 1);
                 return Err(MvccError::TableDropped { txn: self.id, table });
             }
@@ -480,7 +483,7 @@ impl Txn {
         let tombstones = writes.iter().filter(|(_, op)| *op == Op::Delete).count() as u64;
         let result = core.store.commit(&ctx, writes);
         // The snapshot is no longer needed once our versions are published or unlinked.
-        self.end();
+        end(core, &mut self.pin);
         match result {
             Ok(ts) => {
                 bump(&stats.commits, 1);
@@ -503,21 +506,28 @@ impl Txn {
     }
 
     fn abandon(&mut self) {
-        if !matches!(self.pin.get_mut(), Pin::Released) {
-            if self.mode == TxnMode::ReadWrite {
-                bump(&self.core.stats.local().rollbacks, 1);
-            }
-            self.writes.clear();
-            self.end();
-        }
+        abandon(&self.core, &mut self.pin, &mut self.writes, self.mode);
     }
+}
 
-    fn end(&mut self) {
-        match std::mem::replace(self.pin.get_mut(), Pin::Released) {
-            Pin::Own(slot) => self.core.registry.release(slot),
-            Pin::Shared(shared) => drop(shared), // the last iterator releases the slot
-            Pin::Released => {}
+/// Discards the writes and ends the snapshot, unless it has ended. (Free functions over the
+/// fields they touch, so `Txn::commit` can call them while it borrows the core.)
+fn abandon(core: &Core, pin: &mut Mutex<Pin>, writes: &mut WriteSet, mode: TxnMode) {
+    if !matches!(pin.get_mut(), Pin::Released) {
+        if mode == TxnMode::ReadWrite {
+            bump(&core.stats.local().rollbacks, 1);
         }
+        writes.clear();
+        end(core, pin);
+    }
+}
+
+/// Ends the snapshot: releases the registry slot, or this txn's share of it.
+fn end(core: &Core, pin: &mut Mutex<Pin>) {
+    match std::mem::replace(pin.get_mut(), Pin::Released) {
+        Pin::Own(slot) => core.registry.release(slot),
+        Pin::Shared(shared) => drop(shared), // the last iterator releases the slot
+        Pin::Released => {}
     }
 }
 
