@@ -58,6 +58,10 @@ pub enum Canary {
     /// A merge applies its operator to the version its snapshot sees instead of the newest
     /// committed one: concurrent merges overwrite each other (a lost increment).
     MergeOnSnapshot = 14,
+    /// The core's lease fold starts `central` at 1 instead of a large bias: a lease dropped
+    /// between its stripe's swap and the addition of that stripe's count takes `central` to 0
+    /// early, and the core is released twice (`lease.rs`).
+    LeaseHoldOfOne = 15,
 }
 
 #[cfg(any(loom, shuttle))]

@@ -41,6 +41,7 @@ pub mod kernel;
 mod baseline;
 mod chain;
 mod index;
+mod lease;
 pub mod lines;
 mod lockfree;
 mod stats;

@@ -35,7 +35,7 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-fn stripe_index() -> usize {
+pub(crate) fn stripe_index() -> usize {
     static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STATS_STRIPES;
