@@ -242,17 +242,17 @@ impl<T> Drop for Lease<T> {
 #[cfg(all(test, not(loom), not(shuttle)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
-    struct Flag(std::sync::Arc<AtomicBool>);
+    /// Counts its drops (frees).
+    struct Flag(Arc<AtomicUsize>);
     impl Drop for Flag {
         fn drop(&mut self) {
-            assert!(!self.0.swap(true, Ordering::SeqCst), "freed twice");
+            assert_eq!(self.0.fetch_add(1, Ordering::SeqCst), 0, "freed twice");
         }
     }
 
-    fn owned() -> (Owner<Flag>, std::sync::Arc<AtomicBool>) {
-        let freed = std::sync::Arc::new(AtomicBool::new(false));
+    fn owned() -> (Owner<Flag>, Arc<AtomicUsize>) {
+        let freed = Arc::new(AtomicUsize::new(0));
         (Owner::new(Flag(freed.clone())), freed)
     }
 
@@ -262,9 +262,9 @@ mod tests {
         let second = owner.clone();
         drop(owner.lease());
         drop(owner);
-        assert!(!freed.load(Ordering::SeqCst));
+        assert_eq!(freed.load(Ordering::SeqCst), 0);
         drop(second);
-        assert!(freed.load(Ordering::SeqCst));
+        assert_eq!(freed.load(Ordering::SeqCst), 1);
     }
 
     #[test]
@@ -274,15 +274,15 @@ mod tests {
         let b = owner.lease_on(1);
         let a2 = a.clone();
         drop(owner);
-        assert!(!freed.load(Ordering::SeqCst));
+        assert_eq!(freed.load(Ordering::SeqCst), 0);
         let a3 = a2.clone(); // cloned after the fold: counted in `central`
         drop(a);
         drop(b);
         drop(a2);
-        assert!(!freed.load(Ordering::SeqCst));
-        assert!(!a3.0.load(Ordering::SeqCst), "the value is readable while leased");
+        assert_eq!(freed.load(Ordering::SeqCst), 0);
+        assert_eq!(a3.0.load(Ordering::SeqCst), 0, "the value is readable while leased");
         drop(a3);
-        assert!(freed.load(Ordering::SeqCst));
+        assert_eq!(freed.load(Ordering::SeqCst), 1);
     }
 
     /// Leases taken on many threads, moved and dropped on others, racing the owners' drops.
@@ -299,16 +299,16 @@ mod tests {
                         drop(other);
                         drop(lease);
                         for c in copies {
-                            assert!(!c.0.load(Ordering::SeqCst));
+                            assert_eq!(c.0.load(Ordering::SeqCst), 0);
                         }
                     })
                 })
                 .collect();
             drop(owner);
             for h in handles {
-                h.join().unwrap();
+                h.join().expect("a lease thread");
             }
-            assert!(freed.load(Ordering::SeqCst));
+            assert_eq!(freed.load(Ordering::SeqCst), 1);
         }
     }
 }
@@ -346,8 +346,8 @@ mod loom_tests {
                 drop(b);
             });
             drop(owner);
-            t1.join().unwrap();
-            t2.join().unwrap();
+            t1.join().expect("thread 1");
+            t2.join().expect("thread 2");
             assert!(freed.load(Ordering::SeqCst), "never freed");
         });
     }

@@ -60,10 +60,11 @@ pub use txn::{Isolation, Txn, TxnMode, KEY_BYTES_MAX, TXN_WRITES_MAX, VALUE_BYTE
 pub use writeset::{WriteOp, WRITESET_SMALL_MAX};
 
 use crate::key::KeyView;
+use crate::lease::Owner;
 use crate::registry::SnapshotRegistry;
 use crate::stats::{bump, Stats};
 use crate::store::{CommitCtx, SealRule, VersionStore};
-use crate::sync::{Arc, AtomicU64, Mutex, MutexGuard, Ordering, StdArc};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, StdArc};
 use crate::writeset::WriteSet;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -82,8 +83,8 @@ pub const WATERMARK_REFRESH_COMMITS: u64 = 8;
 /// The shared core of one database.
 ///
 /// Layout matters: the clock (written by every commit) and the cached watermark (written every
-/// `WATERMARK_REFRESH_COMMITS`) each get their own cache lines, apart from the `Arc` counts in
-/// front of the struct (bumped by every begin) and from the read-mostly fields below them.
+/// `WATERMARK_REFRESH_COMMITS`) each get their own cache lines, apart from the owner counts in
+/// front of the struct (`lease.rs`) and from the read-mostly fields below them.
 /// Sharing one line made every begin and every commit invalidate everyone's copy of the clock.
 pub(crate) struct Core {
     pub(crate) clock: CachePadded<Clock>,
@@ -225,7 +226,9 @@ fn next_txn_id() -> TxnId {
 /// An MVCC database core: clock, snapshot registry, version store and GC.
 #[derive(Clone)]
 pub struct Mvcc {
-    core: Arc<Core>,
+    /// Txns and scans hold the core by a `Lease` (`lease.rs`): begin and end write only the
+    /// calling thread's stripe, not a count every thread writes.
+    core: Owner<Core>,
 }
 
 impl fmt::Debug for Mvcc {
@@ -295,7 +298,7 @@ impl Mvcc {
             StoreKind::Baseline => Box::new(baseline::BaselineStore::new()),
         };
         Mvcc {
-            core: Arc::new(Core {
+            core: Owner::new(Core {
                 clock: CachePadded::new(Clock::new(start)),
                 registry: SnapshotRegistry::new(),
                 store,
@@ -334,8 +337,7 @@ impl Mvcc {
             .registry
             .begin(&self.core.clock)
             .map_err(|_| MvccError::TooManySnapshots { max: registry::SNAPSHOT_SLOTS_MAX })?;
-        crate::lines::write(crate::lines::Site::CoreRef, Arc::as_ptr(&self.core));
-        Ok(Txn::new(self.core.clone(), slot, read_ts, next_txn_id(), mode, isolation))
+        Ok(Txn::new(self.core.lease(), slot, read_ts, next_txn_id(), mode, isolation))
     }
 
     /// Closes the core: every later begin, read, write and commit fails with `Closed`, and

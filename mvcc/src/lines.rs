@@ -40,7 +40,7 @@ pub enum Site {
     Version,
     /// A txn state word's own allocation or free (txns that write more than one key).
     StateAlloc,
-    /// The database core's reference count (a txn holds the core alive).
+    /// The database core's reference count: a txn's lease, on its thread's stripe (`lease.rs`).
     CoreRef,
     /// Per-thread statistics stripes and the in-flight commit count.
     Stats,

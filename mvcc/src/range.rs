@@ -13,6 +13,7 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::TableId;
+use crate::lease::Lease;
 use crate::registry::SlotRef;
 use crate::store::SeenKey;
 use crate::sync::Arc;
@@ -175,13 +176,13 @@ impl ReadSet {
 /// A registry slot shared by a txn and the iterators it created; released when the last of
 /// them lets go, so a scan outliving its txn still keeps its snapshot from GC.
 pub(crate) struct SnapshotPin {
-    pub(crate) core: Arc<Core>,
+    pub(crate) core: Lease<Core>,
     slot: Option<SlotRef>,
 }
 
 impl SnapshotPin {
     /// `slot: None` for a scan that runs inside one call of a txn that holds its own slot.
-    pub(crate) fn new(core: Arc<Core>, slot: Option<SlotRef>) -> Self {
+    pub(crate) fn new(core: Lease<Core>, slot: Option<SlotRef>) -> Self {
         SnapshotPin { core, slot }
     }
 }

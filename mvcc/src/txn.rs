@@ -17,6 +17,7 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, TableId};
+use crate::lease::Lease;
 use crate::merge::{MergeError, MergeOp};
 use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
@@ -78,7 +79,7 @@ enum Pin {
 
 /// An MVCC transaction.
 pub struct Txn {
-    core: Arc<Core>,
+    core: Lease<Core>,
     /// Locked only to share the slot with a new range iterator (`&self`); `end` uses `get_mut`.
     pin: Mutex<Pin>,
     id: TxnId,
@@ -110,7 +111,7 @@ impl fmt::Debug for Txn {
 
 impl Txn {
     pub(crate) fn new(
-        core: Arc<Core>,
+        core: Lease<Core>,
         slot: SlotRef,
         read_ts: Timestamp,
         id: TxnId,
@@ -533,7 +534,6 @@ fn end(core: &Core, pin: &mut Mutex<Pin>) {
 
 impl Drop for Txn {
     fn drop(&mut self) {
-        crate::lines::write(crate::lines::Site::CoreRef, Arc::as_ptr(&self.core));
         self.abandon();
     }
 }
