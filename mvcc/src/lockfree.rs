@@ -555,8 +555,9 @@ impl VersionStore for LockFreeStore {
 
 impl Drop for LockFreeStore {
     fn drop(&mut self) {
-        // SAFETY: the store is being dropped; every txn, range iterator and GC pass holds the
-        // core (and so the store) alive through its `Arc`, so none is running or pinned on it.
+        // SAFETY: the store is being dropped; every txn and range iterator holds the core (and
+        // so the store) alive through its lease, and a GC pass through the `Mvcc` handle it runs
+        // on (`lease.rs`), so none is running or pinned on it.
         unsafe { self.index.free_all() };
     }
 }

@@ -13,11 +13,10 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::TableId;
-use crate::lease::Lease;
 use crate::registry::SlotRef;
 use crate::store::SeenKey;
 use crate::sync::Arc;
-use crate::Core;
+use crate::{Core, CoreLease};
 use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Bound, ControlFlow};
@@ -176,13 +175,13 @@ impl ReadSet {
 /// A registry slot shared by a txn and the iterators it created; released when the last of
 /// them lets go, so a scan outliving its txn still keeps its snapshot from GC.
 pub(crate) struct SnapshotPin {
-    pub(crate) core: Lease<Core>,
+    pub(crate) core: CoreLease,
     slot: Option<SlotRef>,
 }
 
 impl SnapshotPin {
     /// `slot: None` for a scan that runs inside one call of a txn that holds its own slot.
-    pub(crate) fn new(core: Lease<Core>, slot: Option<SlotRef>) -> Self {
+    pub(crate) fn new(core: CoreLease, slot: Option<SlotRef>) -> Self {
         SnapshotPin { core, slot }
     }
 }

@@ -62,8 +62,8 @@ pub struct SlotRef {
 }
 
 // SAFETY: `block` points into the registry's block list, which is append-only and freed only when
-// the registry is dropped; the owning `Txn` keeps the registry alive (it holds an `Arc` of the
-// core). The slot itself is an atomic, so using it from another thread is sound.
+// the registry is dropped; the owning `Txn` keeps the registry alive (it holds a lease on the
+// core, `lease.rs`). The slot itself is an atomic, so using it from another thread is sound.
 unsafe impl Send for SlotRef {}
 // SAFETY: as for `Send`; `SlotRef` exposes no interior mutability except through atomics.
 unsafe impl Sync for SlotRef {}

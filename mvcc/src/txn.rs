@@ -17,7 +17,6 @@ use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
 use crate::key::{KeyView, TableId};
-use crate::lease::Lease;
 use crate::merge::{MergeError, MergeOp};
 use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
@@ -26,7 +25,7 @@ use crate::stats::bump;
 use crate::store::{CommitCtx, Visible};
 use crate::sync::{Arc, Mutex};
 use crate::writeset::{Op, WriteOp, WriteSet};
-use crate::Core;
+use crate::{Core, CoreLease};
 use std::fmt;
 use std::ops::ControlFlow;
 
@@ -79,7 +78,7 @@ enum Pin {
 
 /// An MVCC transaction.
 pub struct Txn {
-    core: Lease<Core>,
+    core: CoreLease,
     /// Locked only to share the slot with a new range iterator (`&self`); `end` uses `get_mut`.
     pin: Mutex<Pin>,
     id: TxnId,
@@ -111,7 +110,7 @@ impl fmt::Debug for Txn {
 
 impl Txn {
     pub(crate) fn new(
-        core: Lease<Core>,
+        core: CoreLease,
         slot: SlotRef,
         read_ts: Timestamp,
         id: TxnId,
@@ -434,9 +433,9 @@ impl Txn {
     /// Returns the commit timestamp (for a txn that wrote nothing, its snapshot timestamp).
     /// On a conflict nothing this txn wrote ever becomes visible.
     pub fn commit(mut self) -> Result<Timestamp, MvccError> {
-        // Borrowed, not cloned: a clone and its drop are two more writes to the `Arc` count,
-        // a line every txn of every thread writes. `self` lives to the end of this call, and
-        // the fields used beside `core` below are disjoint from it.
+        // Borrowed, not cloned: a clone and its drop would be two more writes to the lease's
+        // count. `self` lives to the end of this call, and the fields used beside `core` below
+        // are disjoint from it.
         let core: &Core = &self.core;
         let stats = core.stats.local();
         if let Err(e) = core.check_open() {
