@@ -5,9 +5,9 @@
 //!
 //! The switch is thread-local to the test thread under loom and shuttle: they run a model's
 //! threads as coroutines on the calling thread, so every modelled thread sees it. A normal build
-//! with `--cfg strata_canary` (real OS threads: the history checker's canary runs) compiles the
-//! `AbortedHeadUnchecked` hook only, behind a process-wide switch. Release builds without that
-//! cfg contain no canary code at all.
+//! with `--cfg strata_canary` (real OS threads: the history checkers' canary runs) compiles the
+//! `AbortedHeadUnchecked`, `MergeOverPut` and `MergeOnSnapshot` hooks only, behind a process-wide
+//! switch. Release builds without that cfg contain no canary code at all.
 
 #[cfg(any(loom, shuttle))]
 use std::cell::Cell;

@@ -727,28 +727,28 @@ impl Chain {
             // First committer wins against puts and deletes committed after the snapshot: every
             // version down to the snapshot must be a merge's (down to `verified`: checked before).
             let mut cur = top;
-            #[cfg(any(loom, shuttle))]
+            #[cfg(any(loom, shuttle, strata_canary))]
             let mut visible = Shared::null();
             // SAFETY: loaded under `guard` (see `read`); below the head all are committed.
             while let Some(v) = unsafe { cur.as_ref() } {
-                #[cfg(any(loom, shuttle))]
+                #[cfg(any(loom, shuttle, strata_canary))]
                 let checked = std::ptr::eq(v, merging.verified.get())
                     && !crate::canary::active(crate::canary::Canary::MergeOnSnapshot);
-                #[cfg(not(any(loom, shuttle)))]
+                #[cfg(not(any(loom, shuttle, strata_canary)))]
                 let checked = std::ptr::eq(v, merging.verified.get());
                 if checked {
                     break;
                 }
                 match v.committed_ts() {
                     Some(ts) if ts <= read_ts => {
-                        #[cfg(any(loom, shuttle))]
+                        #[cfg(any(loom, shuttle, strata_canary))]
                         {
                             visible = cur;
                         }
                         break;
                     }
                     Some(_) if v.is_merge() => {}
-                    #[cfg(any(loom, shuttle))]
+                    #[cfg(any(loom, shuttle, strata_canary))]
                     Some(_) if crate::canary::active(crate::canary::Canary::MergeOverPut) => {}
                     committed_ts => return Err(InstallError::Conflict { committed_ts }),
                 }
@@ -757,12 +757,12 @@ impl Chain {
             }
             merging.verified.set(top.as_raw());
             // The broken variant: merge into what the snapshot saw, not the newest value.
-            #[cfg(any(loom, shuttle))]
+            #[cfg(any(loom, shuttle, strata_canary))]
             let source = match crate::canary::active(crate::canary::Canary::MergeOnSnapshot) {
                 true => visible,
                 false => top,
             };
-            #[cfg(not(any(loom, shuttle)))]
+            #[cfg(not(any(loom, shuttle, strata_canary)))]
             let source = top;
             // SAFETY: loaded under `guard`.
             let value = match unsafe { source.as_ref() } {

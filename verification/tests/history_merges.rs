@@ -3,7 +3,9 @@
 //! writes over it, first committer wins between a put and any other write, the final values are
 //! the replay of the commits in timestamp order, and with no puts no txn ever conflicts.
 //! Canaries: a checker that must flag a history with a lost merge and one with a put that
-//! overwrote a concurrent add. `STRATA_HISTORY_TXNS=N` sets the txns per thread (default 1500).
+//! overwrote a concurrent add; and, in a build with `RUSTFLAGS="--cfg strata_canary"`, the engine
+//! with a merge bug switched on (`MergeOnSnapshot`, `MergeOverPut`), whose histories the checker
+//! must flag on real threads. `STRATA_HISTORY_TXNS=N` sets the txns per thread (default 1500).
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata::{Database, Options, StoreKind};
@@ -15,15 +17,19 @@ fn txns_per_thread() -> usize {
     std::env::var("STRATA_HISTORY_TXNS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500)
 }
 
-fn run(store: StoreKind, threads: usize, put_pct: u64) {
-    let keys = 4;
-    let w = MergeWorkload {
+fn workload(threads: usize, put_pct: u64) -> MergeWorkload {
+    MergeWorkload {
         threads,
         txns_per_thread: txns_per_thread(),
-        keys,
+        keys: 4,
         put_pct,
         seed: 11 + threads as u64 + put_pct,
-    };
+    }
+}
+
+fn run(store: StoreKind, threads: usize, put_pct: u64) {
+    let w = workload(threads, put_pct);
+    let keys = w.keys;
     let db = Database::with_options(Options::default().store(store));
     let history = record(&db, w).unwrap();
     let anomalies = check(&history, put_pct == 0);
@@ -49,6 +55,7 @@ fn run(store: StoreKind, threads: usize, put_pct: u64) {
 }
 
 #[test]
+#[cfg_attr(strata_canary, ignore = "the canary build switches a bug on process-wide")]
 fn merges_only_never_conflict_and_read_consistently() {
     for store in [StoreKind::LockFree, StoreKind::Baseline] {
         for threads in [2, 4, 16] {
@@ -58,6 +65,7 @@ fn merges_only_never_conflict_and_read_consistently() {
 }
 
 #[test]
+#[cfg_attr(strata_canary, ignore = "the canary build switches a bug on process-wide")]
 fn merges_and_puts_keep_first_committer_wins() {
     for store in [StoreKind::LockFree, StoreKind::Baseline] {
         for threads in [2, 4, 16] {
@@ -111,4 +119,53 @@ fn the_checker_catches_broken_histories() {
     let found = check(&over_put, true);
     assert!(found.iter().any(|a| matches!(a, MergeAnomaly::LostUpdate { by_put: false, .. })));
     assert!(found.iter().any(|a| matches!(a, MergeAnomaly::MergeConflict { .. })));
+}
+
+/// The engine with `bug` switched on, on real threads (4 and 16 on 2 cores): the checker must
+/// flag an anomaly `expected` accepts. Histories are recorded until one is flagged, at most
+/// `STRATA_MERGE_CANARY_RUNS` (default 20) per thread count.
+#[cfg(strata_canary)]
+fn caught(
+    bug: strata_mvcc::canary::Canary,
+    put_pct: u64,
+    expected: impl Fn(&MergeAnomaly) -> bool,
+) {
+    use strata_mvcc::canary::{self, Canary};
+    let runs: u64 =
+        std::env::var("STRATA_MERGE_CANARY_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    canary::set(bug);
+    for threads in [4, 16] {
+        let mut found = None;
+        for run in 0..runs {
+            let mut w = workload(threads, put_pct);
+            w.seed += 1000 * run;
+            let db = Database::with_options(Options::default().store(StoreKind::LockFree));
+            let history = record(&db, w).unwrap();
+            let anomalies = check(&history, put_pct == 0);
+            if let Some(a) = anomalies.iter().find(|a| expected(a)) {
+                found = Some((run, a.to_string()));
+                break;
+            }
+        }
+        let Some((run, first)) = found else {
+            canary::set(Canary::None);
+            panic!("{bug:?} was not caught at {threads} threads in {runs} runs");
+        };
+        eprintln!("{bug:?} caught at {threads} threads in run {} of {runs}: {first}", run + 1);
+    }
+    canary::set(Canary::None);
+}
+
+/// Two merge bugs, one after the other (the switch is process-wide, so one test runs both):
+/// - merges applied to the snapshot's value instead of the newest: concurrent adds overwrite each
+///   other, and a read after them sees less than their sum;
+/// - merges that link over a put committed after their snapshot: the put and the add both commit.
+#[cfg(strata_canary)]
+#[test]
+fn merge_bugs_in_the_engine_are_caught() {
+    use strata_mvcc::canary::Canary;
+    caught(Canary::MergeOnSnapshot, 0, |a| matches!(a, MergeAnomaly::WrongRead { .. }));
+    caught(Canary::MergeOverPut, 20, |a| {
+        matches!(a, MergeAnomaly::LostUpdate { by_put: false, .. })
+    });
 }
