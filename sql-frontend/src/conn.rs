@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use strata::{Database, Durability, Isolation, Options, Table, Txn};
+use strata::{Database, Durability, Isolation, Options, Table, Timestamp, Txn};
 
 /// Statements kept parsed per connection.
 const STATEMENT_CACHE_MAX: usize = 256;
@@ -127,6 +127,8 @@ pub struct Connection {
     durability: Option<Durability>,
     /// `PRAGMA isolation_level`; `None`: the database's default.
     isolation: Option<Isolation>,
+    /// The commit timestamp of the last explicit txn this connection committed.
+    last_commit: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -170,6 +172,7 @@ impl Connection {
             cache: HashMap::new(),
             durability: None,
             isolation: None,
+            last_commit: None,
         })
     }
 
@@ -186,6 +189,22 @@ impl Connection {
     /// Whether an explicit txn is open (or failed and awaiting ROLLBACK).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.state, TxnState::Auto)
+    }
+
+    /// The snapshot of the open explicit txn: it sees every commit at or below this timestamp
+    /// and none above. `None` outside an explicit txn or in a failed one.
+    pub fn txn_read_ts(&self) -> Option<Timestamp> {
+        match &self.state {
+            TxnState::Open(txn) => Some(txn.read_ts()),
+            _ => None,
+        }
+    }
+
+    /// The commit timestamp of the last explicit txn (`BEGIN` … `COMMIT`) this connection
+    /// committed, in the engine's commit order (`None` before the first). For a txn that wrote
+    /// nothing it is the txn's snapshot, as `strata::Txn::commit` returns.
+    pub fn last_commit_ts(&self) -> Option<Timestamp> {
+        self.last_commit
     }
 
     /// Whether the open txn failed (every statement but ROLLBACK/COMMIT is refused).
@@ -267,7 +286,10 @@ impl Connection {
                     format!("the transaction was aborted and has been rolled back (by: {e})"),
                 )),
                 TxnState::Open(txn) => match txn.commit() {
-                    Ok(_) => Ok(none(0)),
+                    Ok(ts) => {
+                        self.last_commit = Some(ts);
+                        Ok(none(0))
+                    }
                     Err(e) => Err(Error::from(e)),
                 },
             },

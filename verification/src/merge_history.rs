@@ -14,6 +14,11 @@
 //! - **the final values** equal the replay (checked by the caller: [`MergeHistory::value_at`]).
 //!
 //! With no puts at all (`put_pct: 0`), no txn may abort: merges never conflict with each other.
+//!
+//! [`record`] runs the txns through the API (`Txn::add`, `Txn::put`, `Txn::get`); [`record_sql`]
+//! through SQL: `BEGIN CONCURRENT`, `UPDATE merges SET n = n + ? WHERE id = ?` (which runs as a
+//! merge, ADR 0014), `UPDATE merges SET n = ? WHERE id = ?`, `SELECT n FROM merges WHERE id = ?`,
+//! `COMMIT`, with the timestamps from `Connection::txn_read_ts` and `last_commit_ts`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -272,27 +277,133 @@ fn run_thread(
         let mut txn = db.begin()?;
         let read_ts = txn.read_ts().get();
         let mut ops = Vec::new();
-        for _ in 0..1 + next(4) {
-            let key = next(w.keys);
-            let op = match next(100) {
-                r if r < 35 => MergeOpRecord::Read(key, int(txn.get(table, key.to_be_bytes())?)),
-                r if r < 35 + w.put_pct * 65 / 100 => {
-                    let value = next(1000) as i64;
+        for op in draw_txn(&mut next, &w) {
+            ops.push(match op {
+                Draw::Read(key) => {
+                    MergeOpRecord::Read(key, int(txn.get(table, key.to_be_bytes())?))
+                }
+                Draw::Put(key, value) => {
                     txn.put(table, key.to_be_bytes(), value.to_le_bytes())?;
                     MergeOpRecord::Put(key, value)
                 }
-                _ => {
-                    let delta = next(19) as i64 - 9;
+                Draw::Add(key, delta) => {
                     txn.add(table, key.to_be_bytes(), delta)?;
                     MergeOpRecord::Add(key, delta)
                 }
-            };
-            ops.push(op);
+            });
         }
         let outcome = match txn.commit() {
             Ok(ts) => MergeOutcome::Committed { ts: ts.get() },
             Err(e) if e.is_retryable() => MergeOutcome::Conflict,
             Err(e) => return Err(e),
+        };
+        out.push(MergeTxn { thread: th, read_ts, ops, outcome });
+    }
+    Ok(out)
+}
+
+/// The ops of one txn, drawn from the workload's mix: 1–4 ops on random keys, 35% reads and the
+/// rest writes, `put_pct` of them puts of 0..1000 and the others adds of −9..9.
+enum Draw {
+    Read(u64),
+    Add(u64, i64),
+    Put(u64, i64),
+}
+
+fn draw_txn(next: &mut impl FnMut(u64) -> u64, w: &MergeWorkload) -> Vec<Draw> {
+    (0..1 + next(4))
+        .map(|_| {
+            let key = next(w.keys);
+            match next(100) {
+                r if r < 35 => Draw::Read(key),
+                r if r < 35 + w.put_pct * 65 / 100 => Draw::Put(key, next(1000) as i64),
+                _ => Draw::Add(key, next(19) as i64 - 9),
+            }
+        })
+        .collect()
+}
+
+/// As [`record`], through SQL: `conn` is the database's first connection (each thread opens a
+/// sibling). Creates the table `merges (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)` with a row
+/// of 0 per key. A txn whose COMMIT fails with a retryable error is recorded as a conflict.
+pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<MergeHistory, String> {
+    let err = |e: strata_sql::Error| e.to_string();
+    let mut c = conn.connect().map_err(err)?;
+    c.execute("CREATE TABLE merges (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", &[])
+        .map_err(err)?;
+    c.execute("BEGIN", &[]).map_err(err)?;
+    for k in 0..w.keys {
+        c.execute("INSERT INTO merges VALUES (?, 0)", &[strata_sql::Value::Integer(k as i64)])
+            .map_err(err)?;
+    }
+    c.execute("COMMIT", &[]).map_err(err)?;
+    let preload_ts = c.last_commit_ts().ok_or("the preload has no commit timestamp")?.get();
+    let per_thread: Vec<Result<Vec<MergeTxn>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..w.threads as u64).map(|th| s.spawn(move || run_sql_thread(conn, w, th))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("merge history worker panicked".into())))
+            .collect()
+    });
+    let mut history = MergeHistory::default();
+    for txns in per_thread {
+        history.txns.extend(txns?);
+    }
+    history.txns.push(MergeTxn {
+        thread: u64::MAX,
+        read_ts: preload_ts - 1,
+        ops: (0..w.keys).map(|k| MergeOpRecord::Put(k, 0)).collect(),
+        outcome: MergeOutcome::Committed { ts: preload_ts },
+    });
+    Ok(history)
+}
+
+fn run_sql_thread(
+    conn: &strata_sql::Connection,
+    w: MergeWorkload,
+    th: u64,
+) -> Result<Vec<MergeTxn>, String> {
+    use strata_sql::Value::Integer;
+    let err = |e: strata_sql::Error| e.to_string();
+    let mut c = conn.connect().map_err(err)?;
+    let read = c.prepare("SELECT n FROM merges WHERE id = ?").map_err(err)?;
+    let add = c.prepare("UPDATE merges SET n = n + ? WHERE id = ?").map_err(err)?;
+    let put = c.prepare("UPDATE merges SET n = ? WHERE id = ?").map_err(err)?;
+    let mut next = crate::history::thread_rng(w.seed, th);
+    let mut out = Vec::with_capacity(w.txns_per_thread);
+    for _ in 0..w.txns_per_thread {
+        c.execute("BEGIN CONCURRENT", &[]).map_err(err)?;
+        let read_ts = c.txn_read_ts().ok_or("BEGIN opened no txn")?.get();
+        let mut ops = Vec::new();
+        for op in draw_txn(&mut next, &w) {
+            let key = |k: u64| Integer(k as i64);
+            ops.push(match op {
+                Draw::Read(k) => {
+                    let rows = read.query(&mut c, &[key(k)]).map_err(err)?;
+                    let n = match rows.rows.first().map(|r| &r[0]) {
+                        None => None,
+                        Some(Integer(n)) => Some(*n),
+                        Some(other) => return Err(format!("key {k}: read {other:?}")),
+                    };
+                    MergeOpRecord::Read(k, n)
+                }
+                Draw::Add(k, delta) => {
+                    add.execute(&mut c, &[Integer(delta), key(k)]).map_err(err)?;
+                    MergeOpRecord::Add(k, delta)
+                }
+                Draw::Put(k, value) => {
+                    put.execute(&mut c, &[Integer(value), key(k)]).map_err(err)?;
+                    MergeOpRecord::Put(k, value)
+                }
+            });
+        }
+        let outcome = match c.execute("COMMIT", &[]) {
+            Ok(_) => MergeOutcome::Committed {
+                ts: c.last_commit_ts().ok_or("COMMIT left no timestamp")?.get(),
+            },
+            Err(e) if e.is_retryable() => MergeOutcome::Conflict,
+            Err(e) => return Err(e.to_string()),
         };
         out.push(MergeTxn { thread: th, read_ts, ops, outcome });
     }
