@@ -348,3 +348,31 @@ fn a_table_name_too_long_is_reported_without_internal_prefixes() {
     c.execute(&format!("CREATE TABLE {fits} (a INTEGER, b TEXT, PRIMARY KEY (b))"), &[]).unwrap();
     c.execute(&format!("INSERT INTO {fits} VALUES (1, 'x')"), &[]).unwrap();
 }
+
+/// `txn_read_ts` names the open txn's snapshot and `last_commit_ts` the last explicit commit, in
+/// the engine's order: a txn that began after a commit sees it, and one that began before does not.
+#[test]
+fn txn_timestamps_follow_the_engine() {
+    let mut a = Connection::open_in_memory().unwrap();
+    let mut b = a.connect().unwrap();
+    a.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER)", &[]).unwrap();
+    assert_eq!(a.txn_read_ts(), None);
+    assert_eq!(a.last_commit_ts(), None, "autocommit statements set no commit timestamp");
+    b.execute("BEGIN CONCURRENT", &[]).unwrap();
+    let before = b.txn_read_ts().unwrap();
+    a.execute("BEGIN", &[]).unwrap();
+    a.execute("INSERT INTO t VALUES (1, 10)", &[]).unwrap();
+    a.execute("COMMIT", &[]).unwrap();
+    let committed = a.last_commit_ts().unwrap();
+    assert_eq!(a.txn_read_ts(), None);
+    assert!(committed > before);
+    let seen = b.query("SELECT n FROM t WHERE k = 1", &[]).unwrap();
+    assert!(seen.rows.is_empty(), "a snapshot below the commit does not see it");
+    b.execute("ROLLBACK", &[]).unwrap();
+    b.execute("BEGIN", &[]).unwrap();
+    assert!(b.txn_read_ts().unwrap() >= committed);
+    let seen = b.query("SELECT n FROM t WHERE k = 1", &[]).unwrap();
+    assert_eq!(seen.rows, vec![vec![Value::Integer(10)]]);
+    b.execute("COMMIT", &[]).unwrap();
+    assert!(b.last_commit_ts().unwrap() >= committed, "a read-only commit returns its snapshot");
+}
