@@ -250,15 +250,24 @@ pub fn record(db: &strata::Database, w: MergeWorkload) -> strata::Result<MergeHi
             .collect();
         handles.into_iter().map(|h| h.join().expect("merge history worker panicked")).collect()
     });
+    assemble(per_thread, w.keys, preload_ts)
+}
+
+/// The threads' txns, and the preload (a put of 0 to every key, committed at `preload_ts`) as a
+/// committed txn of puts like any other.
+fn assemble<E>(
+    per_thread: Vec<Result<Vec<MergeTxn>, E>>,
+    keys: u64,
+    preload_ts: u64,
+) -> Result<MergeHistory, E> {
     let mut history = MergeHistory::default();
     for txns in per_thread {
         history.txns.extend(txns?);
     }
-    // The preload is a committed txn of puts like any other.
     history.txns.push(MergeTxn {
         thread: u64::MAX,
         read_ts: preload_ts - 1,
-        ops: (0..w.keys).map(|k| MergeOpRecord::Put(k, 0)).collect(),
+        ops: (0..keys).map(|k| MergeOpRecord::Put(k, 0)).collect(),
         outcome: MergeOutcome::Committed { ts: preload_ts },
     });
     Ok(history)
@@ -346,17 +355,7 @@ pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<Mer
             .map(|h| h.join().unwrap_or_else(|_| Err("merge history worker panicked".into())))
             .collect()
     });
-    let mut history = MergeHistory::default();
-    for txns in per_thread {
-        history.txns.extend(txns?);
-    }
-    history.txns.push(MergeTxn {
-        thread: u64::MAX,
-        read_ts: preload_ts - 1,
-        ops: (0..w.keys).map(|k| MergeOpRecord::Put(k, 0)).collect(),
-        outcome: MergeOutcome::Committed { ts: preload_ts },
-    });
-    Ok(history)
+    assemble(per_thread, w.keys, preload_ts)
 }
 
 fn run_sql_thread(
