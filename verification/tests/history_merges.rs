@@ -171,6 +171,7 @@ fn the_checker_catches_broken_histories() {
 fn caught(
     bug: strata_mvcc::canary::Canary,
     put_pct: u64,
+    sql: bool,
     expected: impl Fn(&MergeAnomaly) -> bool,
 ) {
     use strata_mvcc::canary::{self, Canary};
@@ -182,8 +183,12 @@ fn caught(
         for run in 0..runs {
             let mut w = workload(threads, put_pct);
             w.seed += 1000 * run;
-            let db = Database::with_options(Options::default().store(StoreKind::LockFree));
-            let history = record(&db, w).unwrap();
+            let history = if sql {
+                record_sql(&strata_sql::Connection::open_in_memory().unwrap(), w).unwrap()
+            } else {
+                record(&Database::with_options(Options::default().store(StoreKind::LockFree)), w)
+                    .unwrap()
+            };
             let anomalies = check(&history, put_pct == 0);
             if let Some(a) = anomalies.iter().find(|a| expected(a)) {
                 found = Some((run, a.to_string()));
@@ -192,14 +197,18 @@ fn caught(
         }
         let Some((run, first)) = found else {
             canary::set(Canary::None);
-            panic!("{bug:?} was not caught at {threads} threads in {runs} runs");
+            panic!("{bug:?} was not caught at {threads} threads in {runs} runs (sql: {sql})");
         };
-        eprintln!("{bug:?} caught at {threads} threads in run {} of {runs}: {first}", run + 1);
+        eprintln!(
+            "{bug:?} caught at {threads} threads (sql: {sql}) in run {} of {runs}: {first}",
+            run + 1
+        );
     }
     canary::set(Canary::None);
 }
 
-/// Two merge bugs, one after the other (the switch is process-wide, so one test runs both):
+/// Two merge bugs, one after the other, through the API and through SQL (the switch is
+/// process-wide, so one test runs them all):
 /// - merges applied to the snapshot's value instead of the newest: concurrent adds overwrite each
 ///   other, and a read after them sees less than their sum;
 /// - merges that link over a put committed after their snapshot: the put and the add both commit.
@@ -207,8 +216,10 @@ fn caught(
 #[test]
 fn merge_bugs_in_the_engine_are_caught() {
     use strata_mvcc::canary::Canary;
-    caught(Canary::MergeOnSnapshot, 0, |a| matches!(a, MergeAnomaly::WrongRead { .. }));
-    caught(Canary::MergeOverPut, 20, |a| {
-        matches!(a, MergeAnomaly::LostUpdate { by_put: false, .. })
-    });
+    let lost_merge = |a: &MergeAnomaly| matches!(a, MergeAnomaly::WrongRead { .. });
+    let over_put = |a: &MergeAnomaly| matches!(a, MergeAnomaly::LostUpdate { by_put: false, .. });
+    for sql in [false, true] {
+        caught(Canary::MergeOnSnapshot, 0, sql, lost_merge);
+        caught(Canary::MergeOverPut, 20, sql, over_put);
+    }
 }
