@@ -189,6 +189,7 @@ impl<T> Clone for Lease<T> {
     fn clone(&self) -> Self {
         let shared = self.shared();
         let counter = &shared.stripes[self.stripe];
+        crate::lines::write(crate::lines::Site::CoreRef, &**counter);
         let mut seen = counter.load(Ordering::Relaxed);
         loop {
             if seen & FOLDED != 0 {

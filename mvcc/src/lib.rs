@@ -86,8 +86,9 @@ pub const WATERMARK_REFRESH_COMMITS: u64 = 8;
 /// The shared core of one database.
 ///
 /// Layout matters: the clock (written by every commit) and the cached watermark (written every
-/// `WATERMARK_REFRESH_COMMITS`) each get their own cache lines, apart from the owner counts in
-/// front of the struct (`lease.rs`) and from the read-mostly fields below them.
+/// `WATERMARK_REFRESH_COMMITS`) each get their own cache lines, apart from the read-mostly fields
+/// below them. The counts that keep the core alive are not in it: a txn's lease is counted on its
+/// thread's stripe, in an allocation of its own (`lease.rs`).
 /// Sharing one line made every begin and every commit invalidate everyone's copy of the clock.
 pub(crate) struct Core {
     pub(crate) clock: CachePadded<Clock>,
