@@ -334,7 +334,9 @@ fn draw_txn(next: &mut impl FnMut(u64) -> u64, w: &MergeWorkload) -> Vec<Draw> {
 
 /// As [`record`], through SQL: `conn` is the database's first connection (each thread opens a
 /// sibling). Creates the table `merges (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)` with a row
-/// of 0 per key. A txn whose COMMIT fails with a retryable error is recorded as a conflict.
+/// of 0 per key. A txn whose COMMIT fails with a retryable error is recorded as a conflict. (Not
+/// in the model-checking builds, which leave out the SQL frontend.)
+#[cfg(not(any(loom, shuttle)))]
 pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<MergeHistory, String> {
     let err = |e: strata_sql::Error| e.to_string();
     let mut c = conn.connect().map_err(err)?;
@@ -358,6 +360,7 @@ pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<Mer
     assemble(per_thread, w.keys, preload_ts)
 }
 
+#[cfg(not(any(loom, shuttle)))]
 fn run_sql_thread(
     conn: &strata_sql::Connection,
     w: MergeWorkload,

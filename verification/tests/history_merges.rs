@@ -6,6 +6,7 @@
 //! overwrote a concurrent add; and, in a build with `RUSTFLAGS="--cfg strata_canary"`, the engine
 //! with a merge bug switched on (`MergeOnSnapshot`, `MergeOverPut`), whose histories the checker
 //! must flag on real threads. `STRATA_HISTORY_TXNS=N` sets the txns per thread (default 1500).
+#![cfg(not(any(loom, shuttle)))] // real threads; the model-checking builds leave out SQL
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata::{Database, Options, StoreKind};
