@@ -450,6 +450,7 @@ impl Database {
         let catalog = tables
             .into_iter()
             .map(|(name, id)| {
+                mvcc.label_table(id, &name);
                 let table = Table {
                     id,
                     name: Arc::from(name.as_str()),
@@ -518,6 +519,7 @@ impl Database {
         self.commit_catalog(&[(&key, Some(name.as_bytes())), (NEXT_TABLE_KEY, Some(&next_bytes))])?;
         self.inner.next_table.store(next, Ordering::Relaxed);
         let id = TableId(id);
+        self.inner.mvcc.label_table(id, name);
         let table = Table { id, name: Arc::from(name), dropped: Arc::new(AtomicBool::new(false)) };
         catalog.insert(name.to_string(), table.clone());
         Ok(table)

@@ -147,8 +147,8 @@ impl From<MvccError> for Error {
                      continue from what was made durable"
                 ),
             },
-            MvccError::TableDropped { table, .. } => {
-                Error::TableDropped { name: table.to_string() }
+            MvccError::TableDropped { table, label, .. } => {
+                Error::TableDropped { name: label.unwrap_or_else(|| table.to_string()) }
             }
             MvccError::Base { reason } => Error::Corrupt { message: reason },
             _ => Error::InvalidInput(e),

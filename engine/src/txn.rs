@@ -231,40 +231,6 @@ pub struct Txn {
     /// The log, for a database opened from a directory.
     durable: Option<Arc<Durable>>,
     durability: Durability,
-    /// The tables this txn wrote to, by id (errors name a table by its name, and the core
-    /// knows only ids).
-    tables: Written,
-}
-
-/// The tables a txn wrote to, with their names. The first is held inline, so a txn that writes
-/// one table allocates nothing for it; later ones go to a vector.
-#[derive(Default)]
-struct Written {
-    first: Option<(TableId, Arc<str>)>,
-    rest: Vec<(TableId, Arc<str>)>,
-}
-
-impl Written {
-    fn add(&mut self, table: &Table) {
-        match &self.first {
-            None => self.first = Some((table.id, table.name.clone())),
-            Some((id, _)) if *id == table.id => {}
-            Some(_) => {
-                if !self.rest.iter().any(|(id, _)| *id == table.id) {
-                    self.rest.push((table.id, table.name.clone()));
-                }
-            }
-        }
-    }
-
-    /// The name of `table`, or its id as text if this txn did not write it.
-    fn name(&self, table: TableId) -> String {
-        self.first
-            .iter()
-            .chain(&self.rest)
-            .find(|(id, _)| *id == table)
-            .map_or_else(|| table.to_string(), |(_, name)| name.to_string())
-    }
 }
 
 impl fmt::Debug for Txn {
@@ -286,7 +252,7 @@ impl Txn {
         durable: Option<Arc<Durable>>,
         durability: Durability,
     ) -> Self {
-        Txn { view: Snapshot { inner }, durable, durability, tables: Written::default() }
+        Txn { view: Snapshot { inner }, durable, durability }
     }
 
     /// What `commit` waits for (default: the database's `Options::durability`). No effect in
@@ -358,15 +324,8 @@ impl Txn {
     /// it is reopened (so the failed commit, visible in memory until the failure, is read by
     /// nobody after it; see docs/design/wal.md, "A failed write or sync").
     pub fn commit(self) -> Result<Timestamp> {
-        let Txn { view, durable, durability, tables } = self;
-        let named = |e: MvccError| -> Error {
-            match e {
-                MvccError::TableDropped { table, .. } => {
-                    Error::TableDropped { name: tables.name(table) }
-                }
-                e => e.into(),
-            }
-        };
+        let Txn { view, durable, durability } = self;
+        let named = Error::from;
         let inner = view.inner;
         // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
         let Some(d) = durable.filter(|_| inner.write_count() > 0) else {
@@ -453,11 +412,10 @@ impl Txn {
         self.write_raw(table.id, key, value)
     }
 
-    /// Checks `table` is live and remembers its name for errors at commit.
+    /// Checks `table` is live. (Its name for errors at commit comes from the core's labels,
+    /// `Mvcc::label_table`: a txn holds no name of its own.)
     fn touch(&mut self, table: &Table) -> Result<()> {
-        table.check_live()?;
-        self.tables.add(table);
-        Ok(())
+        table.check_live()
     }
 
     /// A write by table id (the catalog's system table).

@@ -12,8 +12,9 @@
 //! find the chain) and the chain's read lock — the costs Strata's design removes.
 
 use crate::bytes::Bytes;
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
+use crate::index::ChainHint;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::KeyRange;
 use crate::stats::bump;
@@ -87,8 +88,16 @@ impl VersionStore for BaselineStore {
         StoreKind::Baseline
     }
 
-    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>)) {
-        let Some(chain) = self.chain(key) else { return f(Visible::Unknown) };
+    fn read_with(
+        &self,
+        key: &dyn KeyView,
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(Visible<'_>),
+    ) -> Option<ChainHint> {
+        let Some(chain) = self.chain(key) else {
+            f(Visible::Unknown);
+            return None;
+        };
         // Copied out so that `f` runs with the chain's lock released (it may call back into
         // the store); short values are inline, so the copy allocates nothing.
         crate::lines::write(crate::lines::Site::RowLock, StdArc::as_ptr(&chain));
@@ -97,7 +106,8 @@ impl VersionStore for BaselineStore {
             Some(Some(p)) => Visible::Row(p),
             Some(None) => Visible::Deleted,
             None => Visible::Unknown,
-        })
+        });
+        None // this store takes no hints: its commit looks every key up under its lock
     }
 
     /// Collects and sorts the whole range in one batch (this store has no ordered index: the
@@ -213,7 +223,13 @@ impl VersionStore for BaselineStore {
         Ok(ts)
     }
 
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport {
+    fn collect(
+        &self,
+        watermark: Timestamp,
+        dropped: &[TableId],
+        seal: SealRule,
+        _clock: &Clock,
+    ) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut rows = self.rows.lock();
         rows.retain(|key, chain| {

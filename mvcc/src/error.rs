@@ -56,8 +56,9 @@ pub enum MvccError {
     #[error("value of {len} bytes exceeds the limit of {max}")]
     ValueTooLarge { len: usize, max: usize },
     /// The txn wrote to a table that was dropped before it committed; nothing was written.
-    #[error("{txn} wrote to {table}, which was dropped before it committed")]
-    TableDropped { txn: TxnId, table: TableId },
+    /// `label` is the table's name if its owner gave one (`Mvcc::label_table`).
+    #[error("{txn} wrote to {}, which was dropped before it committed", label.as_deref().map_or_else(|| table.to_string(), str::to_string))]
+    TableDropped { txn: TxnId, table: TableId, label: Option<String> },
     /// The database was closed.
     #[error("the database is closed")]
     Closed,

@@ -21,6 +21,12 @@
 //! (Until ADR 0012, scans and the checkpoint's walk looked every key up in the map again: a
 //! hash lookup, mostly a cache miss, per key.)
 //!
+//! A chain that leaves the directory is not destroyed with its entry: removal hands it out as
+//! an [`Unlinked`], which the store frees only once no txn that could hold a [`ChainHint`] to
+//! it is still live (`lockfree.rs`, "Chain hints and the limbo"; ADR 0017). A hint is the chain
+//! pointer a txn's read found, kept unpinned until its commit installs on the same key, so the
+//! commit does not look the key up a second time.
+//!
 //! Under `cfg(any(loom, shuttle))` the `DashMap` is replaced by a `loom::sync::RwLock<Vec<(key, Arc<Chain>)>>`:
 //! loom cannot run `DashMap` (its shard lock parks the one OS thread loom schedules on, and the
 //! model hangs). The chains, and every atomic of the protocol, are the same code either way.
@@ -71,6 +77,7 @@ fn as_view<'a>(b: &'a KeyBound<'a>) -> Bound<&'a (dyn KeyView + 'a)> {
 #[cfg(not(any(loom, shuttle)))]
 mod imp {
     use super::*;
+    use crate::sync::{AtomicBool, Ordering};
     use dashmap::DashMap;
     use std::ptr::NonNull;
 
@@ -80,12 +87,18 @@ mod imp {
     /// (the index holds no lock once it returns).
     pub(crate) type ChainRef<'g> = &'g Chain;
 
-    /// A chain on the heap, owned by its directory entry: it is freed when that entry is
-    /// destroyed, which the skip list does through the same epoch collector (`crossbeam-epoch`'s
-    /// default one) once the entry left the directory *and* no `Entry` handle to it is held. So a
-    /// thread that found the chain in the map while pinned, or that holds the directory entry,
-    /// can keep using it after the shard lock is released.
-    struct ChainBox(NonNull<Chain>);
+    /// A chain on the heap, owned by its directory entry while the key is in the directory.
+    /// Removal (under the shard's write lock) marks the box `released` and hands the chain out
+    /// as an [`Unlinked`]; the box then frees nothing when the skip list destroys the entry
+    /// (through the epoch collector, once no `Entry` handle to it is held and every thread
+    /// pinned before its removal has unpinned). Only an index dropped whole (`free_all`) frees
+    /// chains through their boxes. So a thread that found the chain in the map while pinned, or
+    /// that holds the directory entry, can keep using it after the shard lock is released.
+    struct ChainBox {
+        chain: NonNull<Chain>,
+        /// Set once the chain was handed out by a removal (never cleared).
+        released: AtomicBool,
+    }
 
     // SAFETY: `Chain` is `Send + Sync` (atomics and epoch pointers); `ChainBox` is the unique
     // owner of one and may be dropped on any thread.
@@ -95,25 +108,91 @@ mod imp {
 
     impl ChainBox {
         fn new() -> Self {
-            ChainBox(NonNull::from(Box::leak(Box::new(Chain::new()))))
+            ChainBox {
+                chain: NonNull::from(Box::leak(Box::new(Chain::new()))),
+                released: AtomicBool::new(false),
+            }
         }
 
         /// The chain, for as long as the directory entry holding `self` is alive.
         fn chain(&self) -> &Chain {
-            // SAFETY: allocated by `new`, freed only by `drop`, which runs after every borrow
-            // of `self` (and so of the entry holding it) has ended.
-            unsafe { self.0.as_ref() }
+            // SAFETY: allocated by `new`; freed by `drop` (after every borrow of `self` ended)
+            // or, once released, by the store's limbo, which waits for every thread pinned
+            // before the removal (so for every holder of the entry) to unpin.
+            unsafe { self.chain.as_ref() }
+        }
+
+        /// Hands the chain out of the box (the caller's removal took the entry out of the
+        /// directory under the shard's write lock, so this runs once per box).
+        fn release(&self) -> Unlinked {
+            // Relaxed: read back only by this box's `drop`, which the skip list runs after the
+            // entry's removal (and so after this store) is visible to it.
+            let was = self.released.swap(true, Ordering::Relaxed);
+            debug_assert!(!was, "a directory entry is removed once");
+            Unlinked(self.chain)
         }
     }
 
     impl Drop for ChainBox {
         fn drop(&mut self) {
-            // SAFETY: the directory entry is being destroyed: either the skip list's deferred
-            // finalizer (the entry left the directory and the map under the shard's write lock,
-            // every `Entry` handle is dropped, and every thread pinned before then has unpinned,
-            // so no `&Chain` or version pointer into the chain is left), or the index itself is
-            // dropped (`free_all`'s contract). We are the unique owner of the box.
+            if *self.released.get_mut() {
+                return; // the limbo owns the chain
+            }
+            // SAFETY: the chain was never handed out, so the box still owns it, and the box is
+            // destroyed only with the whole index (`free_all`'s contract: nothing holds or will
+            // load a pointer into any chain); every removal releases the box first.
+            unsafe { Box::from_raw(self.chain.as_ptr()).free_now() };
+        }
+    }
+
+    /// A chain taken out of the index by a removal: no new lookup can find it, but a txn may
+    /// still hold a [`ChainHint`] to it, and a thread pinned before the removal may still be
+    /// using it. The store's limbo frees it (`lockfree.rs`).
+    #[must_use = "an unlinked chain leaks unless the store's limbo frees it"]
+    pub(crate) struct Unlinked(NonNull<Chain>);
+
+    // SAFETY: the unique owner of a `Send + Sync` chain.
+    unsafe impl Send for Unlinked {}
+
+    impl Unlinked {
+        /// Frees the chain and every version still on it.
+        ///
+        /// # Safety
+        /// No thread holds or will load a pointer into the chain: every thread pinned when it
+        /// was removed has unpinned, and every txn that could hold a hint to it has ended.
+        pub(crate) unsafe fn free(self) {
+            // SAFETY: the caller's contract; `release` handed this chain out exactly once.
             unsafe { Box::from_raw(self.0.as_ptr()).free_now() };
+        }
+    }
+
+    /// The chain a txn's read found, kept for its commit to install on without a second index
+    /// lookup. It holds the chain by a plain pointer, with no pin and no count: it stays valid
+    /// because a chain is freed only once every txn live at its removal has ended (the limbo
+    /// rule, `lockfree.rs`), and the txn holding the hint is live until its commit returns.
+    #[derive(Clone, Copy)]
+    pub(crate) struct ChainHint(NonNull<Chain>);
+
+    // SAFETY: a plain pointer to a `Send + Sync` chain; dereferenced only under `chain`'s
+    // contract.
+    unsafe impl Send for ChainHint {}
+    // SAFETY: as above.
+    unsafe impl Sync for ChainHint {}
+
+    impl ChainHint {
+        /// The hint for a chain found under a pinned guard.
+        pub(crate) fn of(chain: &ChainRef<'_>) -> Self {
+            ChainHint(NonNull::from(*chain))
+        }
+
+        /// The chain again.
+        ///
+        /// # Safety
+        /// The caller is the txn that took the hint, and it has stayed registered in the
+        /// snapshot registry since (the limbo rule then keeps the chain allocated).
+        pub(crate) unsafe fn chain<'g>(&self, _guard: &'g Guard) -> ChainRef<'g> {
+            // SAFETY: the caller's contract.
+            unsafe { self.0.as_ref() }
         }
     }
 
@@ -162,7 +241,7 @@ mod imp {
             let ptr = *self.map.entry(key.clone()).or_insert_with(|| {
                 // Under the shard's write lock (module doc).
                 let boxed = ChainBox::new();
-                let ptr = ChainPtr(boxed.0);
+                let ptr = ChainPtr(boxed.chain);
                 self.dir.insert(key.clone(), boxed);
                 ptr
             });
@@ -170,13 +249,13 @@ mod imp {
             unsafe { ptr.0.as_ref() }
         }
 
-        /// Removes `key` if its chain is sealed. Returns whether it did.
-        pub(crate) fn remove_if_sealed(&self, key: &StoredKey, guard: &Guard) -> bool {
+        /// Removes `key` if its chain is sealed, handing the chain out.
+        pub(crate) fn remove_if_sealed(&self, key: &StoredKey, guard: &Guard) -> Option<Unlinked> {
             self.remove_where(key, guard, |chain| chain.is_sealed(guard))
         }
 
-        /// Removes `key` whatever its chain holds (its table was dropped). Returns whether it did.
-        pub(crate) fn remove(&self, key: &StoredKey, guard: &Guard) -> bool {
+        /// Removes `key` whatever its chain holds (its table was dropped), handing the chain out.
+        pub(crate) fn remove(&self, key: &StoredKey, guard: &Guard) -> Option<Unlinked> {
             self.remove_where(key, guard, |_| true)
         }
 
@@ -185,19 +264,21 @@ mod imp {
             key: &StoredKey,
             _guard: &Guard,
             doomed: impl FnOnce(&Chain) -> bool,
-        ) -> bool {
-            let removed = self.map.remove_if(key.as_view(), |k, ptr| {
+        ) -> Option<Unlinked> {
+            let mut unlinked = None;
+            self.map.remove_if(key.as_view(), |k, ptr| {
                 // SAFETY: under the shard's write lock the key's directory entry is still there
                 // (it leaves only under this lock), so its chain is alive.
                 let yes = doomed(unsafe { ptr.0.as_ref() });
                 if yes {
-                    // Under the shard's write lock (module doc). The chain is destroyed once
-                    // the entry is unreachable and unpinned (`ChainBox`).
-                    self.dir.remove(k.as_view());
+                    // Under the shard's write lock (module doc): the entry leaves the directory
+                    // and hands its chain to the caller (`ChainBox`).
+                    unlinked = self.dir.remove(k.as_view()).map(|entry| entry.value().release());
+                    debug_assert!(unlinked.is_some(), "the map and the directory agree");
                 }
                 yes
             });
-            removed.is_some()
+            unlinked
         }
 
         /// Calls `f` on the keys of `range` in order (`reverse`: descending) that have a chain,
@@ -302,6 +383,32 @@ mod imp {
         LoomRef { chain: chain.clone(), _guard: std::marker::PhantomData }
     }
 
+    /// A chain taken out of the index; its `Arc` keeps it alive for whoever still holds it, and
+    /// the store drops it at once (no limbo under the models).
+    pub(crate) struct Unlinked(#[allow(dead_code)] Arc<Chain>);
+
+    /// The chain a txn's read found (an `Arc` clone here).
+    #[derive(Clone)]
+    pub(crate) struct ChainHint(Arc<Chain>);
+
+    impl ChainHint {
+        pub(crate) fn of(chain: &ChainRef<'_>) -> Self {
+            ChainHint(chain.chain.clone())
+        }
+
+        /// # Safety
+        /// None needed here; `unsafe` only to match the real index's `ChainHint::chain`.
+        pub(crate) unsafe fn chain<'g>(&self, _guard: &'g Guard) -> ChainRef<'g> {
+            found(&self.0)
+        }
+    }
+
+    /// A lookup result for a chain held outside the index (the shuttle kernel's fixed chains).
+    #[cfg(shuttle)]
+    pub(crate) fn held<'a>(chain: &Arc<Chain>) -> LoomRef<'a> {
+        found(chain)
+    }
+
     impl Index {
         pub(crate) fn new() -> Self {
             Index { entries: RwLock::new(Vec::new()) }
@@ -325,18 +432,16 @@ mod imp {
             found(&chain)
         }
 
-        pub(crate) fn remove_if_sealed(&self, key: &StoredKey, guard: &Guard) -> bool {
+        pub(crate) fn remove_if_sealed(&self, key: &StoredKey, guard: &Guard) -> Option<Unlinked> {
             let mut entries = self.entries.write().expect("loom lock");
-            let before = entries.len();
-            entries.retain(|(k, c)| !(k == key && c.is_sealed(guard)));
-            entries.len() != before
+            let at = entries.iter().position(|(k, c)| k == key && c.is_sealed(guard))?;
+            Some(Unlinked(entries.remove(at).1))
         }
 
-        pub(crate) fn remove(&self, key: &StoredKey, _guard: &Guard) -> bool {
+        pub(crate) fn remove(&self, key: &StoredKey, _guard: &Guard) -> Option<Unlinked> {
             let mut entries = self.entries.write().expect("loom lock");
-            let before = entries.len();
-            entries.retain(|(k, _)| k != key);
-            entries.len() != before
+            let at = entries.iter().position(|(k, _)| k == key)?;
+            Some(Unlinked(entries.remove(at).1))
         }
 
         /// The same contract as the `DashMap` index's; here the "directory" is the entry list,
@@ -396,7 +501,9 @@ mod imp {
     }
 }
 
-pub(crate) use imp::{ChainRef, Index};
+#[cfg(shuttle)]
+pub(crate) use imp::held;
+pub(crate) use imp::{ChainHint, ChainRef, Index, Unlinked};
 
 // Compile-time check that both index variants hand out something that derefs to a `Chain` (the
 // callers in `lockfree.rs` rely on it); never called.

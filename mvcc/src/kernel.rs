@@ -11,6 +11,7 @@ use crate::bytes::Bytes;
 use crate::chain::{Chain, Merging, ReadOutcome, Version};
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
+use crate::index::{held, ChainHint, ChainRef};
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::lockfree::{commit_protocol, install_on, ChainSource, InstallFail};
 use crate::range::{KeyRange, ReadSet};
@@ -18,6 +19,7 @@ use crate::state::{TxnId, TxnState};
 use crate::stats::Stats;
 use crate::store::CommitCtx;
 use crate::sync::epoch::{self, Guard, Owned, Shared};
+use crate::sync::Arc;
 use crate::writeset::Op;
 use std::ops::Bound;
 
@@ -25,7 +27,8 @@ use std::ops::Bound;
 pub struct Kernel {
     clock: Clock,
     stats: Stats,
-    chains: Vec<Chain>,
+    /// By `Arc`, as the model index holds its chains (a commit keeps the ones it installed on).
+    chains: Vec<Arc<Chain>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -41,12 +44,13 @@ impl ChainSource for Kernel {
         key: &StoredKey,
         version: Owned<Version>,
         merge: Option<&Merging<'_>>,
+        _hint: Option<&ChainHint>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
+    ) -> Result<(Shared<'g, Version>, ChainRef<'g>), InstallFail<'g>> {
         let chain = &self.chains[usize::from(key.bytes()[0])];
         match install_on(chain, ctx, key, version, merge, guard) {
             Err(InstallFail::Sealed(_)) => unreachable!("kernel chains are never sealed"),
-            result => result,
+            result => result.map(|v| (v, held(chain))),
         }
     }
 
@@ -70,10 +74,6 @@ impl ChainSource for Kernel {
         }
         Ok(())
     }
-
-    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
-        self.chains[usize::from(key.bytes()[0])].unlink_aborted(version, guard)
-    }
 }
 
 impl Kernel {
@@ -82,7 +82,7 @@ impl Kernel {
         Kernel {
             clock: Clock::new(Timestamp::ZERO),
             stats: Stats::new(),
-            chains: (0..keys).map(|_| Chain::new()).collect(),
+            chains: (0..keys).map(|_| Arc::new(Chain::new())).collect(),
         }
     }
 
@@ -147,6 +147,7 @@ impl Kernel {
             stats: &self.stats,
             reads,
             base: None,
+            hints: &[],
         };
         commit_protocol(self, &ctx, writes).map(|ts| ts.0)
     }

@@ -67,10 +67,11 @@ use crate::stats::{bump, Stats};
 use crate::store::{CommitCtx, SealRule, VersionStore};
 #[cfg(loom)]
 use crate::sync::Arc;
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, StdArc};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, RwLock, StdArc};
 use crate::writeset::WriteSet;
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 
 /// A background GC pass runs when at least this many versions are garbage (beyond one per key)…
@@ -111,6 +112,9 @@ pub(crate) struct Core {
     dropped_tables: Mutex<Vec<TableId>>,
     /// Bumped by every `drop_table`; txns compare it at commit (one shared read, no RMW).
     table_drops: AtomicU64,
+    /// Names the owner gave tables (`Mvcc::label_table`), for errors only: a txn carries no
+    /// name of its own (cloning one per txn wrote a count every writer of the table shares).
+    table_labels: RwLock<HashMap<TableId, String>>,
     /// `SHUT_CLOSED` (set by `Mvcc::close`) and `SHUT_STOPPED` (set by `Mvcc::stop`): begins,
     /// reads, writes and commits fail with `Closed` or `Stopped` once either is set.
     shut: AtomicU64,
@@ -174,6 +178,11 @@ impl Core {
         while self.stats.in_flight() != 0 {
             wait.wait();
         }
+    }
+
+    /// The name `Mvcc::label_table` gave `table`, if any.
+    pub(crate) fn table_label(&self, table: TableId) -> Option<String> {
+        self.table_labels.read().get(&table).cloned()
     }
 
     pub(crate) fn table_drops(&self) -> u64 {
@@ -334,6 +343,7 @@ impl Mvcc {
                 gc_seen: Mutex::new((0, 0, 0)),
                 dropped_tables: Mutex::new(Vec::new()),
                 table_drops: AtomicU64::new(0),
+                table_labels: RwLock::new(HashMap::new()),
                 shut: AtomicU64::new(0),
                 stop_reason: crate::sync::OnceLock::new(),
                 base,
@@ -427,6 +437,7 @@ impl Mvcc {
             stats: &self.core.stats,
             reads: None,
             base: self.core.base.as_deref(),
+            hints: &[],
         };
         let writes = set.into_sorted_vec();
         bump(&self.core.stats.local().commits, 1);
@@ -463,7 +474,7 @@ impl Mvcc {
         };
         let before = (self.core.stats.totals().tombstones_installed, self.core.table_drops(), upto);
         let dropped = self.core.dropped_tables.lock().clone();
-        let report = self.core.store.collect(w, &dropped, seal);
+        let report = self.core.store.collect(w, &dropped, seal, &self.core.clock);
         let stripe = self.core.stats.local();
         bump(&stripe.versions_reclaimed, report.versions_reclaimed);
         bump(&stripe.keys_removed, report.keys_removed);
@@ -495,6 +506,11 @@ impl Mvcc {
             || drops != seen.1
             || checkpointed;
         worth_it.then(|| self.collect_garbage_locked(seen))
+    }
+
+    /// Names `table` in errors (`MvccError::TableDropped`): the core knows tables by id only.
+    pub fn label_table(&self, table: TableId, label: &str) {
+        self.core.table_labels.write().insert(table, label.to_string());
     }
 
     /// Marks a table dropped: txns that wrote to it fail to commit with `TableDropped` (a commit

@@ -29,13 +29,37 @@
 //! the state becomes `Validating(ts)`, and every key the txn read — and every key now in each
 //! range it scanned — must have no version committed in `(read_ts, ts)`. If one has, the txn
 //! aborts as on a conflict (`SerializationFailure`); `ts` is used up.
+//!
+//! ## Chain hints and the limbo (ADR 0017)
+//!
+//! A read-write txn's point read keeps the chain it found as a `ChainHint` (`txn.rs`), and step 1
+//! installs on that chain instead of looking the key up again (a hash, a shard lock and a probe:
+//! about 270 instructions of a one-key read-modify-write). The txn holds no pin between the two,
+//! so what keeps the chain allocated is this rule: *a chain removed from the index is freed only
+//! once the GC watermark is above a clock reading taken after its removal* (the limbo).
+//!
+//! Why that suffices. A txn `T` that holds a hint to chain `C` registered its snapshot `r` before
+//! its read found `C` in the map, and the removal of `C` took the shard's write lock after that
+//! read released the read lock; so the clock reading `S` taken after the removal is at least
+//! `r`. Every watermark computed while `T` lives is at most `r` (the registry's guarantee,
+//! `registry.rs`). So a watermark above `S` was computed after `T` ended, and `T` released its
+//! slot only after its commit returned. The limbo then defers the free through the epoch, for
+//! the threads still pinned from before the removal (scans that found the entry).
+//!
+//! What the commit may find on a hinted chain: a sealed head (GC sealed and removed it after
+//! the read; the install fails with `Sealed` and looks the key up afresh, as a commit that
+//! raced the seal always did), or a chain its dropped table's purge removed (the install lands
+//! on a chain nobody reads: a commit racing its table's drop may land, and its rows are
+//! garbage, as `Mvcc::drop_table` says). An aborted commit unlinks its versions from the chains
+//! it installed on, not from whatever the index holds now, so no version whose state word is
+//! freed stays reachable through a hint.
 
 use crate::chain::{
     ActiveWait, Chain, InstallError, Merging, ReadOutcome, Version, INLINE_GC_STEPS_MAX,
 };
-use crate::clock::Timestamp;
+use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
-use crate::index::Index;
+use crate::index::{ChainHint, ChainRef, Index, Unlinked};
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::range::{KeyRange, ReadSet, RANGE_BATCH_KEYS_MAX};
 use crate::state::{TxnState, TxnStatus};
@@ -53,6 +77,10 @@ pub const GC_CHAINS_PER_PIN: usize = 256;
 /// Lock-free chains in a sharded hash index.
 pub(crate) struct LockFreeStore {
     index: Index,
+    /// Chains removed from the index, each with a clock reading taken after its removal, until
+    /// the watermark passes it (module doc, "Chain hints and the limbo").
+    #[cfg(not(any(loom, shuttle)))]
+    limbo: crate::sync::Mutex<Vec<(u64, Unlinked)>>,
 }
 
 impl fmt::Debug for LockFreeStore {
@@ -63,32 +91,101 @@ impl fmt::Debug for LockFreeStore {
 
 impl LockFreeStore {
     pub(crate) fn new() -> Self {
-        LockFreeStore { index: Index::new() }
+        LockFreeStore {
+            index: Index::new(),
+            #[cfg(not(any(loom, shuttle)))]
+            limbo: crate::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Hands chains just removed from the index to the limbo. `now` is a clock reading taken
+    /// after their removal.
+    fn retire_chains(&self, chains: Vec<Unlinked>, now: Timestamp) {
+        if chains.is_empty() {
+            return;
+        }
+        #[cfg(not(any(loom, shuttle)))]
+        self.limbo.lock().extend(chains.into_iter().map(|c| (now.0, c)));
+        // Under the models the index holds chains by `Arc`: the last holder frees them.
+        #[cfg(any(loom, shuttle))]
+        let _ = (chains, now);
+    }
+
+    /// Frees, through the epoch, the chains in the limbo whose removal reading is below
+    /// `watermark` (a watermark computed at any time: every one is at most the snapshot of every
+    /// txn live when or after it was computed). Returns how many.
+    fn free_retired_chains(&self, watermark: Timestamp, guard: &Guard) -> usize {
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            let due: Vec<Unlinked> = {
+                let mut limbo = self.limbo.lock();
+                let mut due = Vec::new();
+                let mut i = 0;
+                while i < limbo.len() {
+                    if limbo[i].0 < watermark.0 {
+                        due.push(limbo.swap_remove(i).1);
+                    } else {
+                        i += 1;
+                    }
+                }
+                due
+            };
+            let n = due.len();
+            for chain in due {
+                // SAFETY: `Unlinked::free`'s contract. No txn can hold a hint to the chain
+                // (module doc: its removal reading is below the watermark), no lookup can find
+                // it (it left the index before that reading), and the deferred call runs only
+                // once every thread pinned now — so every thread pinned at its removal, which
+                // is earlier — has unpinned.
+                unsafe { guard.defer_unchecked(move || chain.free()) };
+            }
+            n
+        }
+        #[cfg(any(loom, shuttle))]
+        {
+            let _ = (watermark, guard);
+            0
+        }
+    }
+
+    /// Chains waiting in the limbo (tests).
+    #[cfg(all(test, not(any(loom, shuttle))))]
+    fn limbo_len(&self) -> usize {
+        self.limbo.lock().len()
     }
 }
 
 impl ChainSource for LockFreeStore {
-    /// Installs one version on `key`'s chain, creating the chain (or replacing a sealed one).
-    /// Returns with the shard lock released in every case (an `Active` head is waited on by the
-    /// caller, never under the lock).
+    /// Installs one version on `key`'s chain: the hinted one if the txn's read left a hint,
+    /// else the index's, creating it (or replacing a sealed one). Returns with the shard lock
+    /// released in every case (an `Active` head is waited on by the caller, never under the
+    /// lock).
     fn install<'g>(
         &self,
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         mut version: Owned<Version>,
         merge: Option<&Merging<'_>>,
+        mut hint: Option<&ChainHint>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, InstallFail<'g>> {
+    ) -> Result<(Shared<'g, Version>, ChainRef<'g>), InstallFail<'g>> {
         loop {
-            let chain = self.index.get_or_create(key, guard);
+            let chain = match hint.take() {
+                // SAFETY: the hint was taken by this committing txn, which is still registered
+                // (`Txn::commit` ends its snapshot after the store's commit returns).
+                Some(h) => unsafe { h.chain(guard) },
+                None => self.index.get_or_create(key, guard),
+            };
             // Under loom the index lends a guard that derefs to the chain, not a reference.
             #[allow(clippy::needless_borrow)]
             let result = install_on(&chain, ctx, key, version, merge, guard);
             match result {
-                Ok(installed) => return Ok(installed),
+                Ok(installed) => return Ok((installed, chain)),
                 Err(InstallFail::Sealed(v)) => {
                     version = v;
-                    self.index.remove_if_sealed(key, guard);
+                    if let Some(gone) = self.index.remove_if_sealed(key, guard) {
+                        self.retire_chains(vec![gone], ctx.clock.now());
+                    }
                 }
                 Err(fail) => return Err(fail),
             }
@@ -134,15 +231,6 @@ impl ChainSource for LockFreeStore {
         }
         Ok(())
     }
-
-    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool {
-        // A chain holding our pending head is never sealed (only tombstones that committed are),
-        // so it is still in the index unless its table was purged (then Chain::drop retired the
-        // version). If an installer already replaced it, it also retired it.
-        self.index
-            .get(key.as_view(), guard)
-            .is_some_and(|chain| chain.unlink_aborted(version, guard))
-    }
 }
 
 /// Why `ChainSource::install` did not install.
@@ -186,15 +274,18 @@ pub(crate) fn install_on<'g>(
 /// search under `cfg(shuttle)`) a fixed array of chains. The protocol itself is one function.
 pub(crate) trait ChainSource {
     /// Installs `version` on `key`'s chain for a txn whose snapshot is `ctx.read_ts` (a merge's
-    /// with `merge`). Holds no lock when it returns. Never returns `InstallFail::Sealed`.
+    /// with `merge`), trying the chain of `hint` first if given (module doc). Returns the version
+    /// and the chain it is on. Holds no lock when it returns. Never returns
+    /// `InstallFail::Sealed`.
     fn install<'g>(
         &self,
         ctx: &CommitCtx<'_>,
         key: &StoredKey,
         version: Owned<Version>,
         merge: Option<&Merging<'_>>,
+        hint: Option<&ChainHint>,
         guard: &'g Guard,
-    ) -> Result<Shared<'g, Version>, InstallFail<'g>>;
+    ) -> Result<(Shared<'g, Version>, ChainRef<'g>), InstallFail<'g>>;
 
     /// Serializable validation (module doc) of `reads` for a txn committing at `commit_ts`
     /// whose state word is `own`.
@@ -206,9 +297,6 @@ pub(crate) trait ChainSource {
         own: &TxnState,
         guard: &Guard,
     ) -> Result<(), MvccError>;
-
-    /// Unlinks the caller's aborted `version` from `key`'s chain; returns whether it retired it.
-    fn unlink_aborted(&self, key: &StoredKey, version: Shared<'_, Version>, guard: &Guard) -> bool;
 }
 
 /// The commit protocol (module doc, steps 1–3) over any chain source.
@@ -233,7 +321,8 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         }
     };
     // Inline for a one-key txn (no allocation), like its write set.
-    let mut installed: smallvec::SmallVec<[(&StoredKey, Shared<'_, Version>); 1]> =
+    // Each installed version with the chain it is on (an abort unlinks it from there).
+    let mut installed: smallvec::SmallVec<[(ChainRef<'_>, Shared<'_, Version>); 1]> =
         smallvec::SmallVec::with_capacity(writes.len());
     let mut merged = false; // whether any write is a merge (deep inline GC, below)
     for (key, op) in writes.iter_mut() {
@@ -249,28 +338,29 @@ pub(crate) fn commit_protocol<S: ChainSource>(
             Some(st) => unsafe { Version::pending(st, payload) }.boxed(),
             None => Version::pending_alone(ctx.txn, payload),
         };
+        let hint = ctx.hint(key);
         let result = match merge {
-            None => install_waiting(source, ctx, key, version, None, &guard),
+            None => install_waiting(source, ctx, key, version, None, hint, &guard),
             Some(m) => {
                 version.set_merge();
                 let on_value = |v: Option<&[u8]>| ctx.merged(key, m, v);
                 let on_base = || ctx.merged_into_base(key, m);
                 let merging = Merging::new(&on_value, &on_base);
-                install_waiting(source, ctx, key, version, Some(&merging), &guard)
+                install_waiting(source, ctx, key, version, Some(&merging), hint, &guard)
             }
         };
         match result {
-            Ok(v) => {
+            Ok((v, chain)) => {
                 // SAFETY: installed under `guard`, which is still pinned: the version (and the
                 // state word inside it) stays allocated while we use it.
                 st = st.or_else(|| Some(unsafe { v.deref() }.own_state()));
-                installed.push((key, v));
+                installed.push((chain, v));
             }
             Err(e) => {
                 // A lone write that failed to install left nothing behind (its version and
                 // state word were dropped unpublished).
                 if let Some(st) = st {
-                    abort(source, state, st, &installed, ctx.stats, &guard);
+                    abort(state, st, &installed, ctx.stats, &guard);
                 }
                 return Err(e);
             }
@@ -278,7 +368,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     }
     let Some(st) = st else {
         debug_assert!(false, "a commit with writes installed at least one");
-        drop(installed); // (empty) ends its borrow of `writes`
+        drop(installed);
         return Err(ctx.conflict(&writes[0].0, None));
     };
     let stripe = ctx.stats.local();
@@ -301,7 +391,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
         // The broken variant: validate against the clock as it is now, then take a timestamp.
         let as_of = Timestamp(ctx.clock.now().0 + 1);
         if let Err(e) = source.validate(ctx, r, as_of, st, &guard) {
-            abort(source, state, st, &installed, ctx.stats, &guard);
+            abort(state, st, &installed, ctx.stats, &guard);
             return Err(e);
         }
     }
@@ -317,7 +407,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     if let Some(reads) = reads {
         st.set(TxnStatus::Validating { ts: ts.0 });
         if let Err(e) = source.validate(ctx, reads, ts, st, &guard) {
-            abort(source, state, st, &installed, ctx.stats, &guard);
+            abort(state, st, &installed, ctx.stats, &guard);
             return Err(e);
         }
     }
@@ -371,7 +461,7 @@ const DEEP_GC_EVERY_MIN: u32 = 16;
 /// commits: about four inspected versions per commit, amortized, whatever the depth.
 #[cfg(not(any(loom, shuttle)))]
 fn deep_inline_gc(
-    installed: &[(&StoredKey, Shared<'_, Version>)],
+    installed: &[(ChainRef<'_>, Shared<'_, Version>)],
     watermark: u64,
     guard: &Guard,
 ) -> u64 {
@@ -407,12 +497,13 @@ fn install_waiting<'g, S: ChainSource>(
     key: &StoredKey,
     mut version: Owned<Version>,
     merge: Option<&Merging<'_>>,
+    hint: Option<&ChainHint>,
     guard: &'g Guard,
-) -> Result<Shared<'g, Version>, MvccError> {
+) -> Result<(Shared<'g, Version>, ChainRef<'g>), MvccError> {
     let mut wait = ActiveWait::new();
     loop {
-        match source.install(ctx, key, version, merge, guard) {
-            Ok(v) => return Ok(v),
+        match source.install(ctx, key, version, merge, hint, guard) {
+            Ok(installed) => return Ok(installed),
             Err(InstallFail::Error(e)) => return Err(e),
             Err(InstallFail::Settling { version: back, head }) => {
                 // SAFETY: `head` was loaded under `guard`, which is still pinned.
@@ -438,16 +529,18 @@ fn install_waiting<'g, S: ChainSource>(
 /// (readers skip its versions from now on), unlinks the versions it installed, and retires its
 /// state word `state` if it has one of its own (`st` is that word, dereferenced, or the word
 /// inside a lone version, which goes with the version).
-fn abort<S: ChainSource>(
-    source: &S,
+fn abort(
     state: Option<Shared<'_, TxnState>>,
     st: &TxnState,
-    installed: &[(&StoredKey, Shared<'_, Version>)],
+    installed: &[(ChainRef<'_>, Shared<'_, Version>)],
     stats: &crate::stats::Stats,
     guard: &Guard,
 ) {
     st.set(TxnStatus::Aborted);
-    let reclaimed = installed.iter().filter(|(k, v)| source.unlink_aborted(k, *v, guard)).count();
+    // From the chain each version went onto: the index may hold another chain for the key by
+    // now, or none (a table purge), and a txn's hint may still reach this one (module doc). If
+    // an installer already replaced the version, it retired it.
+    let reclaimed = installed.iter().filter(|(c, v)| c.unlink_aborted(*v, guard)).count();
     bump(&stats.local().versions_reclaimed, reclaimed as u64);
     if let Some(state) = state {
         // SAFETY: every version pointing at `state` is now unlinked (by us, or by the installer
@@ -462,14 +555,25 @@ impl VersionStore for LockFreeStore {
         StoreKind::LockFree
     }
 
-    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>)) {
+    fn read_with(
+        &self,
+        key: &dyn KeyView,
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(Visible<'_>),
+    ) -> Option<ChainHint> {
         let guard = epoch::pin();
-        let Some(chain) = self.index.get(key, &guard) else { return f(Visible::Unknown) };
+        let Some(chain) = self.index.get(key, &guard) else {
+            f(Visible::Unknown);
+            return None;
+        };
         f(match chain.read(read_ts.0, &guard) {
             ReadOutcome::Found(Some(payload)) => Visible::Row(payload),
             ReadOutcome::Found(None) => Visible::Deleted,
             ReadOutcome::Absent => Visible::Unknown,
-        })
+        });
+        // No hints under loom: there the index lends chains by `Arc`, and a clone per read
+        // would add model steps to every protocol model for no protocol change (ADR 0017).
+        (!cfg!(loom)).then(|| ChainHint::of(&chain))
     }
 
     fn range_batch(
@@ -505,9 +609,18 @@ impl VersionStore for LockFreeStore {
         commit_protocol(self, ctx, writes)
     }
 
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport {
+    fn collect(
+        &self,
+        watermark: Timestamp,
+        dropped: &[TableId],
+        seal: SealRule,
+        clock: &Clock,
+    ) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
         let mut guard = epoch::pin();
+        // Chains removed by earlier passes (or by commits that met a sealed chain) that no
+        // live txn can hold a hint to any more.
+        self.free_retired_chains(watermark, &guard);
         let (mut sealed, mut doomed) = (Vec::new(), Vec::new());
         debug_assert!(dropped.is_sorted(), "dropped tables come sorted");
         self.index.for_each(&mut guard, GC_CHAINS_PER_PIN, |key, chain, guard| {
@@ -522,16 +635,12 @@ impl VersionStore for LockFreeStore {
             }
         });
         // Removal takes one shard write lock per key, never while the walk is on a key.
-        for key in sealed {
-            if self.index.remove_if_sealed(&key, &guard) {
-                report.keys_removed += 1;
-            }
-        }
-        for key in doomed {
-            if self.index.remove(&key, &guard) {
-                report.keys_removed += 1;
-            }
-        }
+        let mut unlinked = Vec::new();
+        unlinked.extend(sealed.iter().filter_map(|key| self.index.remove_if_sealed(key, &guard)));
+        unlinked.extend(doomed.iter().filter_map(|key| self.index.remove(key, &guard)));
+        report.keys_removed = unlinked.len() as u64;
+        // Read after the removals (module doc, "Chain hints and the limbo").
+        self.retire_chains(unlinked, clock.now());
         guard.flush();
         report
     }
@@ -559,6 +668,12 @@ impl Drop for LockFreeStore {
         // so the store) alive through its lease, and a GC pass through the `Mvcc` handle it runs
         // on (`lease.rs`), so none is running or pinned on it.
         unsafe { self.index.free_all() };
+        #[cfg(not(any(loom, shuttle)))]
+        for (_, chain) in self.limbo.get_mut().drain(..) {
+            // SAFETY: as above: no txn is live and nothing is pinned on this store, so nothing
+            // holds or will load a pointer into a chain removed from its index.
+            unsafe { chain.free() };
+        }
     }
 }
 
@@ -631,6 +746,103 @@ mod tests {
         });
     }
 
+    /// A commit context for the hint tests.
+    fn ctx<'a>(
+        clock: &'a Clock,
+        stats: &'a Stats,
+        id: u64,
+        read_ts: u64,
+        hints: &'a [crate::store::Hint<'a>],
+    ) -> CommitCtx<'a> {
+        CommitCtx {
+            clock,
+            txn: TxnId(id),
+            read_ts: Timestamp(read_ts),
+            watermark: Timestamp::ZERO,
+            stats,
+            reads: None,
+            base: None,
+            hints,
+        }
+    }
+
+    fn hint_of(store: &LockFreeStore, key: &StoredKey) -> ChainHint {
+        let hint = store.read_with(key.as_view(), Timestamp(u64::MAX - 1), &mut |_| {});
+        hint.expect("the key has a chain")
+    }
+
+    fn hinted<'a>(key: &'a StoredKey, chain: &'a ChainHint) -> crate::store::Hint<'a> {
+        crate::store::Hint { table: key.table(), key: key.bytes(), chain }
+    }
+
+    /// The commit installs on the chain the read found, without looking the key up: here that
+    /// chain was taken out of the index (as a table purge does) after the read, so a commit that
+    /// looked the key up would have created a new chain.
+    #[test]
+    fn a_commit_installs_on_the_hinted_chain() {
+        let store = LockFreeStore::new();
+        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
+        let key = StoredKey::new(TableId(1), b"k");
+        assert_eq!(
+            store.commit(&ctx(&clock, &stats, 1, 0, &[]), writes(&[b"k"])),
+            Ok(Timestamp(1))
+        );
+        let h = hint_of(&store, &key);
+        let hints = [hinted(&key, &h)];
+        let guard = epoch::pin();
+        let gone = store.index.remove(&key, &guard).expect("in the index");
+        store.retire_chains(vec![gone], clock.now());
+        assert_eq!((store.key_count(), store.limbo_len()), (0, 1));
+        let second = store.commit(&ctx(&clock, &stats, 2, 1, &hints), writes(&[b"k"]));
+        assert_eq!(second, Ok(Timestamp(2)));
+        assert_eq!(store.key_count(), 0, "the commit looked the key up instead of using the hint");
+        // SAFETY: the chain is in the limbo, which nothing below frees before this use.
+        let chain = unsafe { h.chain(&guard) };
+        assert_eq!(chain.len(&guard), 2, "both versions are on the hinted chain");
+        // An aborted commit unlinks from the chain it installed on, though the index has none.
+        let third = store.commit(&ctx(&clock, &stats, 3, 1, &hints), writes(&[b"k"]));
+        assert!(matches!(third, Err(MvccError::Conflict { .. })), "{third:?}");
+        let (a, b) = (StoredKey::new(TableId(1), b"a"), StoredKey::new(TableId(1), b"z"));
+        store.commit(&ctx(&clock, &stats, 4, 2, &[]), writes(&[b"z"])).expect("z");
+        let hb = hint_of(&store, &b);
+        let mixed = [hinted(&key, &h), hinted(&b, &hb)];
+        let mut three = writes(&[b"a", b"k", b"z"]);
+        three.sort_by(|x, y| x.0.cmp(&y.0));
+        // "a" and "k" install (k on the hinted chain), then "z" conflicts (read_ts 2 < 3).
+        let fourth = store.commit(&ctx(&clock, &stats, 5, 2, &mixed), three);
+        assert!(matches!(fourth, Err(MvccError::Conflict { .. })), "{fourth:?}");
+        assert_eq!(chain.len(&guard), 2, "the aborted version left the hinted chain");
+        assert_eq!(store.read(a.as_view(), Timestamp(9)), Lookup::Unknown);
+        drop(guard);
+    }
+
+    /// A hinted chain that GC sealed and removed after the read: the install meets the seal
+    /// and looks the key up afresh. The removed chain waits in the limbo until the watermark
+    /// passes the clock reading taken after its removal.
+    #[test]
+    fn a_sealed_hinted_chain_falls_back_and_waits_in_the_limbo() {
+        let store = LockFreeStore::new();
+        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
+        let key = StoredKey::new(TableId(1), b"k");
+        let delete: Writes = [(key.clone(), Op::Delete)].into_iter().collect();
+        assert_eq!(store.commit(&ctx(&clock, &stats, 1, 0, &[]), delete), Ok(Timestamp(1)));
+        let h = hint_of(&store, &key);
+        let hints = [hinted(&key, &h)];
+        let seal = SealRule::Tombstones { watermark: 1 };
+        let report = store.collect(Timestamp(1), &[], seal, &clock);
+        assert_eq!((report.keys_removed, store.key_count(), store.limbo_len()), (1, 0, 1));
+        let put = store.commit(&ctx(&clock, &stats, 2, 1, &hints), writes(&[b"k"]));
+        assert_eq!(put, Ok(Timestamp(2)));
+        assert_eq!(store.key_count(), 1, "a fresh chain replaced the sealed one");
+        assert_eq!(store.read(key.as_view(), Timestamp(2)), Lookup::Row(b"v".to_vec()));
+        // Removed when the clock read 1: a watermark of 1 may still belong to a txn holding
+        // the hint; 2 cannot.
+        store.collect(Timestamp(1), &[], SealRule::Tombstones { watermark: 1 }, &clock);
+        assert_eq!(store.limbo_len(), 1);
+        store.collect(Timestamp(2), &[], SealRule::Tombstones { watermark: 2 }, &clock);
+        assert_eq!(store.limbo_len(), 0);
+    }
+
     #[test]
     fn a_failed_commit_unlinks_what_it_installed() {
         let store = LockFreeStore::new();
@@ -644,6 +856,7 @@ mod tests {
                 stats: &stats,
                 reads: None,
                 base: None,
+                hints: &[],
             };
             store.commit(&ctx, writes(keys))
         };
@@ -658,7 +871,8 @@ mod tests {
         let third = commit(3, 1, &[b"a", b"b"]);
         assert_eq!(third, Ok(Timestamp(2)));
         assert_eq!(store.chain_versions(), 3);
-        let report = store.collect(Timestamp(2), &[], SealRule::Tombstones { watermark: 2 });
+        let report =
+            store.collect(Timestamp(2), &[], SealRule::Tombstones { watermark: 2 }, &clock);
         assert_eq!((report.versions_reclaimed, store.chain_versions()), (1, 2));
     }
 }

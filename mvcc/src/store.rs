@@ -11,6 +11,7 @@ use crate::base::BaseReader;
 use crate::bytes::Bytes;
 use crate::clock::{Clock, Timestamp};
 use crate::error::MvccError;
+use crate::index::ChainHint;
 use crate::key::{KeyView, StoredKey, TableId};
 use crate::merge::MergeOp;
 use crate::range::{KeyRange, ReadSet};
@@ -55,6 +56,17 @@ pub(crate) struct CommitCtx<'a> {
     /// The base under the chains: a merge into a key with no version in its chain applies to
     /// the base's row.
     pub(crate) base: Option<&'a dyn BaseReader>,
+    /// Chains this txn's reads found, by key (`VersionStore::read_with`); a commit installs on
+    /// a key's hinted chain instead of looking the key up again.
+    pub(crate) hints: &'a [Hint<'a>],
+}
+
+/// A key and the chain a txn's read found for it.
+#[derive(Clone, Copy)]
+pub(crate) struct Hint<'a> {
+    pub(crate) table: TableId,
+    pub(crate) key: &'a [u8],
+    pub(crate) chain: &'a ChainHint,
 }
 
 /// The start of a key, kept in an error for context.
@@ -63,6 +75,12 @@ pub(crate) fn key_prefix(bytes: &[u8]) -> Vec<u8> {
 }
 
 impl CommitCtx<'_> {
+    /// The hinted chain of `key`, if this txn's reads left one.
+    pub(crate) fn hint(&self, key: &StoredKey) -> Option<&ChainHint> {
+        let (table, bytes) = (key.table(), key.bytes());
+        self.hints.iter().find(|h| h.table == table && h.key == bytes).map(|h| h.chain)
+    }
+
     pub(crate) fn conflict(&self, key: &StoredKey, committed_ts: Option<u64>) -> MvccError {
         MvccError::Conflict {
             txn: self.txn,
@@ -200,8 +218,15 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     }
 
     /// Calls `f` once with what a snapshot at `read_ts` sees of `key` in the chains, the value
-    /// borrowed from its version (valid for the call only).
-    fn read_with(&self, key: &dyn KeyView, read_ts: Timestamp, f: &mut dyn FnMut(Visible<'_>));
+    /// borrowed from its version (valid for the call only). Returns a hint to the key's chain
+    /// if it has one and the store takes hints (the lock-free store; `lockfree.rs`, "Chain
+    /// hints and the limbo"), for a commit of the same key by the same txn.
+    fn read_with(
+        &self,
+        key: &dyn KeyView,
+        read_ts: Timestamp,
+        f: &mut dyn FnMut(Visible<'_>),
+    ) -> Option<ChainHint>;
 
     /// Appends to `out` the keys of `range` a snapshot at `read_ts` sees a version of (rows and
     /// deletes), in key order (`reverse`: descending), stopping once it appended `max_rows` or
@@ -224,8 +249,15 @@ pub(crate) trait VersionStore: Send + Sync + fmt::Debug {
     fn commit(&self, ctx: &CommitCtx<'_>, writes: Writes) -> Result<Timestamp, MvccError>;
 
     /// Reclaims versions no snapshot at or above `watermark` can see, removes the keys `seal`
-    /// allows and the keys of `dropped` tables.
-    fn collect(&self, watermark: Timestamp, dropped: &[TableId], seal: SealRule) -> GcReport;
+    /// allows and the keys of `dropped` tables. `clock` is read after the removals (the
+    /// lock-free store's limbo, `lockfree.rs`).
+    fn collect(
+        &self,
+        watermark: Timestamp,
+        dropped: &[TableId],
+        seal: SealRule,
+        clock: &Clock,
+    ) -> GcReport;
 
     /// Calls `f`, in key order, on every key whose newest committed version at or below `upto`
     /// is above `since`, with that version's value (`None`: a delete). What a base checkpoint

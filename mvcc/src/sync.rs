@@ -11,7 +11,9 @@
 compile_error!("cfg(loom) and cfg(shuttle) are separate model-checking builds; pick one");
 
 #[cfg(not(any(loom, shuttle)))]
-pub(crate) use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::Arc;
 

@@ -16,13 +16,14 @@
 use crate::bytes::Bytes;
 use crate::clock::Timestamp;
 use crate::error::MvccError;
+use crate::index::ChainHint;
 use crate::key::{KeyView, TableId};
 use crate::merge::{MergeError, MergeOp};
 use crate::range::{KeyRange, RangeIter, ReadSet, Row, SnapshotPin};
 use crate::registry::SlotRef;
 use crate::state::TxnId;
 use crate::stats::bump;
-use crate::store::{CommitCtx, Visible};
+use crate::store::{CommitCtx, Hint, Visible};
 use crate::sync::{Arc, Mutex};
 use crate::writeset::{Op, WriteOp, WriteSet};
 use crate::{Core, CoreLease};
@@ -35,6 +36,8 @@ pub const KEY_BYTES_MAX: usize = 64 * 1024;
 pub const VALUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Most distinct keys one txn may write.
 pub const TXN_WRITES_MAX: usize = 1 << 24;
+/// Longest key whose chain a read-write txn's point read keeps for its commit (`LastRead`).
+pub const HINT_KEY_BYTES_MAX: usize = crate::bytes::INLINE_BYTES_MAX;
 
 /// Whether a txn may write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +72,20 @@ impl Isolation {
     }
 }
 
+/// The key and chain of a read-write txn's last point read (`Txn::keep_hint`).
+struct LastRead {
+    table: TableId,
+    len: u8,
+    key: [u8; HINT_KEY_BYTES_MAX],
+    chain: Option<ChainHint>,
+}
+
+impl Default for LastRead {
+    fn default() -> Self {
+        LastRead { table: TableId(0), len: 0, key: [0; HINT_KEY_BYTES_MAX], chain: None }
+    }
+}
+
 /// Who holds the txn's registry slot: the txn alone, or the txn and its range iterators.
 enum Pin {
     Own(SlotRef),
@@ -78,6 +95,14 @@ enum Pin {
 
 /// An MVCC transaction.
 pub struct Txn {
+    /// Boxed: the body is a few hundred bytes, and a `Txn` moves several times between begin
+    /// and commit (out of `begin`, into the engine's handle, into `commit`); each move of the
+    /// body was a call of the C library's `memcpy` (ADR 0017).
+    b: Box<Body>,
+}
+
+/// A txn's state (`Txn`).
+struct Body {
     core: CoreLease,
     /// Locked only to share the slot with a new range iterator (`&self`); `end` uses `get_mut`.
     pin: Mutex<Pin>,
@@ -91,6 +116,10 @@ pub struct Txn {
     reads: Option<Box<Mutex<ReadSet>>>,
     /// Keys validated at commit at any isolation level (`validate_at_commit`).
     guards: Vec<(TableId, Bytes)>,
+    /// The chain this read-write txn's last point read found (`lockfree.rs`, "Chain hints and
+    /// the limbo"): a commit that writes that key installs on it without looking the key up
+    /// again. Locked per read (reads take `&self`); never contended in practice.
+    last_read: Mutex<LastRead>,
     writes: WriteSet,
     /// `Core::table_drops` at begin: if it moved by commit, check the written tables.
     drops_at_begin: u64,
@@ -99,11 +128,11 @@ pub struct Txn {
 impl fmt::Debug for Txn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Txn")
-            .field("id", &self.id)
-            .field("read_ts", &self.read_ts)
-            .field("mode", &self.mode)
-            .field("isolation", &self.isolation)
-            .field("writes", &self.writes.len())
+            .field("id", &self.b.id)
+            .field("read_ts", &self.b.read_ts)
+            .field("mode", &self.b.mode)
+            .field("isolation", &self.b.isolation)
+            .field("writes", &self.b.writes.len())
             .finish()
     }
 }
@@ -120,53 +149,56 @@ impl Txn {
         let drops_at_begin = core.table_drops();
         let validates = isolation == Isolation::Serializable && mode == TxnMode::ReadWrite;
         Txn {
-            core,
-            pin: Mutex::new(Pin::Own(slot)),
-            id,
-            read_ts,
-            mode,
-            isolation,
-            reads: validates.then(|| Box::new(Mutex::new(ReadSet::default()))),
-            guards: Vec::new(),
-            writes: WriteSet::default(),
-            drops_at_begin,
+            b: Box::new(Body {
+                core,
+                pin: Mutex::new(Pin::Own(slot)),
+                id,
+                read_ts,
+                mode,
+                isolation,
+                reads: validates.then(|| Box::new(Mutex::new(ReadSet::default()))),
+                guards: Vec::new(),
+                last_read: Mutex::new(LastRead::default()),
+                writes: WriteSet::default(),
+                drops_at_begin,
+            }),
         }
     }
 
     /// This txn's id.
     pub fn id(&self) -> TxnId {
-        self.id
+        self.b.id
     }
 
     /// The snapshot: this txn sees exactly the commits at or below it, plus its own writes.
     pub fn read_ts(&self) -> Timestamp {
-        self.read_ts
+        self.b.read_ts
     }
 
     /// Read-only or read-write.
     pub fn mode(&self) -> TxnMode {
-        self.mode
+        self.b.mode
     }
 
     /// Snapshot or serializable.
     pub fn isolation(&self) -> Isolation {
-        self.isolation
+        self.b.isolation
     }
 
     /// Number of distinct keys written so far.
     pub fn write_count(&self) -> usize {
-        self.writes.len()
+        self.b.writes.len()
     }
 
     /// Fails with `Closed` once the database is closed.
     pub fn check_open(&self) -> Result<(), MvccError> {
-        self.core.check_open()
+        self.b.core.check_open()
     }
 
     /// The buffered writes in key order. The engine encodes them into its log record before
     /// `commit` (a merge as its operator: replay applies it again, in commit order).
     pub fn writes(&self) -> impl Iterator<Item = (TableId, &[u8], WriteOp<'_>)> + '_ {
-        self.writes.iter().map(|(k, op)| {
+        self.b.writes.iter().map(|(k, op)| {
             let op = match op {
                 Op::Put(v) => WriteOp::Put(v.as_slice()),
                 Op::Delete => WriteOp::Delete,
@@ -195,8 +227,8 @@ impl Txn {
     ) -> Result<R, MvccError> {
         let probe: (TableId, &[u8]) = (table, key);
         let view: &dyn KeyView = &probe;
-        if !self.writes.is_empty() {
-            match self.writes.get(view) {
+        if !self.b.writes.is_empty() {
+            match self.b.writes.get(view) {
                 None => {}
                 Some(Op::Put(v)) => return Ok(f(Some(v.as_slice()))),
                 Some(Op::Delete) => return Ok(f(None)),
@@ -223,7 +255,12 @@ impl Txn {
     }
 
     fn merge_error(&self, table: TableId, key: &[u8], reason: MergeError) -> MvccError {
-        MvccError::Merge { txn: self.id, table, key_prefix: crate::store::key_prefix(key), reason }
+        MvccError::Merge {
+            txn: self.b.id,
+            table,
+            key_prefix: crate::store::key_prefix(key),
+            reason,
+        }
     }
 
     /// `get_with` past the txn's own writes: the snapshot's value (chains, then base).
@@ -235,27 +272,43 @@ impl Txn {
     ) -> Result<R, MvccError> {
         let probe: (TableId, &[u8]) = (table, key);
         let view: &dyn KeyView = &probe;
-        if let Some(reads) = &self.reads {
+        if let Some(reads) = &self.b.reads {
             reads.lock().keys.push((table, Bytes::new(key)));
         }
         // `read_with` and `get_with` take `FnMut` (they are object-safe); each calls it once.
         let mut once = Some(f);
         let mut out = None;
         let mut unknown = false;
-        self.core.store.read_with(view, self.read_ts, &mut |seen| match seen {
+        let hint = self.b.core.store.read_with(view, self.b.read_ts, &mut |seen| match seen {
             Visible::Row(v) => out = once.take().map(|f| f(Some(v))),
             Visible::Deleted => out = once.take().map(|f| f(None)),
             Visible::Unknown => unknown = true,
         });
+        if let Some(hint) = hint {
+            self.keep_hint(table, key, hint);
+        }
         if unknown {
-            match &self.core.base {
+            match &self.b.core.base {
                 None => out = once.take().map(|f| f(None)),
                 Some(base) => base
-                    .get_with(table, key, self.read_ts, &mut |v| out = once.take().map(|f| f(v)))
+                    .get_with(table, key, self.b.read_ts, &mut |v| out = once.take().map(|f| f(v)))
                     .map_err(|reason| MvccError::Base { reason })?,
             }
         }
         out.ok_or_else(|| MvccError::Base { reason: "the base returned no answer".to_string() })
+    }
+
+    /// Keeps the chain a point read found, for a commit that writes the key (read-write txns,
+    /// keys up to `HINT_KEY_BYTES_MAX`).
+    fn keep_hint(&self, table: TableId, key: &[u8], hint: ChainHint) {
+        if self.b.mode != TxnMode::ReadWrite || key.len() > HINT_KEY_BYTES_MAX {
+            return;
+        }
+        let mut last = self.b.last_read.lock();
+        last.table = table;
+        last.len = key.len() as u8;
+        crate::bytes::copy_short(&mut last.key, key);
+        last.chain = Some(hint);
     }
 
     /// Makes the commit fail with a retryable `SerializationFailure` if another txn commits a
@@ -264,10 +317,10 @@ impl Txn {
     /// it (the SQL layer guards each table's schema row, so rows never land in a table dropped
     /// or re-created after the txn began). A read-only txn ignores it (it commits nothing).
     pub fn validate_at_commit(&mut self, table: TableId, key: &[u8]) {
-        if self.mode == TxnMode::ReadWrite
-            && !self.guards.iter().any(|(t, k)| *t == table && k.as_slice() == key)
+        if self.b.mode == TxnMode::ReadWrite
+            && !self.b.guards.iter().any(|(t, k)| *t == table && k.as_slice() == key)
         {
-            self.guards.push((table, Bytes::new(key)));
+            self.b.guards.push((table, Bytes::new(key)));
         }
     }
 
@@ -284,7 +337,7 @@ impl Txn {
                 return Err(MvccError::ValueTooLarge { len: v.len(), max: VALUE_BYTES_MAX });
             }
         }
-        self.writes.put(&(table, key), Op::of(value));
+        self.b.writes.put(&(table, key), Op::of(value));
         Ok(())
     }
 
@@ -302,7 +355,7 @@ impl Txn {
     pub fn merge(&mut self, table: TableId, key: &[u8], op: MergeOp) -> Result<(), MvccError> {
         self.check_write(table, key)?;
         let probe: (TableId, &[u8]) = (table, key);
-        let write = match self.writes.get(&probe) {
+        let write = match self.b.writes.get(&probe) {
             None => Op::Merge(op),
             Some(Op::Put(v)) => Op::Put(self.merged(table, key, op, Some(v.as_slice()))?),
             Some(Op::Delete) => Op::Put(self.merged(table, key, op, None)?),
@@ -315,23 +368,23 @@ impl Txn {
                 }
             },
         };
-        self.writes.put(&probe, write);
+        self.b.writes.put(&probe, write);
         Ok(())
     }
 
     /// What every buffered write checks: a read-write txn, an open database, the key's size
     /// and the txn's write limit.
     fn check_write(&self, table: TableId, key: &[u8]) -> Result<(), MvccError> {
-        if self.mode == TxnMode::ReadOnly {
-            return Err(MvccError::ReadOnly { txn: self.id });
+        if self.b.mode == TxnMode::ReadOnly {
+            return Err(MvccError::ReadOnly { txn: self.b.id });
         }
-        self.core.check_open()?;
+        self.b.core.check_open()?;
         if key.len() > KEY_BYTES_MAX {
             return Err(MvccError::KeyTooLarge { len: key.len(), max: KEY_BYTES_MAX });
         }
         let probe: (TableId, &[u8]) = (table, key);
-        if self.writes.len() >= TXN_WRITES_MAX && self.writes.get(&probe).is_none() {
-            return Err(MvccError::TxnTooLarge { txn: self.id, max: TXN_WRITES_MAX });
+        if self.b.writes.len() >= TXN_WRITES_MAX && self.b.writes.get(&probe).is_none() {
+            return Err(MvccError::TxnTooLarge { txn: self.b.id, max: TXN_WRITES_MAX });
         }
         Ok(())
     }
@@ -356,20 +409,20 @@ impl Txn {
     /// at commit, however far the iterator is consumed.
     pub fn range(&self, range: KeyRange, reverse: bool) -> RangeIter {
         let pin = {
-            let mut held = self.pin.lock();
+            let mut held = self.b.pin.lock();
             match &*held {
                 Pin::Shared(p) => p.clone(),
                 Pin::Own(_) => {
                     let Pin::Own(slot) = std::mem::replace(&mut *held, Pin::Released) else {
                         unreachable!("matched above")
                     };
-                    let shared = Arc::new(SnapshotPin::new(self.core.clone(), Some(slot)));
+                    let shared = Arc::new(SnapshotPin::new(self.b.core.clone(), Some(slot)));
                     *held = Pin::Shared(shared.clone());
                     shared
                 }
                 // A txn that ended cannot be reached through `&self` (commit and rollback
                 // consume it); pin nothing rather than panic.
-                Pin::Released => Arc::new(SnapshotPin::new(self.core.clone(), None)),
+                Pin::Released => Arc::new(SnapshotPin::new(self.b.core.clone(), None)),
             }
         };
         self.iter_with(Some(pin), range, reverse)
@@ -387,7 +440,7 @@ impl Txn {
         mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<(), MvccError> {
         let own = self.own_writes_in(&range)?;
-        crate::range::visit(&self.core, self.read_ts, range, reverse, own, &mut f)
+        crate::range::visit(&self.b.core, self.b.read_ts, range, reverse, own, &mut f)
     }
 
     /// Records `range` in a serializable read set; returns the txn's writes inside it (in key
@@ -398,10 +451,11 @@ impl Txn {
         &self,
         range: &KeyRange,
     ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, MvccError> {
-        if let Some(reads) = &self.reads {
+        if let Some(reads) = &self.b.reads {
             reads.lock().ranges.push(range.clone());
         }
-        self.writes
+        self.b
+            .writes
             .iter()
             .filter(|(k, _)| k.table() == range.table() && range.contains(k.bytes()))
             .map(|(k, op)| {
@@ -422,10 +476,10 @@ impl Txn {
         reverse: bool,
     ) -> RangeIter {
         let own = self.own_writes_in(&range);
-        let pin = pin.unwrap_or_else(|| Arc::new(SnapshotPin::new(self.core.clone(), None)));
+        let pin = pin.unwrap_or_else(|| Arc::new(SnapshotPin::new(self.b.core.clone(), None)));
         match own {
-            Ok(own) => RangeIter::new(pin, self.read_ts, range, reverse, own),
-            Err(e) => RangeIter::failed(pin, self.read_ts, e),
+            Ok(own) => RangeIter::new(pin, self.b.read_ts, range, reverse, own),
+            Err(e) => RangeIter::failed(pin, self.b.read_ts, e),
         }
     }
 
@@ -436,54 +490,64 @@ impl Txn {
         // Borrowed, not cloned: a clone and its drop would be two more writes to the lease's
         // count. `self` lives to the end of this call, and the fields used beside `core` below
         // are disjoint from it.
-        let core: &Core = &self.core;
+        let core: &Core = &self.b.core;
         let stats = core.stats.local();
         if let Err(e) = core.check_open() {
-            abandon(core, &mut self.pin, &mut self.writes, self.mode);
+            abandon(core, &mut self.b.pin, &mut self.b.writes, self.b.mode);
             return Err(e);
         }
-        if self.writes.is_empty() {
-            end(core, &mut self.pin);
+        if self.b.writes.is_empty() {
+            end(core, &mut self.b.pin);
             bump(&stats.commits, 1);
-            return Ok(self.read_ts);
+            return Ok(self.b.read_ts);
         }
         // Held until the commit has published or failed: `Mvcc::close` waits for it.
         let _admitted = match core.enter_commit() {
             Ok(ticket) => ticket,
             Err(e) => {
-                abandon(core, &mut self.pin, &mut self.writes, self.mode);
+                abandon(core, &mut self.b.pin, &mut self.b.writes, self.b.mode);
                 return Err(e);
             }
         };
-        let writes = std::mem::take(&mut self.writes).into_sorted_vec();
-        if core.table_drops() != self.drops_at_begin {
+        let writes = std::mem::take(&mut self.b.writes).into_sorted_vec();
+        if core.table_drops() != self.b.drops_at_begin {
             if let Some(table) = writes.iter().map(|(k, _)| k.table()).find(|t| core.is_dropped(*t))
             {
-                end(core, &mut self.pin);
+                end(core, &mut self.b.pin);
                 bump(&stats.rollbacks, 1);
-                return Err(MvccError::TableDropped { txn: self.id, table });
+                let label = core.table_label(table);
+                return Err(MvccError::TableDropped { txn: self.b.id, table, label });
             }
         }
-        let mut reads = self.reads.take().map(|r| r.into_inner());
-        if !self.guards.is_empty() {
-            reads.get_or_insert_with(ReadSet::default).keys.append(&mut self.guards);
+        let mut reads = self.b.reads.take().map(|r| r.into_inner());
+        if !self.b.guards.is_empty() {
+            reads.get_or_insert_with(ReadSet::default).keys.append(&mut self.b.guards);
         }
         if let Some(r) = &mut reads {
             r.compact();
         }
+        // Used only inside the store's commit, which returns before `end` releases the slot
+        // (the hints' contract: the txn stays registered while it uses them).
+        let last = self.b.last_read.get_mut();
+        let hint = last.chain.as_ref().map(|chain| Hint {
+            table: last.table,
+            key: &last.key[..usize::from(last.len)],
+            chain,
+        });
         let ctx = CommitCtx {
             clock: &core.clock,
-            txn: self.id,
-            read_ts: self.read_ts,
+            txn: self.b.id,
+            read_ts: self.b.read_ts,
             watermark: core.cached_watermark(),
             stats: &core.stats,
             reads: reads.as_ref(),
             base: core.base.as_deref(),
+            hints: hint.as_slice(),
         };
         let tombstones = writes.iter().filter(|(_, op)| *op == Op::Delete).count() as u64;
         let result = core.store.commit(&ctx, writes);
         // The snapshot is no longer needed once our versions are published or unlinked.
-        end(core, &mut self.pin);
+        end(core, &mut self.b.pin);
         match result {
             Ok(ts) => {
                 bump(&stats.commits, 1);
@@ -506,7 +570,7 @@ impl Txn {
     }
 
     fn abandon(&mut self) {
-        abandon(&self.core, &mut self.pin, &mut self.writes, self.mode);
+        abandon(&self.b.core, &mut self.b.pin, &mut self.b.writes, self.b.mode);
     }
 }
 
