@@ -108,10 +108,10 @@ mod imp {
 
     impl ChainBox {
         fn new() -> Self {
-            ChainBox {
-                chain: NonNull::from(Box::leak(Box::new(Chain::new()))),
-                released: AtomicBool::new(false),
-            }
+            let chain = NonNull::from(Box::leak(Box::new(Chain::new())));
+            #[cfg(debug_assertions)]
+            crate::sync::freed_chains::unmark(chain.as_ptr() as usize);
+            ChainBox { chain, released: AtomicBool::new(false) }
         }
 
         /// The chain, for as long as the directory entry holding `self` is alive.
@@ -161,6 +161,8 @@ mod imp {
         /// No thread holds or will load a pointer into the chain: every thread pinned when it
         /// was removed has unpinned, and every txn that could hold a hint to it has ended.
         pub(crate) unsafe fn free(self) {
+            #[cfg(debug_assertions)]
+            crate::sync::freed_chains::mark(self.0.as_ptr() as usize);
             // SAFETY: the caller's contract; `release` handed this chain out exactly once.
             unsafe { Box::from_raw(self.0.as_ptr()).free_now() };
         }
@@ -191,6 +193,8 @@ mod imp {
         /// The caller is the txn that took the hint, and it has stayed registered in the
         /// snapshot registry since (the limbo rule then keeps the chain allocated).
         pub(crate) unsafe fn chain<'g>(&self, _guard: &'g Guard) -> ChainRef<'g> {
+            #[cfg(debug_assertions)]
+            crate::sync::freed_chains::assert_live(self.0.as_ptr() as usize);
             // SAFETY: the caller's contract.
             unsafe { self.0.as_ref() }
         }

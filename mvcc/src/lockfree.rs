@@ -843,6 +843,28 @@ mod tests {
         assert_eq!(store.limbo_len(), 0);
     }
 
+    /// The debug check the stress tests rely on (`sync::freed_chains`) catches a hint followed
+    /// after its chain was freed: here the limbo is skipped on purpose.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "outlived its chain")]
+    fn a_hint_followed_after_its_chain_was_freed_is_caught() {
+        let store = LockFreeStore::new();
+        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
+        let key = StoredKey::new(TableId(1), b"k");
+        assert_eq!(
+            store.commit(&ctx(&clock, &stats, 1, 0, &[]), writes(&[b"k"])),
+            Ok(Timestamp(1))
+        );
+        let h = hint_of(&store, &key);
+        let guard = epoch::pin();
+        let gone = store.index.remove(&key, &guard).expect("in the index");
+        // SAFETY: none — the broken variant the check must catch; `chain` below panics before
+        // it dereferences anything.
+        unsafe { gone.free() };
+        let _ = unsafe { h.chain(&guard) };
+    }
+
     #[test]
     fn a_failed_commit_unlinks_what_it_installed() {
         let store = LockFreeStore::new();

@@ -155,6 +155,35 @@ pub(crate) mod freed {
     }
 }
 
+/// Debug builds' check of the limbo rule (`lockfree.rs`, "Chain hints and the limbo"): a chain
+/// the limbo frees records its address, a new chain clears it, and following a hint asserts
+/// that its chain was not freed. No sanitizer runs on stable Rust, so this is how the tests see
+/// a hint outliving its chain; best effort (an address reused by a new chain is clear again).
+#[cfg(all(debug_assertions, not(any(loom, shuttle))))]
+pub(crate) mod freed_chains {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    static FREED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+    fn with<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
+        let mut guard = FREED.lock().unwrap_or_else(|e| e.into_inner());
+        f(guard.get_or_insert_with(HashSet::new))
+    }
+
+    pub(crate) fn mark(addr: usize) {
+        with(|s| s.insert(addr));
+    }
+
+    pub(crate) fn unmark(addr: usize) {
+        with(|s| s.remove(&addr));
+    }
+
+    pub(crate) fn assert_live(addr: usize) {
+        assert!(!with(|s| s.contains(&addr)), "a chain hint outlived its chain (the limbo rule)");
+    }
+}
+
 /// Whether debug assertions that need an extra atomic load run. Not under shuttle: each load is
 /// a scheduling point there, and the extra ones pushed the schedule that shows a bug past the
 /// DFS's step bound (`DFS_STEPS_MAX`), hiding canaries; the DFS must explore exactly the
