@@ -188,7 +188,7 @@ fn chains_removed_under_txns_that_hold_them() {
                             rng ^= rng >> 7;
                             rng ^= rng << 17;
                             let key = (rng % 4).to_be_bytes();
-                            let delete = rng % 5 == 0;
+                            let delete = rng.is_multiple_of(5);
                             // Now and then a txn stalls between its read and its write, so
                             // GC passes (and the epoch) run while it holds its hint.
                             let stall = rng % 8 == 1;
@@ -211,7 +211,7 @@ fn chains_removed_under_txns_that_hold_them() {
                             } else {
                                 added.fetch_add(1, Ordering::Relaxed);
                             }
-                            if i % 3 == 0 && !dropped.load(Ordering::Relaxed) {
+                            if i.is_multiple_of(3) && !dropped.load(Ordering::Relaxed) {
                                 // Read-modify-write on the scratch table until it is dropped:
                                 // then every call fails with `TableDropped`, at the read, the
                                 // write or the commit, and nothing else.

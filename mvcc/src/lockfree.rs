@@ -862,6 +862,7 @@ mod tests {
         // SAFETY: none — the broken variant the check must catch; `chain` below panics before
         // it dereferences anything.
         unsafe { gone.free() };
+        // SAFETY: none — see above; the debug check inside panics first.
         let _ = unsafe { h.chain(&guard) };
     }
 
