@@ -322,3 +322,32 @@ fn merging_threads_reclaim_their_own_garbage() {
     let total: i64 = (0..10u8).map(|k| read(&db, &t, &[k]).unwrap()).sum();
     assert_eq!(total as u64, threads * per_thread);
 }
+
+/// `merge_found`: a serializable txn that read a key only to find its row and merges into it is
+/// not validated for that read, so concurrent ones all commit; a txn that read the key before
+/// (a second, earlier read) stays validated.
+#[test]
+fn merge_found_waives_only_the_finding_read() {
+    let db = Database::in_memory();
+    let t = db.create_table("t").unwrap();
+    db.transaction(|txn| txn.put(&t, b"k", 0i64.to_le_bytes())).unwrap();
+    let begin = || db.begin_with(Isolation::Serializable).unwrap();
+    let (mut a, mut b) = (begin(), begin());
+    for txn in [&mut a, &mut b] {
+        assert!(txn.get(&t, b"k").unwrap().is_some());
+        txn.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
+    }
+    a.commit().unwrap();
+    b.commit().expect("the finding read is not validated");
+    assert_eq!(read(&db, &t, b"k"), Some(2));
+
+    // Read twice: the first read stays in the read set and fails the commit.
+    let mut twice = begin();
+    assert_eq!(int(twice.get(&t, b"k").unwrap()), Some(2));
+    assert!(twice.get(&t, b"k").unwrap().is_some());
+    twice.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
+    db.transaction(|txn| txn.add(&t, b"k", 10)).unwrap();
+    let err = twice.commit().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+    assert_eq!(read(&db, &t, b"k"), Some(12));
+}

@@ -37,7 +37,7 @@ pub const VALUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Most distinct keys one txn may write.
 pub const TXN_WRITES_MAX: usize = 1 << 24;
 /// Longest key whose chain a read-write txn's point read keeps for its commit (`LastRead`).
-pub const HINT_KEY_BYTES_MAX: usize = crate::bytes::INLINE_BYTES_MAX;
+pub(crate) const HINT_KEY_BYTES_MAX: usize = crate::bytes::INLINE_BYTES_MAX;
 
 /// Whether a txn may write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -369,6 +369,37 @@ impl Txn {
             },
         };
         self.b.writes.put(&probe, write);
+        Ok(())
+    }
+
+    /// `merge`, into a key this txn has just read to find its row, and that read is not
+    /// validated at commit (serializable): the caller read the key only for what a merge
+    /// relies on — that the row is there, and where its field is — and every put or delete of
+    /// the key committed after the snapshot, the only changes that alter those, conflicts with
+    /// the merge (first committer wins). What is waived is the most recent point read of `key`
+    /// by this txn, and only if that read came from the snapshot (not from this txn's own put
+    /// or delete of it); earlier reads and scanned ranges that cover the key stay validated. A
+    /// txn that used the value it read for anything else must call `merge` instead. This is
+    /// how a serializable SQL increment by key runs as a merge (ADR 0017, decision 8;
+    /// docs/design/isolation.md, "Merges, and a read waived for one").
+    pub fn merge_found(
+        &mut self,
+        table: TableId,
+        key: &[u8],
+        op: MergeOp,
+    ) -> Result<(), MvccError> {
+        let probe: (TableId, &[u8]) = (table, key);
+        let from_snapshot = matches!(self.b.writes.get(&probe), None | Some(Op::Merge(_)));
+        self.merge(table, key, op)?;
+        if from_snapshot {
+            if let Some(reads) = &mut self.b.reads {
+                let keys = &mut reads.get_mut().keys;
+                if let Some(at) = keys.iter().rposition(|(t, k)| *t == table && k.as_slice() == key)
+                {
+                    keys.remove(at);
+                }
+            }
+        }
         Ok(())
     }
 

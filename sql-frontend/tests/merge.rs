@@ -1,6 +1,8 @@
 //! `UPDATE t SET n = n + ? WHERE key = ?` runs as a merge: concurrent ones commit without
 //! conflicts and lose nothing; a plain write of the row still conflicts with them; an update of
-//! any other shape, a NULL value or a serializable txn takes the read-modify-write path.
+//! any other shape or a NULL value takes the read-modify-write path. A serializable txn's
+//! increment is a merge too: the statement's read of a row it found is not validated, a key that
+//! matched nothing and a value the txn read by itself are.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use strata_sql::{Connection, ErrorKind, Value};
@@ -79,17 +81,55 @@ fn other_shapes_read_modify_write_as_before() {
     assert!(err.to_string().contains("overflow"), "{err}");
 }
 
+const SERIALIZABLE: &str = "BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE";
+
 #[test]
-fn serializable_increments_are_validated_reads() {
+fn serializable_increments_of_one_row_all_commit() {
+    let c = counters();
+    let (mut a, mut b, mut s) = (c.connect().unwrap(), c.connect().unwrap(), c.connect().unwrap());
+    a.execute(SERIALIZABLE, &[]).unwrap();
+    b.execute(SERIALIZABLE, &[]).unwrap();
+    s.execute("BEGIN CONCURRENT", &[]).unwrap();
+    assert_eq!(a.execute("UPDATE c SET n = n + 1 WHERE id = 1", &[]).unwrap(), 1);
+    assert_eq!(b.execute("UPDATE c SET n = n + 10 WHERE id = 1", &[]).unwrap(), 1);
+    assert_eq!(b.execute("UPDATE k SET n = n - 1 WHERE key = 'a'", &[]).unwrap(), 1);
+    assert_eq!(s.execute("UPDATE c SET n = n + 100 WHERE id = 1", &[]).unwrap(), 1);
+    s.execute("COMMIT", &[]).unwrap();
+    a.execute("COMMIT", &[]).expect("a serializable increment is not validated for its row");
+    b.execute("COMMIT", &[]).expect("nor through a PRIMARY KEY other than the rowid");
+    let mut c = c;
+    assert_eq!(value(&mut c, "SELECT n FROM c WHERE id = 1"), Value::Integer(121));
+    assert_eq!(value(&mut c, "SELECT n FROM k WHERE key = 'a'"), Value::Integer(4));
+}
+
+/// The statement's outcome (no row changed) depends on the key's absence, so that read is
+/// validated: a row inserted there after the snapshot fails the commit.
+#[test]
+fn a_serializable_increment_that_matched_nothing_is_validated() {
     let c = counters();
     let (mut a, mut b) = (c.connect().unwrap(), c.connect().unwrap());
-    a.execute("BEGIN CONCURRENT", &[]).unwrap();
-    b.execute("BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]).unwrap();
-    b.execute("UPDATE c SET n = n + 1 WHERE id = 1", &[]).unwrap();
-    a.execute("UPDATE c SET n = n + 1 WHERE id = 1", &[]).unwrap();
-    a.execute("COMMIT", &[]).unwrap();
+    b.execute(SERIALIZABLE, &[]).unwrap();
+    assert_eq!(b.execute("UPDATE c SET n = n + 1 WHERE id = 99", &[]).unwrap(), 0);
+    b.execute("UPDATE c SET n = n + 1 WHERE id = 3", &[]).unwrap(); // so that b writes
+    a.execute("INSERT INTO c VALUES (99, 'new', 0)", &[]).unwrap();
     let err = b.execute("COMMIT", &[]).unwrap_err();
-    assert!(err.is_retryable(), "{err}");
+    assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+}
+
+/// A value the txn read by itself (a SELECT before the increment) stays validated: only the
+/// increment statement's own read of the row is waived.
+#[test]
+fn a_serializable_txn_that_read_the_value_is_still_validated() {
+    let c = counters();
+    let (mut a, mut b) = (c.connect().unwrap(), c.connect().unwrap());
+    b.execute(SERIALIZABLE, &[]).unwrap();
+    assert_eq!(value(&mut b, "SELECT n FROM c WHERE id = 1"), Value::Integer(10));
+    b.execute("UPDATE c SET n = n + 1 WHERE id = 1", &[]).unwrap();
+    a.execute("UPDATE c SET n = n + 5 WHERE id = 1", &[]).unwrap();
+    let err = b.execute("COMMIT", &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+    let mut c = c;
+    assert_eq!(value(&mut c, "SELECT n FROM c WHERE id = 1"), Value::Integer(15));
 }
 
 /// More threads than cores add to four rows with no retries at all.

@@ -338,6 +338,17 @@ fn draw_txn(next: &mut impl FnMut(u64) -> u64, w: &MergeWorkload) -> Vec<Draw> {
 /// in the model-checking builds, which leave out the SQL frontend.)
 #[cfg(not(any(loom, shuttle)))]
 pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<MergeHistory, String> {
+    record_sql_with(conn, w, "BEGIN CONCURRENT")
+}
+
+/// [`record_sql`] with each txn opened by `begin` (e.g. `BEGIN TRANSACTION ISOLATION LEVEL
+/// SERIALIZABLE`).
+#[cfg(not(any(loom, shuttle)))]
+pub fn record_sql_with(
+    conn: &strata_sql::Connection,
+    w: MergeWorkload,
+    begin: &str,
+) -> Result<MergeHistory, String> {
     let err = |e: strata_sql::Error| e.to_string();
     let mut c = conn.connect().map_err(err)?;
     c.execute("CREATE TABLE merges (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)", &[])
@@ -350,8 +361,9 @@ pub fn record_sql(conn: &strata_sql::Connection, w: MergeWorkload) -> Result<Mer
     c.execute("COMMIT", &[]).map_err(err)?;
     let preload_ts = c.last_commit_ts().ok_or("the preload has no commit timestamp")?.get();
     let per_thread: Vec<Result<Vec<MergeTxn>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> =
-            (0..w.threads as u64).map(|th| s.spawn(move || run_sql_thread(conn, w, th))).collect();
+        let handles: Vec<_> = (0..w.threads as u64)
+            .map(|th| s.spawn(move || run_sql_thread(conn, w, th, begin)))
+            .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err("merge history worker panicked".into())))
@@ -365,6 +377,7 @@ fn run_sql_thread(
     conn: &strata_sql::Connection,
     w: MergeWorkload,
     th: u64,
+    begin: &str,
 ) -> Result<Vec<MergeTxn>, String> {
     use strata_sql::Value::Integer;
     let err = |e: strata_sql::Error| e.to_string();
@@ -375,7 +388,7 @@ fn run_sql_thread(
     let mut next = crate::history::thread_rng(w.seed, th);
     let mut out = Vec::with_capacity(w.txns_per_thread);
     for _ in 0..w.txns_per_thread {
-        c.execute("BEGIN CONCURRENT", &[]).map_err(err)?;
+        c.execute(begin, &[]).map_err(err)?;
         let read_ts = c.txn_read_ts().ok_or("BEGIN opened no txn")?.get();
         let mut ops = Vec::new();
         for op in draw_txn(&mut next, &w) {

@@ -42,13 +42,13 @@ pub(super) fn unique_violation(schema: &TableSchema) -> Error {
 /// `(rowid, offset of the field in the stored row, delta)`. It can when it sets one INTEGER
 /// column (not a key) to itself plus or minus a constant that is an INTEGER, finds its rows by
 /// rowid or PRIMARY KEY equality alone (so it reads nothing else of the row), every matched row
-/// holds an INTEGER there, and the txn is not serializable (its read of the row would be
-/// validated). Such an update does not conflict with a concurrent one of the same form: each
+/// holds an INTEGER there. Such an update does not conflict with a concurrent one of the same
+/// form, at either isolation level (a serializable txn does not validate the statement's read
+/// of a row it merges into: `Txn::merge_found`; a key that matched nothing stays validated): each
 /// applies to the newest committed row when its txn commits (docs/adr/0014-merge.md). A
 /// result that overflows on the snapshot's row fails here, as the plain update would; one that
 /// overflows only on the newest row fails the commit (`ErrorKind::InvalidInput`).
 fn merged_update(
-    txn: &Txn,
     source: &Source,
     assignments: &[(usize, Expr)],
     params: &[Value],
@@ -70,8 +70,7 @@ fn merged_update(
         Expr::Binary(BinOp::Sub, l, r) if this(l) && is_constant(r) => (-1, r),
         _ => return Ok(None),
     };
-    let eligible = txn.isolation() == strata::Isolation::Snapshot
-        && schema.columns[*col].ty == ColumnType::Integer
+    let eligible = schema.columns[*col].ty == ColumnType::Integer
         && Some(*col) != schema.rowid_column
         && !schema.primary_key.contains(col)
         && source.filter.as_ref().is_some_and(point);
@@ -204,10 +203,13 @@ pub fn run_write(plan: &Plan, txn: &mut Txn, env: &mut dyn Env, params: &[Value]
             let table = env.data_table(&schema.name, false)?;
             let key = schema::table_key(&schema.name);
             let matches = rows_of(txn, env, source, params)?;
-            if let Some(adds) = merged_update(txn, source, assignments, params, &matches)? {
+            if let Some(adds) = merged_update(source, assignments, params, &matches)? {
                 for (rowid, offset, delta) in adds {
                     let op = MergeOp::AddAt { offset, delta };
-                    txn.merge(&table, rowid_key(rowid), op)?;
+                    // The statement read the row only to find it (and its field): a serializable
+                    // txn need not validate that read (`Txn::merge_found`). A key that matched no
+                    // row merges nothing, and its read stays validated.
+                    txn.merge_found(&table, rowid_key(rowid), op)?;
                 }
                 return Ok(matches.len() as u64);
             }
