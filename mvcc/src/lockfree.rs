@@ -766,6 +766,16 @@ mod tests {
         }
     }
 
+    /// A store where txn 1 committed key `k` at timestamp 1, with its clock and statistics.
+    fn with_k_committed() -> (LockFreeStore, Clock, Stats, StoredKey) {
+        let store = LockFreeStore::new();
+        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
+        let key = StoredKey::new(TableId(1), b"k");
+        let first = store.commit(&ctx(&clock, &stats, 1, 0, &[]), writes(&[b"k"]));
+        assert_eq!(first, Ok(Timestamp(1)));
+        (store, clock, stats, key)
+    }
+
     fn hint_of(store: &LockFreeStore, key: &StoredKey) -> ChainHint {
         let hint = store.read_with(key.as_view(), Timestamp(u64::MAX - 1), &mut |_| {});
         hint.expect("the key has a chain")
@@ -780,13 +790,7 @@ mod tests {
     /// looked the key up would have created a new chain.
     #[test]
     fn a_commit_installs_on_the_hinted_chain() {
-        let store = LockFreeStore::new();
-        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
-        let key = StoredKey::new(TableId(1), b"k");
-        assert_eq!(
-            store.commit(&ctx(&clock, &stats, 1, 0, &[]), writes(&[b"k"])),
-            Ok(Timestamp(1))
-        );
+        let (store, clock, stats, key) = with_k_committed();
         let h = hint_of(&store, &key);
         let hints = [hinted(&key, &h)];
         let guard = epoch::pin();
@@ -849,13 +853,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "outlived its chain")]
     fn a_hint_followed_after_its_chain_was_freed_is_caught() {
-        let store = LockFreeStore::new();
-        let (clock, stats) = (Clock::new(Timestamp::ZERO), Stats::new());
-        let key = StoredKey::new(TableId(1), b"k");
-        assert_eq!(
-            store.commit(&ctx(&clock, &stats, 1, 0, &[]), writes(&[b"k"])),
-            Ok(Timestamp(1))
-        );
+        let (store, _, _, key) = with_k_committed();
         let h = hint_of(&store, &key);
         let guard = epoch::pin();
         let gone = store.index.remove(&key, &guard).expect("in the index");

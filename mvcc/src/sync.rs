@@ -116,27 +116,49 @@ pub(crate) mod line_tally {
     }
 }
 
+/// A process-wide set of freed addresses, for the use-after-free checks below (std, never
+/// modelled). Marking the address of each thing freed and unmarking it when something is
+/// allocated there again lets an access check that what it reaches was not freed.
+#[cfg(any(all(loom, crossbeam_loom), all(debug_assertions, not(any(loom, shuttle)))))]
+pub(crate) struct FreedSet(std::sync::Mutex<Option<std::collections::HashSet<usize>>>);
+
+#[cfg(any(all(loom, crossbeam_loom), all(debug_assertions, not(any(loom, shuttle)))))]
+impl FreedSet {
+    pub(crate) const fn new() -> Self {
+        FreedSet(std::sync::Mutex::new(None))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut std::collections::HashSet<usize>) -> R) -> R {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(guard.get_or_insert_with(std::collections::HashSet::new))
+    }
+
+    pub(crate) fn mark(&self, addr: usize) {
+        self.with(|s| s.insert(addr));
+    }
+
+    pub(crate) fn unmark(&self, addr: usize) {
+        self.with(|s| s.remove(&addr));
+    }
+
+    pub(crate) fn contains(&self, addr: usize) -> bool {
+        self.with(|s| s.contains(&addr))
+    }
+}
+
 /// Use-after-free detection for the reclamation model (`--cfg loom --cfg crossbeam_loom`): loom
 /// cannot see accesses to freed plain memory, so a dropped version records its address here and
 /// every version access checks it (an allocation at a reused address clears the mark).
 #[cfg(all(loom, crossbeam_loom))]
 pub(crate) mod freed {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-
-    static FREED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
-
-    fn with<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
-        let mut guard = FREED.lock().unwrap_or_else(|e| e.into_inner());
-        f(guard.get_or_insert_with(HashSet::new))
-    }
+    static FREED: super::FreedSet = super::FreedSet::new();
 
     pub(crate) fn mark(addr: usize) {
-        with(|s| s.insert(addr));
+        FREED.mark(addr);
     }
 
     pub(crate) fn unmark(addr: usize) {
-        with(|s| s.remove(&addr));
+        FREED.unmark(addr);
     }
 
     static VIOLATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -145,7 +167,7 @@ pub(crate) mod freed {
     /// an epoch-pinned section would unwind through crossbeam's loom state and abort the test.
     /// The model asserts `take_violation() == false` at its end.
     pub(crate) fn check(addr: usize) {
-        if with(|s| s.contains(&addr)) {
+        if FREED.contains(addr) {
             VIOLATION.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
@@ -161,26 +183,18 @@ pub(crate) mod freed {
 /// a hint outliving its chain; best effort (an address reused by a new chain is clear again).
 #[cfg(all(debug_assertions, not(any(loom, shuttle))))]
 pub(crate) mod freed_chains {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-
-    static FREED: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
-
-    fn with<R>(f: impl FnOnce(&mut HashSet<usize>) -> R) -> R {
-        let mut guard = FREED.lock().unwrap_or_else(|e| e.into_inner());
-        f(guard.get_or_insert_with(HashSet::new))
-    }
+    static FREED: super::FreedSet = super::FreedSet::new();
 
     pub(crate) fn mark(addr: usize) {
-        with(|s| s.insert(addr));
+        FREED.mark(addr);
     }
 
     pub(crate) fn unmark(addr: usize) {
-        with(|s| s.remove(&addr));
+        FREED.unmark(addr);
     }
 
     pub(crate) fn assert_live(addr: usize) {
-        assert!(!with(|s| s.contains(&addr)), "a chain hint outlived its chain (the limbo rule)");
+        assert!(!FREED.contains(addr), "a chain hint outlived its chain (the limbo rule)");
     }
 }
 
