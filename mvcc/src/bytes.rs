@@ -24,7 +24,7 @@ impl Bytes {
     pub fn new(b: &[u8]) -> Self {
         if b.len() <= INLINE_BYTES_MAX {
             let mut buf = [0u8; INLINE_BYTES_MAX];
-            copy_short(&mut buf, b);
+            buf[..b.len()].copy_from_slice(b);
             Bytes::Inline { len: b.len() as u8, buf }
         } else {
             Bytes::Heap(b.into())
@@ -36,33 +36,6 @@ impl Bytes {
         match self {
             Bytes::Inline { len, buf } => &buf[..usize::from(*len)],
             Bytes::Heap(b) => b,
-        }
-    }
-}
-
-/// `buf[..src.len()] = src` for a short `src`, in fixed-size word copies: a copy of a variable
-/// length compiles to a call of the C library's `memcpy`, about 30 instructions for a key of a few
-/// bytes, and every buffered key and short value takes this path (ADR 0017).
-#[inline]
-pub(crate) fn copy_short(buf: &mut [u8; INLINE_BYTES_MAX], src: &[u8]) {
-    let n = src.len();
-    debug_assert!(n <= INLINE_BYTES_MAX);
-    if n >= 8 {
-        // Whole words from the front, then one word ending at `n` (it may overlap the last).
-        let mut at = 0;
-        while at + 8 <= n {
-            buf[at..at + 8].copy_from_slice(&src[at..at + 8]);
-            at += 8;
-        }
-        if at < n {
-            buf[n - 8..n].copy_from_slice(&src[n - 8..n]);
-        }
-    } else if n >= 4 {
-        buf[..4].copy_from_slice(&src[..4]);
-        buf[n - 4..n].copy_from_slice(&src[n - 4..n]);
-    } else {
-        for (d, s) in buf.iter_mut().zip(src) {
-            *d = *s;
         }
     }
 }

@@ -307,7 +307,7 @@ impl Txn {
         let mut last = self.b.last_read.lock();
         last.table = table;
         last.len = key.len() as u8;
-        crate::bytes::copy_short(&mut last.key, key);
+        last.key[..key.len()].copy_from_slice(key);
         last.chain = Some(hint);
     }
 
@@ -380,7 +380,7 @@ impl Txn {
     /// by this txn, and only if that read came from the snapshot (not from this txn's own put
     /// or delete of it); earlier reads and scanned ranges that cover the key stay validated. A
     /// txn that used the value it read for anything else must call `merge` instead. This is
-    /// how a serializable SQL increment by key runs as a merge (ADR 0017, decision 8;
+    /// how a serializable SQL increment by key runs as a merge (ADR 0017, decision 7;
     /// docs/design/isolation.md, "Merges, and a read waived for one").
     pub fn merge_found(
         &mut self,

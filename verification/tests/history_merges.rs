@@ -93,7 +93,7 @@ fn run_sql_with(threads: usize, put_pct: u64, begin: &str) {
     };
     // Serializable txns that read may fail validation, so only snapshot runs without puts
     // expect no conflict at all; a serializable txn that only adds must still always commit
-    // (its statements' reads of the rows they found are waived: ADR 0017, decision 8).
+    // (its statements' reads of the rows they found are waived: ADR 0017, decision 7).
     let anomalies = check(&history, put_pct == 0 && !serializable);
     if serializable && put_pct == 0 {
         let only_adds = |t: &&MergeTxn| t.ops.iter().all(|o| matches!(o, MergeOpRecord::Add(..)));
