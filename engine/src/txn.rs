@@ -325,11 +325,10 @@ impl Txn {
     /// nobody after it; see docs/design/wal.md, "A failed write or sync").
     pub fn commit(self) -> Result<Timestamp> {
         let Txn { view, durable, durability } = self;
-        let named = Error::from;
         let inner = view.inner;
         // A table dropped since `begin` fails the commit (`TableDropped`) inside the core.
         let Some(d) = durable.filter(|_| inner.write_count() > 0) else {
-            return inner.commit().map_err(named);
+            return inner.commit().map_err(Error::from);
         };
         // (A serializable commit that fails validation used up a timestamp: it is logged
         // below as an empty commit, since replay needs every timestamp.)
@@ -368,7 +367,7 @@ impl Txn {
                 d.log.append(commit_ts.0, &empty).map_err(log_error)?;
                 return Err(e.into());
             }
-            Err(e) => return Err(named(e)),
+            Err(e) => return Err(e.into()),
         };
         // The record states what was durable before it (recovery tells damage from a crash by it).
         let claim = Some(d.log.durable_ts());
