@@ -113,24 +113,16 @@ impl LockFreeStore {
 
     /// Frees, through the epoch, the chains in the limbo whose removal reading is below
     /// `watermark` (a watermark computed at any time: every one is at most the snapshot of every
-    /// txn live when or after it was computed). Returns how many.
-    fn free_retired_chains(&self, watermark: Timestamp, guard: &Guard) -> usize {
+    /// txn live when or after it was computed).
+    fn free_retired_chains(&self, watermark: Timestamp, guard: &Guard) {
         #[cfg(not(any(loom, shuttle)))]
         {
-            let due: Vec<Unlinked> = {
-                let mut limbo = self.limbo.lock();
-                let mut due = Vec::new();
-                let mut i = 0;
-                while i < limbo.len() {
-                    if limbo[i].0 < watermark.0 {
-                        due.push(limbo.swap_remove(i).1);
-                    } else {
-                        i += 1;
-                    }
-                }
-                due
-            };
-            let n = due.len();
+            let due: Vec<Unlinked> = self
+                .limbo
+                .lock()
+                .extract_if(.., |(stamp, _)| *stamp < watermark.0)
+                .map(|(_, chain)| chain)
+                .collect();
             for chain in due {
                 // SAFETY: `Unlinked::free`'s contract. No txn can hold a hint to the chain
                 // (module doc: its removal reading is below the watermark), no lookup can find
@@ -139,13 +131,9 @@ impl LockFreeStore {
                 // is earlier — has unpinned.
                 unsafe { guard.defer_unchecked(move || chain.free()) };
             }
-            n
         }
         #[cfg(any(loom, shuttle))]
-        {
-            let _ = (watermark, guard);
-            0
-        }
+        let _ = (watermark, guard);
     }
 
     /// Chains waiting in the limbo (tests).
