@@ -190,12 +190,14 @@ fn chains_removed_under_txns_that_hold_them() {
                             let key = (rng % 4).to_be_bytes();
                             let delete = rng.is_multiple_of(5);
                             // Now and then a txn stalls between its read and its write, so
-                            // GC passes (and the epoch) run while it holds its hint.
-                            let stall = rng % 8 == 1;
+                            // GC passes (and the epoch) run while it holds its hint. Only its
+                            // first attempt: a txn that stalled on every retry would lose each
+                            // one to the other writers of its hot key and run out of attempts.
+                            let mut stall = rng % 8 == 1;
                             let (v, deleted) = db
                                 .transaction(|txn| {
                                     let v = read_u64(txn.get(t, key)?);
-                                    if stall {
+                                    if std::mem::take(&mut stall) {
                                         std::thread::sleep(std::time::Duration::from_micros(300));
                                     }
                                     if delete {
