@@ -518,8 +518,13 @@ mod tests {
             let keep = first + 1 + cut % (log.len() - first - 1);
             let (records, stop) = scan(&log[..keep]);
             prop_assert_eq!(records.len(), 1);
+            // A cut inside the second header that kept only zero bytes (its length field's low
+            // byte is 0 when the payload is a multiple of 256 bytes) reads as the zero-filled
+            // end of a preallocated segment, which it cannot be told from; either way the
+            // record is dropped and the valid prefix kept.
+            let zeros = log[first..keep].iter().all(|b| *b == 0);
             let torn = matches!(stop, Some(CodecError::Torn { offset, .. }) if offset == first);
-            prop_assert!(torn, "{:?}", stop);
+            prop_assert!(torn || (zeros && stop.is_none()), "{:?}", stop);
         }
     }
 
