@@ -717,11 +717,20 @@ impl Chain {
                     None if !ActiveWait::skipped() && h.writer_active() => {
                         return Err(InstallError::Active { version, head });
                     }
-                    None => {
-                        // A put or delete publishing: judged by the snapshot as `install` does.
-                        Chain::admits_over(h.seen_by(read_ts), read_ts)?;
-                        (head, false)
-                    }
+                    // A put or delete publishing: judged by the snapshot as `install` does.
+                    None => match h.seen_by(read_ts) {
+                        // Its writer aborted since `settled` looked, or while `seen_by` waited
+                        // for its verdict (a serializable validation that failed): the next pass
+                        // replaces it. Judging it here tripped the invariant-1 assertion in
+                        // checked builds (it hung CI: the panicking committer left its other
+                        // merges pending) and failed the merge in release builds, over a put
+                        // that never committed (loom model 9, `merge_over_a_failed_validation`).
+                        Seen::Aborted => continue,
+                        seen => {
+                            Chain::admits_over(seen, read_ts)?;
+                            (head, false)
+                        }
+                    },
                 },
             };
             // First committer wins against puts and deletes committed after the snapshot: every

@@ -30,6 +30,10 @@
 //! range it scanned — must have no version committed in `(read_ts, ts)`. If one has, the txn
 //! aborts as on a conflict (`SerializationFailure`); `ts` is used up.
 //!
+//! Every way out before the verdict — a conflict, a failed validation, a panic (a bug, or a
+//! user's `BaseReader` panicking while a merge reads the base) — aborts what was installed
+//! (`Undo`): no version is left pending for others to wait on.
+//!
 //! ## Chain hints and the limbo (ADR 0017)
 //!
 //! A read-write txn's point read keeps the chain it found as a `ChainHint` (`txn.rs`), and step 1
@@ -298,7 +302,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     // that key's version (`Version::pending_alone`): no allocation, nothing to retire. Otherwise
     // it is allocated here and retired (not freed) at the end, once every version is published
     // or unlinked: see `Version::pending`'s contract.
-    let (state, mut st) = match writes.len() {
+    let (state, st) = match writes.len() {
         1 => (None, None),
         _ => {
             let state = Owned::new(TxnState::new(ctx.txn)).into_shared(&guard);
@@ -308,10 +312,16 @@ pub(crate) fn commit_protocol<S: ChainSource>(
             (Some(state), Some(st))
         }
     };
-    // Inline for a one-key txn (no allocation), like its write set.
-    // Each installed version with the chain it is on (an abort unlinks it from there).
-    let mut installed: smallvec::SmallVec<[(ChainRef<'_>, Shared<'_, Version>); 1]> =
-        smallvec::SmallVec::with_capacity(writes.len());
+    // Until the verdict, every way out — an error returned or a panic unwinding — aborts what
+    // was installed (`Undo`).
+    let mut undo = Undo {
+        state,
+        st,
+        installed: smallvec::SmallVec::with_capacity(writes.len()),
+        stats: ctx.stats,
+        guard: &guard,
+        decided: false,
+    };
     let mut merged = false; // whether any write is a merge (deep inline GC, below)
     for (key, op) in writes.iter_mut() {
         let (payload, merge) = match std::mem::replace(op, Op::Delete) {
@@ -320,47 +330,34 @@ pub(crate) fn commit_protocol<S: ChainSource>(
             Op::Merge(m) => (None, Some(m)),
         };
         merged |= merge.is_some();
-        let mut version = match st {
+        let mut version = match undo.st {
             // SAFETY: `state` outlives the version as `pending` requires: it is retired
             // through the epoch collector below, after the version is published or unlinked.
             Some(st) => unsafe { Version::pending(st, payload) }.boxed(),
             None => Version::pending_alone(ctx.txn, payload),
         };
         let hint = ctx.hint(key);
-        let result = match merge {
-            None => install_waiting(source, ctx, key, version, None, hint, &guard),
+        let (v, chain) = match merge {
+            None => install_waiting(source, ctx, key, version, None, hint, &guard)?,
             Some(m) => {
                 version.set_merge();
                 let on_value = |v: Option<&[u8]>| ctx.merged(key, m, v);
                 let on_base = || ctx.merged_into_base(key, m);
                 let merging = Merging::new(&on_value, &on_base);
-                install_waiting(source, ctx, key, version, Some(&merging), hint, &guard)
+                install_waiting(source, ctx, key, version, Some(&merging), hint, &guard)?
             }
         };
-        match result {
-            Ok((v, chain)) => {
-                // SAFETY: installed under `guard`, which is still pinned: the version (and the
-                // state word inside it) stays allocated while we use it.
-                st = st.or_else(|| Some(unsafe { v.deref() }.own_state()));
-                installed.push((chain, v));
-            }
-            Err(e) => {
-                // A lone write that failed to install left nothing behind (its version and
-                // state word were dropped unpublished).
-                if let Some(st) = st {
-                    abort(state, st, &installed, ctx.stats, &guard);
-                }
-                return Err(e);
-            }
-        }
+        // SAFETY: installed under `guard`, which is still pinned: the version (and the state
+        // word inside it) stays allocated while we use it.
+        undo.st = undo.st.or_else(|| Some(unsafe { v.deref() }.own_state()));
+        undo.installed.push((chain, v));
     }
-    let Some(st) = st else {
+    let Some(st) = undo.st else {
         debug_assert!(false, "a commit with writes installed at least one");
-        drop(installed);
         return Err(ctx.conflict(&writes[0].0, None));
     };
     let stripe = ctx.stats.local();
-    bump(&stripe.versions_installed, installed.len() as u64);
+    bump(&stripe.versions_installed, undo.installed.len() as u64);
 
     // Publication (module doc, step 2). `lb` is a lower bound of the coming timestamp
     // because the clock only grows; readers whose snapshot is below it skip us at once.
@@ -378,10 +375,7 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     if let Some(r) = early {
         // The broken variant: validate against the clock as it is now, then take a timestamp.
         let as_of = Timestamp(ctx.clock.now().0 + 1);
-        if let Err(e) = source.validate(ctx, r, as_of, st, &guard) {
-            abort(state, st, &installed, ctx.stats, &guard);
-            return Err(e);
-        }
+        source.validate(ctx, r, as_of, st, &guard)?;
     }
     let lb = ctx.clock.now_relaxed().0 + 1;
     #[cfg(any(loom, shuttle))]
@@ -394,40 +388,67 @@ pub(crate) fn commit_protocol<S: ChainSource>(
     let ts = ctx.clock.advance();
     if let Some(reads) = reads {
         st.set(TxnStatus::Validating { ts: ts.0 });
-        if let Err(e) = source.validate(ctx, reads, ts, st, &guard) {
-            abort(state, st, &installed, ctx.stats, &guard);
-            return Err(e);
-        }
+        source.validate(ctx, reads, ts, st, &guard)?;
     }
     st.set(TxnStatus::Committed { ts: ts.0 });
+    undo.decided = true;
 
     // Step 3: stamp, then reclaim. Our guard keeps every installed version allocated even if
     // a racing GC already cut it off below a newer version.
-    for (_, v) in &installed {
+    for (_, v) in &undo.installed {
         // SAFETY: installed by us under `guard`, which is still pinned.
         unsafe { v.deref() }.publish(ts.0);
     }
-    if let Some(state) = state {
+    if let Some(state) = undo.state {
         // SAFETY: every version pointing at `state` now has `begin != 0`; a reader that loaded
         // `begin == 0` earlier is pinned, so the deferred free waits for it.
         unsafe { guard.defer_destroy(state) };
     }
     let (mut reclaimed, mut gave_up) = (0, false);
-    for (_, v) in &installed {
+    for (_, v) in &undo.installed {
         let cut = Chain::cut_below(*v, ctx.watermark.0, INLINE_GC_STEPS_MAX, &guard);
         reclaimed += cut.retired;
         gave_up |= cut.depth.is_none();
     }
     #[cfg(not(any(loom, shuttle)))]
     if gave_up && merged {
-        reclaimed += deep_inline_gc(&installed, ctx.watermark.0, &guard);
+        reclaimed += deep_inline_gc(&undo.installed, ctx.watermark.0, &guard);
     }
     #[cfg(any(loom, shuttle))]
     let _ = (gave_up, merged);
     bump(&stripe.versions_reclaimed, reclaimed);
-    drop(installed);
+    drop(undo);
     drop(writes);
     Ok(ts)
+}
+
+/// What a commit has installed, undone (`abort`) when it is dropped before the verdict: on a
+/// conflict or failed validation (`?`), and on a panic inside the protocol (a bug, or a
+/// `debug_assert!`). Without it a panicking committer left its versions pending forever, and
+/// every merge that met one waited for it without bound (`Chain::until_settled`): a panic in
+/// one thread hung the others (it did, in CI, before model 9's fix).
+struct Undo<'g> {
+    /// The txn's own state word if it has one (more than one write), retired by `abort`.
+    state: Option<Shared<'g, TxnState>>,
+    /// The state word every installed version points to (`None`: nothing installed yet).
+    st: Option<&'g TxnState>,
+    /// Each installed version with the chain it is on (an abort unlinks it from there).
+    /// Inline for a one-key txn (no allocation), like its write set.
+    installed: smallvec::SmallVec<[(ChainRef<'g>, Shared<'g, Version>); 1]>,
+    stats: &'g crate::stats::Stats,
+    guard: &'g Guard,
+    /// Set once the txn is `Committed`: from then on nothing is undone.
+    decided: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        // A lone write that failed to install left nothing behind (its version and state word
+        // were dropped unpublished), so there is no `st` and nothing to do.
+        if let (false, Some(st)) = (self.decided, self.st) {
+            abort(self.state, st, &self.installed, self.stats, self.guard);
+        }
+    }
 }
 
 /// Versions a deep inline cut inspects at most (`deep_inline_gc`).
@@ -513,10 +534,10 @@ fn install_waiting<'g, S: ChainSource>(
     }
 }
 
-/// Undoes a failed commit (a conflict, or a failed serializable validation): marks it aborted
-/// (readers skip its versions from now on), unlinks the versions it installed, and retires its
-/// state word `state` if it has one of its own (`st` is that word, dereferenced, or the word
-/// inside a lone version, which goes with the version).
+/// Undoes a failed commit (a conflict, a failed serializable validation, or a panic: `Undo`):
+/// marks it aborted (readers skip its versions from now on), unlinks the versions it installed,
+/// and retires its state word `state` if it has one of its own (`st` is that word, dereferenced,
+/// or the word inside a lone version, which goes with the version).
 fn abort(
     state: Option<Shared<'_, TxnState>>,
     st: &TxnState,
@@ -883,5 +904,87 @@ mod tests {
         let report =
             store.collect(Timestamp(2), &[], SealRule::Tombstones { watermark: 2 }, &clock);
         assert_eq!((report.versions_reclaimed, store.chain_versions()), (1, 2));
+    }
+    /// A base that panics when asked for one key: a bug in a user's `BaseReader`, met while a
+    /// merge is computed inside the commit.
+    #[derive(Debug)]
+    struct PanickingBase;
+
+    impl crate::base::BaseReader for PanickingBase {
+        fn get(&self, _: TableId, key: &[u8], _: Timestamp) -> Result<Option<Vec<u8>>, String> {
+            assert_ne!(key, b"b", "the base panics on b");
+            Ok(None)
+        }
+
+        fn range(
+            &self,
+            _: &KeyRange,
+            _: bool,
+            _: Timestamp,
+            _: usize,
+            _: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        ) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn visit(
+            &self,
+            _: &KeyRange,
+            _: bool,
+            _: Timestamp,
+            _: &mut crate::base::RowVisitor<'_>,
+        ) -> Result<ControlFlow<()>, String> {
+            Ok(ControlFlow::Continue(()))
+        }
+
+        fn checkpoint_at_or_below(&self, _: Timestamp) -> Timestamp {
+            Timestamp::ZERO
+        }
+    }
+
+    /// A panic inside the commit protocol, after the txn installed a merge on one key, aborts
+    /// what it installed: before, the merge stayed pending for good, and the next merge into that
+    /// key waited for it forever (a panicking committer hung CI this way).
+    #[test]
+    fn a_panic_inside_a_commit_aborts_what_it_installed() {
+        use crate::merge::MergeOp;
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        use std::time::Duration;
+        // Shared with a detached thread below, so that a hang fails the test instead of
+        // hanging it.
+        let world = crate::sync::StdArc::new((
+            LockFreeStore::new(),
+            Clock::new(Timestamp::ZERO),
+            Stats::new(),
+        ));
+        let (store, clock, stats) = (&world.0, &world.1, &world.2);
+        let (a, b) = (StoredKey::new(TableId(1), b"a"), StoredKey::new(TableId(1), b"b"));
+        let five: Writes =
+            [(a.clone(), Op::Put(crate::bytes::Bytes::new(&5i64.to_le_bytes())))].into();
+        assert_eq!(store.commit(&ctx(clock, stats, 1, 0, &[]), five), Ok(Timestamp(1)));
+        let adds: Writes =
+            [(a.clone(), Op::Merge(MergeOp::Add(10))), (b.clone(), Op::Merge(MergeOp::Add(1)))]
+                .into_iter()
+                .collect();
+        let base = PanickingBase;
+        let mut with_base = ctx(clock, stats, 2, 1, &[]);
+        with_base.base = Some(&base);
+        // "a" installs first (key order); "b" has no chain, so its merge asks the base.
+        let panicked = catch_unwind(AssertUnwindSafe(|| store.commit(&with_base, adds)));
+        assert!(panicked.is_err(), "the base's panic reaches the caller");
+        assert_eq!(store.chain_versions(), 1, "the pending merge on a was unlinked");
+        let (w, key) = (world.clone(), a.clone());
+        let later = std::thread::spawn(move || {
+            let one: Writes = [(key, Op::Merge(MergeOp::Add(100)))].into();
+            w.0.commit(&ctx(&w.1, &w.2, 3, 1, &[]), one)
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !later.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let next = later.is_finished().then(|| later.join().expect("the merge thread"));
+        assert!(matches!(next, Some(Ok(_))), "a later merge into a (None: hung): {next:?}");
+        let now = store.read(a.as_view(), clock.now());
+        assert_eq!(now, Lookup::Row(105i64.to_le_bytes().to_vec()), "5 + 100; the 10 aborted");
     }
 }

@@ -189,3 +189,13 @@ fn loom_merges_and_a_put_canaries() {
     expect_caught("merges_and_a_put", 2, Canary::MergeOverPut, merges_and_a_put);
     expect_caught("merges_and_a_put", 2, Canary::MergeOnSnapshot, merges_and_a_put);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Model 9: a merge over a put whose serializable validation fails (scenarios.rs). No canary: the
+// broken variant's release behaviour is a conflict the model cannot tell from a legal one; the
+// state-machine assertions catch it (the model fails with the fix reverted). Preemption bound 2.
+
+#[test]
+fn loom_merge_over_a_failed_validation() {
+    assert!(explore("merge_over_a_failed_validation", 2, merge_over_a_failed_validation) > 1);
+}

@@ -146,6 +146,11 @@ fn pct_merges_and_a_put() {
 }
 
 #[test]
+fn pct_merge_over_a_failed_validation() {
+    assert!(pct("merge_over_a_failed_validation", merge_over_a_failed_validation) > 1);
+}
+
+#[test]
 fn pct_phantom() {
     assert!(pct("phantom", phantom) > 1);
     expect_caught("phantom", Canary::SkipValidation, pct, phantom);

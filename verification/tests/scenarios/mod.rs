@@ -312,3 +312,53 @@ pub fn merges_and_a_put() {
         }
     }
 }
+
+// Model 9: a merge over a put whose serializable validation fails. P (serializable) reads r and
+// puts k; W then commits r, so P's validation must fail. M takes its snapshot while P commits and
+// adds 1 to k. M meets P's version at k's head in every state: active (M waits, bounded), publishing
+// (judged by M's snapshot: a conflict if P's timestamp may be above it, else M waits for the
+// verdict) or aborted (replaced). The bug this reproduces: M looked once (`settled`: publishing),
+// then judged the head again and found it aborted, and took that for a broken chain — a
+// state-machine assertion in a checked build, a needless conflict in a release one. Found by the
+// serializable SQL history run, not by a model. Nothing here can tell that conflict from a legal
+// one, so the model has no canary of its own: it is the assertions (the models run with
+// `debug_assert!` on) that catch the bug, and reverting the fix makes this model fail.
+// Preemption bound 2.
+
+pub fn merge_over_a_failed_validation() {
+    use strata_mvcc::Isolation::Serializable;
+    let db = db();
+    put(&db, b"k", &0i64.to_le_bytes());
+    put(&db, b"r", b"0");
+    let mut p = db.begin_with(TxnMode::ReadWrite, Serializable).unwrap();
+    let _ = p.get(T, b"r").unwrap();
+    p.write(T, b"k", Some(&100i64.to_le_bytes())).unwrap();
+    put(&db, b"r", b"1");
+    let putter = thread::spawn(move || p.commit());
+    let mut m = db.begin(TxnMode::ReadWrite).unwrap();
+    m.merge(T, b"k", MergeOp::Add(1)).unwrap();
+    let merge_result = m.commit();
+    let put_result = putter.join().unwrap();
+    // P fails validation, or first committer wins against M's committed merge.
+    invariant!(
+        matches!(
+            put_result,
+            Err(MvccError::SerializationFailure { .. } | MvccError::Conflict { .. })
+        ),
+        "P read r before W's commit and must not commit: {put_result:?}"
+    );
+    if let Err(e) = &merge_result {
+        // Only P can stand in M's way, and only while it may still commit.
+        invariant!(
+            matches!(e, MvccError::Conflict { committed_ts: None, .. }),
+            "the merge failed on something other than a pending put: {e}"
+        );
+    }
+    let int = |v: Option<Vec<u8>>| v.map(|b| i64::from_le_bytes(b.try_into().unwrap()));
+    let now = int(db.begin(TxnMode::ReadOnly).unwrap().get(T, b"k").unwrap());
+    invariant_eq!(
+        now,
+        Some(i64::from(merge_result.is_ok())),
+        "k is 0 plus M's add if it committed"
+    );
+}
