@@ -409,10 +409,12 @@ impl Txn {
     /// `merge` into a key this txn has just read only to find its row; a serializable txn then
     /// does not validate that read. Every put or delete of the key committed after the
     /// snapshot — the only changes that would alter whether the row is there — conflicts with
-    /// the merge, so the read needs no check of its own. Earlier reads of the key, and scanned
-    /// ranges that cover it, stay validated. Use `merge` if anything the txn does depends on
-    /// the value it read. (The SQL layer runs a serializable `UPDATE t SET n = n + ? WHERE id =
-    /// ?` this way; `strata_mvcc::Txn::merge_found` has the exact rule.)
+    /// the merge, so the read needs no check of its own. Only the txn's last point read is
+    /// waived, and only if it was of `key`: read another key in between and nothing is waived.
+    /// Earlier reads of the key, and scanned ranges that cover it, stay validated. Use `merge`
+    /// if anything the txn does depends on the value it read. (The SQL layer runs a
+    /// serializable `UPDATE t SET n = n + ? WHERE id = ?` this way;
+    /// `strata_mvcc::Txn::merge_found` has the exact rule.)
     pub fn merge_found(&mut self, table: &Table, key: impl AsRef<[u8]>, op: MergeOp) -> Result<()> {
         self.touch(table)?;
         Ok(self.view.inner.merge_found(table.id, key.as_ref(), op)?)

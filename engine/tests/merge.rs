@@ -325,7 +325,7 @@ fn merging_threads_reclaim_their_own_garbage() {
 
 /// `merge_found`: a serializable txn that read a key only to find its row and merges into it is
 /// not validated for that read, so concurrent ones all commit; a txn that read the key before
-/// (a second, earlier read) stays validated.
+/// (a second, earlier read), or read another key after it, stays validated.
 #[test]
 fn merge_found_waives_only_the_finding_read() {
     let db = Database::in_memory();
@@ -350,4 +350,25 @@ fn merge_found_waives_only_the_finding_read() {
     let err = twice.commit().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
     assert_eq!(read(&db, &t, b"k"), Some(12));
+
+    // Read k, then another key: k's read is not the last one, so nothing is waived (a caller
+    // that read k long before may rely on its value).
+    db.transaction(|txn| txn.put(&t, b"j", 0i64.to_le_bytes())).unwrap();
+    let mut later = begin();
+    assert_eq!(int(later.get(&t, b"k").unwrap()), Some(12));
+    assert!(later.get(&t, b"j").unwrap().is_some());
+    later.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
+    db.transaction(|txn| txn.add(&t, b"k", 100)).unwrap();
+    let err = later.commit().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
+    assert_eq!(read(&db, &t, b"k"), Some(112));
+
+    // The same txn with the reads the other way round waives k's read and commits.
+    let mut last = begin();
+    assert!(last.get(&t, b"j").unwrap().is_some());
+    assert!(last.get(&t, b"k").unwrap().is_some());
+    last.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
+    db.transaction(|txn| txn.add(&t, b"k", 100)).unwrap();
+    last.commit().expect("k's read was the last and is waived");
+    assert_eq!(read(&db, &t, b"k"), Some(213));
 }

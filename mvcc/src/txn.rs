@@ -376,10 +376,12 @@ impl Txn {
     /// validated at commit (serializable): the caller read the key only for what a merge
     /// relies on — that the row is there, and where its field is — and every put or delete of
     /// the key committed after the snapshot, the only changes that alter those, conflicts with
-    /// the merge (first committer wins). What is waived is the most recent point read of `key`
-    /// by this txn, and only if that read came from the snapshot (not from this txn's own put
-    /// or delete of it); earlier reads and scanned ranges that cover the key stay validated. A
-    /// txn that used the value it read for anything else must call `merge` instead. This is
+    /// the merge (first committer wins). What is waived is this txn's last point read, and only
+    /// if it was of `key` and came from the snapshot (not from this txn's own put or delete of
+    /// it). A txn that read another key after it, or never read `key`, waives nothing, so a caller
+    /// who gets the order wrong keeps a validated read instead of losing one; earlier reads and
+    /// scanned ranges that cover the key stay validated too. A txn that used the value it read
+    /// for anything else must call `merge` instead. This is
     /// how a serializable SQL increment by key runs as a merge (ADR 0017, decision 7;
     /// docs/design/isolation.md, "Merges, and a read waived for one").
     pub fn merge_found(
@@ -394,9 +396,8 @@ impl Txn {
         if from_snapshot {
             if let Some(reads) = &mut self.b.reads {
                 let keys = &mut reads.get_mut().keys;
-                if let Some(at) = keys.iter().rposition(|(t, k)| *t == table && k.as_slice() == key)
-                {
-                    keys.remove(at);
+                if keys.last().is_some_and(|(t, k)| *t == table && k.as_slice() == key) {
+                    keys.pop();
                 }
             }
         }
