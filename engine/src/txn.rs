@@ -322,7 +322,9 @@ impl Txn {
     /// `Txn::durability` asks. If the log cannot take it (`Error::Io`), the commit is not
     /// durable, and the database stops: every later read and write fails with `Error::Io` until
     /// it is reopened (so the failed commit, visible in memory until the failure, is read by
-    /// nobody after it; see docs/design/wal.md, "A failed write or sync").
+    /// nobody after it; see docs/design/wal.md, "A failed write or sync"). A panic inside a
+    /// durable commit stops the database the same way (its timestamp may be taken and never
+    /// logged, and every later commit would wait behind it).
     pub fn commit(self) -> Result<Timestamp> {
         let Txn { view, durable, durability } = self;
         let inner = view.inner;
@@ -336,6 +338,10 @@ impl Txn {
         if let Some(reason) = d.log.failure() {
             return Err(MvccError::Stopped { reason }.into());
         }
+        // Timestamps are dense in the log: a commit that took one and panicked before logging
+        // it would leave a hole every later commit's acknowledgement waits behind, forever.
+        // So a panic from here on stops the database, as a failed log write does.
+        let _stop_on_panic = StopOnPanic(&d.log);
         let bytes = inner
             .writes()
             .map(|(_, k, op)| match op {
@@ -369,6 +375,8 @@ impl Txn {
             }
             Err(e) => return Err(e.into()),
         };
+        #[cfg(test)]
+        tests::panic_if_asked();
         // The record states what was durable before it (recovery tells damage from a crash by it).
         let claim = Some(d.log.durable_ts());
         let record = record.finish_claiming(RecordKind::Commit, ts.0, claim).map_err(|e| {
@@ -439,5 +447,72 @@ impl Txn {
         value: Option<&[u8]>,
     ) -> Result<()> {
         Ok(self.view.inner.write(table, key, value)?)
+    }
+}
+
+/// Stops the database (`Log::fail`) when dropped during a panic: see `Txn::commit`.
+struct StopOnPanic<'a>(&'a strata_wal::Log);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(
+                "a commit panicked before its log record was written; reopen the database \
+                 (the commit was never acknowledged)"
+                    .to_string(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Database, Error, Options};
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::time::{Duration, Instant};
+
+    thread_local! {
+        static PANIC_AFTER_COMMIT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The fault this module's test injects: a panic between the in-memory commit (its
+    /// timestamp taken) and its log record.
+    pub(super) fn panic_if_asked() {
+        if PANIC_AFTER_COMMIT.with(Cell::take) {
+            panic!("injected: a commit panicked after taking its timestamp");
+        }
+    }
+
+    /// A commit that panics after taking its timestamp and before logging it stops the
+    /// database; the next commit fails at once instead of waiting forever for the missing
+    /// timestamp, and a reopen recovers everything acknowledged.
+    #[test]
+    fn a_commit_that_panics_before_its_record_stops_the_database() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("db");
+        let db = Database::open(&dir, Options::default()).expect("open");
+        let t = db.create_table("t").expect("table");
+        db.transaction(|txn| txn.put(&t, b"kept", b"1")).expect("a first commit");
+        let mut txn = db.begin().expect("begin");
+        txn.put(&t, b"lost", b"2").expect("put");
+        PANIC_AFTER_COMMIT.with(|p| p.set(true));
+        assert!(catch_unwind(AssertUnwindSafe(|| txn.commit())).is_err(), "the fault fired");
+        let (db2, t2) = (db.clone(), t.clone());
+        let next = std::thread::spawn(move || db2.transaction(|txn| txn.put(&t2, b"after", b"3")));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !next.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(next.is_finished(), "the next commit hung behind the missing timestamp");
+        let after = next.join().expect("no panic");
+        assert!(matches!(after, Err(Error::Io { .. })), "{after:?}");
+        drop(db);
+        let db = Database::open(&dir, Options::default()).expect("reopen");
+        let t = db.open_table("t").expect("the table survived");
+        let snap = db.begin_read().expect("snapshot");
+        assert_eq!(snap.get(&t, b"kept").expect("get").as_deref(), Some(&b"1"[..]));
+        assert_eq!(snap.get(&t, b"lost").expect("get"), None, "never logged, never acknowledged");
+        assert_eq!(snap.get(&t, b"after").expect("get"), None);
     }
 }
