@@ -341,7 +341,7 @@ impl Txn {
         // Timestamps are dense in the log: a commit that took one and panicked before logging
         // it would leave a hole every later commit's acknowledgement waits behind, forever.
         // So a panic from here on stops the database, as a failed log write does.
-        let _stop_on_panic = StopOnPanic(&d.log);
+        let _stop_on_panic = StopOnPanic::new(&d.log);
         let bytes = inner
             .writes()
             .map(|(_, k, op)| match op {
@@ -450,15 +450,25 @@ impl Txn {
     }
 }
 
-/// Stops the database (`Log::fail`) when dropped during a panic: see `Txn::commit`.
-struct StopOnPanic<'a>(&'a strata_wal::Log);
+/// Stops the database (`Log::fail`) when dropped by a panic that began after it was made: see
+/// `Txn::commit`. (A commit run by a destructor while an earlier panic unwinds is not one.)
+struct StopOnPanic<'a> {
+    log: &'a strata_wal::Log,
+    already: bool,
+}
+
+impl<'a> StopOnPanic<'a> {
+    fn new(log: &'a strata_wal::Log) -> Self {
+        StopOnPanic { log, already: std::thread::panicking() }
+    }
+}
 
 impl Drop for StopOnPanic<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.fail(
-                "a commit panicked before its log record was written; reopen the database \
-                 (the commit was never acknowledged)"
+        if !self.already && std::thread::panicking() {
+            self.log.fail(
+                "a commit panicked before it was acknowledged; reopen the database (that \
+                 commit may be lost; every acknowledged one is kept)"
                     .to_string(),
             );
         }
