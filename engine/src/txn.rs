@@ -525,4 +525,30 @@ mod tests {
         assert_eq!(snap.get(&t, b"lost").expect("get"), None, "never logged, never acknowledged");
         assert_eq!(snap.get(&t, b"after").expect("get"), None);
     }
+
+    /// A commit made by a destructor while an unrelated panic unwinds is not a panicking
+    /// commit: the database keeps running.
+    #[test]
+    fn a_commit_during_an_earlier_panic_does_not_stop_the_database() {
+        struct CommitOnDrop(Option<crate::Txn>);
+        impl Drop for CommitOnDrop {
+            fn drop(&mut self) {
+                let txn = self.0.take().expect("a txn");
+                txn.commit().expect("the commit itself succeeds");
+            }
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let db = Database::open(tmp.path().join("db"), Options::default()).expect("open");
+        let t = db.create_table("t").expect("table");
+        let mut txn = db.begin().expect("begin");
+        txn.put(&t, b"k", b"1").expect("put");
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            let _commits = CommitOnDrop(Some(txn));
+            panic!("an unrelated panic");
+        }));
+        assert!(unwound.is_err());
+        db.transaction(|txn| txn.put(&t, b"next", b"2")).expect("the database still runs");
+        let snap = db.begin_read().expect("snapshot");
+        assert_eq!(snap.get(&t, b"k").expect("get").as_deref(), Some(&b"1"[..]));
+    }
 }
