@@ -62,6 +62,14 @@ pub enum Canary {
     /// between its stripe's swap and the addition of that stripe's count takes `central` to 0
     /// early, and the core is released twice (`lease.rs`).
     LeaseHoldOfOne = 15,
+    /// The limbo frees every chain it holds at the next GC pass, whatever its removal reading:
+    /// a txn still holding a hint to the chain follows it into a freed chain (ADR 0017).
+    LimboIgnoresStamp = 16,
+    /// A GC pass stamps the chains it removes with a clock reading taken *before* the removals
+    /// (at the start of the pass) instead of after: a txn that began in between, with a later
+    /// snapshot, and found the chain before its removal, can see the watermark pass the stamp
+    /// while it still holds the hint.
+    LimboStampsBeforeRemoval = 17,
 }
 
 #[cfg(any(loom, shuttle))]
@@ -97,6 +105,32 @@ pub fn set(canary: Canary) {
 pub(crate) fn active(canary: Canary) -> bool {
     // Relaxed: see `set`.
     ACTIVE.load(crate::sync::Ordering::Relaxed) == canary as u8
+}
+
+#[cfg(loom)]
+thread_local! {
+    static HINTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the lock-free store's point reads leave chain hints under loom (off unless a model
+/// asks: a hint is an `Arc` clone per read there, which adds steps to every model; model 10
+/// needs them). Shuttle builds always take hints, as real builds do.
+#[cfg(loom)]
+pub fn set_hints(on: bool) {
+    HINTS.with(|h| h.set(on));
+}
+
+/// Whether point reads leave hints (see `set_hints`).
+#[cfg(loom)]
+pub(crate) fn hints() -> bool {
+    HINTS.with(Cell::get)
+}
+
+/// Whether a commit followed a chain hint into a chain the store's limbo had freed, since the
+/// last call (model 10; `sync::freed_chains`).
+#[cfg(any(loom, shuttle))]
+pub fn take_freed_hint() -> bool {
+    crate::sync::freed_chains::take_violation()
 }
 
 /// Whether any reclaimed version was accessed since the last call (reclamation model only).

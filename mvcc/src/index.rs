@@ -387,9 +387,21 @@ mod imp {
         LoomRef { chain: chain.clone(), _guard: std::marker::PhantomData }
     }
 
-    /// A chain taken out of the index; its `Arc` keeps it alive for whoever still holds it, and
-    /// the store drops it at once (no limbo under the models).
-    pub(crate) struct Unlinked(#[allow(dead_code)] Arc<Chain>);
+    /// A chain taken out of the index. The store's limbo decides when it is dead, as in the
+    /// real build; here `free` only records that decision (`sync::freed_chains`) and drops the
+    /// index's `Arc`, so a hint followed after it is caught by the model instead of reading
+    /// freed memory.
+    pub(crate) struct Unlinked(Arc<Chain>);
+
+    impl Unlinked {
+        /// Records the chain as freed (the limbo's decision) and drops the index's hold on it.
+        ///
+        /// # Safety
+        /// None needed here; `unsafe` only to match the real index's `Unlinked::free`.
+        pub(crate) unsafe fn free(self) {
+            crate::sync::freed_chains::mark(Arc::as_ptr(&self.0) as usize);
+        }
+    }
 
     /// The chain a txn's read found (an `Arc` clone here).
     #[derive(Clone)]
@@ -401,8 +413,10 @@ mod imp {
         }
 
         /// # Safety
-        /// None needed here; `unsafe` only to match the real index's `ChainHint::chain`.
+        /// None needed here; `unsafe` only to match the real index's `ChainHint::chain`. A hint
+        /// followed into a chain the limbo freed is recorded (`sync::freed_chains`).
         pub(crate) unsafe fn chain<'g>(&self, _guard: &'g Guard) -> ChainRef<'g> {
+            crate::sync::freed_chains::assert_live(Arc::as_ptr(&self.0) as usize);
             found(&self.0)
         }
     }
@@ -432,6 +446,7 @@ mod imp {
                 return found(c);
             }
             let chain = Arc::new(Chain::new());
+            crate::sync::freed_chains::unmark(Arc::as_ptr(&chain) as usize);
             entries.push((key.clone(), chain.clone()));
             found(&chain)
         }

@@ -57,6 +57,11 @@
 //! garbage, as `Mvcc::drop_table` says). An aborted commit unlinks its versions from the chains
 //! it installed on, not from whatever the index holds now, so no version whose state word is
 //! freed stays reachable through a hint.
+//!
+//! The models run this limbo too (loom and shuttle model 10, `hint_across_a_removal`): there the
+//! index holds chains by `Arc`, its `Unlinked::free` records the limbo's decision, and a hint
+//! followed into a chain so recorded fails the model. Two canaries (`LimboIgnoresStamp`,
+//! `LimboStampsBeforeRemoval`) are caught.
 
 use crate::chain::{
     ActiveWait, Chain, InstallError, Merging, ReadOutcome, Version, INLINE_GC_STEPS_MAX,
@@ -82,8 +87,8 @@ pub const GC_CHAINS_PER_PIN: usize = 256;
 pub(crate) struct LockFreeStore {
     index: Index,
     /// Chains removed from the index, each with a clock reading taken after its removal, until
-    /// the watermark passes it (module doc, "Chain hints and the limbo").
-    #[cfg(not(any(loom, shuttle)))]
+    /// the watermark passes it (module doc, "Chain hints and the limbo"). The models run it
+    /// too (loom model 10, `hint_across_a_removal`).
     limbo: crate::sync::Mutex<Vec<(u64, Unlinked)>>,
 }
 
@@ -95,11 +100,7 @@ impl fmt::Debug for LockFreeStore {
 
 impl LockFreeStore {
     pub(crate) fn new() -> Self {
-        LockFreeStore {
-            index: Index::new(),
-            #[cfg(not(any(loom, shuttle)))]
-            limbo: crate::sync::Mutex::new(Vec::new()),
-        }
+        LockFreeStore { index: Index::new(), limbo: crate::sync::Mutex::new(Vec::new()) }
     }
 
     /// Hands chains just removed from the index to the limbo. `now` is a clock reading taken
@@ -108,36 +109,26 @@ impl LockFreeStore {
         if chains.is_empty() {
             return;
         }
-        #[cfg(not(any(loom, shuttle)))]
         self.limbo.lock().extend(chains.into_iter().map(|c| (now.0, c)));
-        // Under the models the index holds chains by `Arc`: the last holder frees them.
-        #[cfg(any(loom, shuttle))]
-        let _ = (chains, now);
     }
 
     /// Frees, through the epoch, the chains in the limbo whose removal reading is below
     /// `watermark` (a watermark computed at any time: every one is at most the snapshot of every
     /// txn live when or after it was computed).
     fn free_retired_chains(&self, watermark: Timestamp, guard: &Guard) {
-        #[cfg(not(any(loom, shuttle)))]
-        {
-            let due: Vec<Unlinked> = self
-                .limbo
-                .lock()
-                .extract_if(.., |(stamp, _)| *stamp < watermark.0)
-                .map(|(_, chain)| chain)
-                .collect();
-            for chain in due {
-                // SAFETY: `Unlinked::free`'s contract. No txn can hold a hint to the chain
-                // (module doc: its removal reading is below the watermark), no lookup can find
-                // it (it left the index before that reading), and the deferred call runs only
-                // once every thread pinned now — so every thread pinned at its removal, which
-                // is earlier — has unpinned.
-                unsafe { guard.defer_unchecked(move || chain.free()) };
-            }
-        }
         #[cfg(any(loom, shuttle))]
-        let _ = (watermark, guard);
+        let any_stamp = crate::canary::active(crate::canary::Canary::LimboIgnoresStamp);
+        #[cfg(not(any(loom, shuttle)))]
+        let any_stamp = false;
+        let due: Vec<Unlinked> = self
+            .limbo
+            .lock()
+            .extract_if(.., |(stamp, _)| *stamp < watermark.0 || any_stamp)
+            .map(|(_, chain)| chain)
+            .collect();
+        for chain in due {
+            retire_unlinked(chain, guard);
+        }
     }
 
     /// Chains waiting in the limbo (tests).
@@ -145,6 +136,25 @@ impl LockFreeStore {
     fn limbo_len(&self) -> usize {
         self.limbo.lock().len()
     }
+}
+
+/// Frees a chain the limbo released, through the epoch (module doc, "Chain hints and the limbo").
+#[cfg(not(any(loom, shuttle)))]
+fn retire_unlinked(chain: Unlinked, guard: &Guard) {
+    // SAFETY: `Unlinked::free`'s contract. No txn can hold a hint to the chain (module doc: its
+    // removal reading is below the watermark), no lookup can find it (it left the index before
+    // that reading), and the deferred call runs only once every thread pinned now — so every
+    // thread pinned at its removal, which is earlier — has unpinned.
+    unsafe { guard.defer_unchecked(move || chain.free()) };
+}
+
+/// Under the models the index holds chains by `Arc` and the reclaimer never frees: `free`
+/// records the limbo's decision, which model 10 (`hint_across_a_removal`) checks against the
+/// hints followed afterwards.
+#[cfg(any(loom, shuttle))]
+fn retire_unlinked(chain: Unlinked, _guard: &Guard) {
+    // SAFETY: none needed for the model index's `Unlinked` (`index.rs`).
+    unsafe { chain.free() };
 }
 
 impl ChainSource for LockFreeStore {
@@ -580,9 +590,14 @@ impl VersionStore for LockFreeStore {
             ReadOutcome::Found(None) => Visible::Deleted,
             ReadOutcome::Absent => Visible::Unknown,
         });
-        // No hints under loom: there the index lends chains by `Arc`, and a clone per read
-        // would add model steps to every protocol model for no protocol change (ADR 0017).
-        (!cfg!(loom)).then(|| ChainHint::of(&chain))
+        // No hints under loom unless a model asks (`canary::set_hints`, model 10): there the
+        // index lends chains by `Arc`, and a clone per read would add model steps to every
+        // other protocol model for no protocol change (ADR 0017).
+        #[cfg(loom)]
+        let keep = crate::canary::hints();
+        #[cfg(not(loom))]
+        let keep = true;
+        keep.then(|| ChainHint::of(&chain))
     }
 
     fn range_batch(
@@ -626,6 +641,10 @@ impl VersionStore for LockFreeStore {
         clock: &Clock,
     ) -> GcReport {
         let mut report = GcReport { watermark, ..GcReport::default() };
+        // The broken variant of model 10: the removals' clock reading taken before them.
+        #[cfg(any(loom, shuttle))]
+        let early = crate::canary::active(crate::canary::Canary::LimboStampsBeforeRemoval)
+            .then(|| clock.now());
         let mut guard = epoch::pin();
         // Chains removed by earlier passes (or by commits that met a sealed chain) that no
         // live txn can hold a hint to any more.
@@ -649,7 +668,10 @@ impl VersionStore for LockFreeStore {
         unlinked.extend(doomed.iter().filter_map(|key| self.index.remove(key, &guard)));
         report.keys_removed = unlinked.len() as u64;
         // Read after the removals (module doc, "Chain hints and the limbo").
-        self.retire_chains(unlinked, clock.now());
+        let stamp = clock.now();
+        #[cfg(any(loom, shuttle))]
+        let stamp = early.unwrap_or(stamp);
+        self.retire_chains(unlinked, stamp);
         guard.flush();
         report
     }
@@ -677,7 +699,6 @@ impl Drop for LockFreeStore {
         // so the store) alive through its lease, and a GC pass through the `Mvcc` handle it runs
         // on (`lease.rs`), so none is running or pinned on it.
         unsafe { self.index.free_all() };
-        #[cfg(not(any(loom, shuttle)))]
         for (_, chain) in self.limbo.get_mut().drain(..) {
             // SAFETY: as above: no txn is live and nothing is pinned on this store, so nothing
             // holds or will load a pointer into a chain removed from its index.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use strata_mvcc::canary::{self, Canary};
 
 mod thread {
-    pub use loom::thread::spawn;
+    pub use loom::thread::{spawn, yield_now};
 }
 #[allow(dead_code)]
 #[macro_use]
@@ -198,4 +198,40 @@ fn loom_merges_and_a_put_canaries() {
 #[test]
 fn loom_merge_over_a_failed_validation() {
     assert!(explore("merge_over_a_failed_validation", 2, merge_over_a_failed_validation) > 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model 10: a chain hint across its chain's removal (scenarios.rs; ADR 0017, the limbo). A commit
+// never follows its read's hint into a chain the limbo freed. Hints are off under loom unless a
+// model switches them on. Preemption bound 2 (each canary needs one preemption).
+
+/// Runs `f` with point reads leaving hints, switching them off again however `f` ends.
+fn with_hints<R>(f: impl FnOnce() -> R) -> R {
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            canary::set_hints(false);
+        }
+    }
+    canary::set_hints(true);
+    let _off = Off;
+    f()
+}
+
+#[test]
+fn loom_hint_across_a_removal() {
+    assert!(with_hints(|| explore("hint_across_a_removal", 2, hint_across_a_removal)) > 1);
+}
+
+#[test]
+fn loom_hint_across_a_removal_canaries() {
+    with_hints(|| {
+        expect_caught("hint_across_a_removal", 2, Canary::LimboIgnoresStamp, hint_across_a_removal);
+        expect_caught(
+            "hint_across_a_removal",
+            2,
+            Canary::LimboStampsBeforeRemoval,
+            hint_across_a_removal,
+        );
+    });
 }

@@ -27,7 +27,7 @@ use strata_mvcc::kernel::Kernel;
 use strata_mvcc::{Mvcc, TxnMode};
 
 mod thread {
-    pub use shuttle::thread::spawn;
+    pub use shuttle::thread::{spawn, yield_now};
 }
 #[allow(dead_code)]
 #[macro_use]
@@ -148,6 +148,18 @@ fn pct_merges_and_a_put() {
 #[test]
 fn pct_merge_over_a_failed_validation() {
     assert!(pct("merge_over_a_failed_validation", merge_over_a_failed_validation) > 1);
+}
+
+#[test]
+fn pct_hint_across_a_removal() {
+    assert!(pct("hint_across_a_removal", hint_across_a_removal) > 1);
+    expect_caught("hint_across_a_removal", Canary::LimboIgnoresStamp, pct, hint_across_a_removal);
+    expect_caught(
+        "hint_across_a_removal",
+        Canary::LimboStampsBeforeRemoval,
+        pct,
+        hint_across_a_removal,
+    );
 }
 
 #[test]

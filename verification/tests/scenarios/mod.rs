@@ -362,3 +362,46 @@ pub fn merge_over_a_failed_validation() {
         "k is 0 plus M's add if it committed"
     );
 }
+
+// Model 10: a chain hint across its chain's removal (ADR 0017, the limbo; `lockfree.rs`, "Chain
+// hints and the limbo"). k's newest version is a tombstone, so a GC pass seals k's chain, removes
+// it from the index and hands it to the limbo, and a second pass frees it if the limbo rule
+// allows. Meanwhile T's thread commits j (moving the clock), begins T, reads k (finding the
+// chain: a hint, kept without a pin), yields (the user code a txn runs between its statements),
+// then writes k and commits. However the steps interleave, T's commit must never follow its hint
+// into a chain the limbo freed (`canary::take_freed_hint`); the write lands (on the hinted chain,
+// or on a fresh one if the hinted one was sealed) and a later snapshot reads it. Canaries: the
+// limbo ignoring its stamps, and stamping before the removals instead of after (caught where T
+// begins after the first pass's early reading, once j moved the clock, and reads k before the
+// removal: one preemption into T's thread, whose yield hands the processor back). Under loom
+// the model switches hints on (`canary::set_hints`). Preemption bound 2.
+
+pub fn hint_across_a_removal() {
+    let _ = strata_mvcc::canary::take_freed_hint(); // each execution starts clean
+    let db = db();
+    put(&db, b"k", b"1");
+    let mut del = db.begin(TxnMode::ReadWrite).unwrap();
+    del.write(T, b"k", None).unwrap();
+    del.commit().unwrap();
+    let t_db = db.clone();
+    let txn = thread::spawn(move || {
+        put(&t_db, b"j", b"y");
+        let mut t = t_db.begin(TxnMode::ReadWrite).unwrap();
+        let seen = t.get(T, b"k").unwrap();
+        thread::yield_now();
+        t.write(T, b"k", Some(b"x")).unwrap();
+        (seen, t.commit())
+    });
+    db.collect_garbage(); // seals and removes k's chain: into the limbo
+    db.collect_garbage(); // frees it once the watermark passes its stamp
+    let (seen, committed) = txn.join().unwrap();
+    invariant!(
+        !strata_mvcc::canary::take_freed_hint(),
+        "a commit followed a chain hint into a chain the limbo had freed"
+    );
+    invariant!(seen.is_none(), "k was deleted before T began: {seen:?}");
+    invariant!(committed.is_ok(), "nothing else wrote k: {committed:?}");
+    let r = db.begin(TxnMode::ReadOnly).unwrap();
+    invariant_eq!(r.get(T, b"k").unwrap().as_deref(), Some(&b"x"[..]), "T's write of k is lost");
+    invariant_eq!(r.get(T, b"j").unwrap().as_deref(), Some(&b"y"[..]), "j's write is lost");
+}
