@@ -9,6 +9,8 @@
 # Usage: scripts/instructions.sh [BIN] (default: target/bench/release/strata, built with
 #   cargo build --release -p strata-cli --target-dir target/bench)
 #   ENGINES=strata,baseline,map WORKLOADS=counters-1k,counters-hot OPS=20000
+#   EXTRA="--path DIR --durability buffered" (more `strata bench` arguments: on disk, for one;
+#   then every thread of the process is counted, the log's included)
 set -euo pipefail
 bin=${1:-target/bench/release/strata}
 engines=${ENGINES:-strata,strata-merge,baseline,map}
@@ -19,7 +21,7 @@ command -v valgrind > /dev/null || { echo "valgrind is not installed" >&2; exit 
 [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 2; }
 total() { # engine workload ops -> instructions executed by the whole process
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" bench --engine "$1" \
-        --workload "$2" --threads 1 --ops "$3" 2>&1 >/dev/null \
+        --workload "$2" --threads 1 --ops "$3" ${EXTRA:-} 2>&1 >/dev/null \
         | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 echo "| workload | engine | instructions per op | of map |"
