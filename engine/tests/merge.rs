@@ -341,34 +341,36 @@ fn merge_found_waives_only_the_finding_read() {
     b.commit().expect("the finding read is not validated");
     assert_eq!(read(&db, &t, b"k"), Some(2));
 
+    // One txn reads `reads` in order (each read of k sees k as it was at begin), merges into k
+    // with `merge_found`, and commits after another txn added 100 to k.
+    db.transaction(|txn| txn.put(&t, b"j", 0i64.to_le_bytes())).unwrap();
+    let after_reads = |reads: &[&[u8]]| {
+        let at_begin = read(&db, &t, b"k");
+        let mut txn = begin();
+        for key in reads {
+            let seen = int(txn.get(&t, key).unwrap());
+            assert!(seen.is_some());
+            if *key == b"k" {
+                assert_eq!(seen, at_begin, "the read comes from the snapshot");
+            }
+        }
+        txn.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
+        db.transaction(|other| other.add(&t, b"k", 100)).unwrap();
+        txn.commit()
+    };
+
     // Read twice: the first read stays in the read set and fails the commit.
-    let mut twice = begin();
-    assert_eq!(int(twice.get(&t, b"k").unwrap()), Some(2));
-    assert!(twice.get(&t, b"k").unwrap().is_some());
-    twice.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
-    db.transaction(|txn| txn.add(&t, b"k", 10)).unwrap();
-    let err = twice.commit().unwrap_err();
+    let err = after_reads(&[b"k", b"k"]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
-    assert_eq!(read(&db, &t, b"k"), Some(12));
+    assert_eq!(read(&db, &t, b"k"), Some(102));
 
     // Read k, then another key: k's read is not the last one, so nothing is waived (a caller
     // that read k long before may rely on its value).
-    db.transaction(|txn| txn.put(&t, b"j", 0i64.to_le_bytes())).unwrap();
-    let mut later = begin();
-    assert_eq!(int(later.get(&t, b"k").unwrap()), Some(12));
-    assert!(later.get(&t, b"j").unwrap().is_some());
-    later.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
-    db.transaction(|txn| txn.add(&t, b"k", 100)).unwrap();
-    let err = later.commit().unwrap_err();
+    let err = after_reads(&[b"k", b"j"]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SerializationFailure, "{err}");
-    assert_eq!(read(&db, &t, b"k"), Some(112));
+    assert_eq!(read(&db, &t, b"k"), Some(202));
 
-    // The same txn with the reads the other way round waives k's read and commits.
-    let mut last = begin();
-    assert!(last.get(&t, b"j").unwrap().is_some());
-    assert!(last.get(&t, b"k").unwrap().is_some());
-    last.merge_found(&t, b"k", MergeOp::Add(1)).unwrap();
-    db.transaction(|txn| txn.add(&t, b"k", 100)).unwrap();
-    last.commit().expect("k's read was the last and is waived");
-    assert_eq!(read(&db, &t, b"k"), Some(213));
+    // The same reads the other way round: k's read is the last one, is waived, and commits.
+    after_reads(&[b"j", b"k"]).expect("k's read was the last and is waived");
+    assert_eq!(read(&db, &t, b"k"), Some(303));
 }
